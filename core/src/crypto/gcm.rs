@@ -1,0 +1,138 @@
+//! AES-GCM authenticated encryption (ASP.NET Core's `AesGcmAuthenticatedEncryptor`
+//! and CNG `CngGcmAuthenticatedEncryptor`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::aead::consts::U12;
+use aes_gcm::{AesGcm, KeyInit, Nonce, Tag};
+use zeroize::Zeroizing;
+
+use super::kdf::{self, Prf};
+use super::{AesKeySize, AuthenticatedEncryptor, KEY_MODIFIER_LEN, RandomSource, Secret};
+use crate::error::{Error, Result};
+
+/// GCM nonce length.
+pub(super) const NONCE: usize = 12;
+/// GCM tag length.
+pub(super) const TAG: usize = 16;
+
+macro_rules! with_gcm {
+    ($size:expr, $C:ident => $body:expr) => {
+        match $size {
+            AesKeySize::Aes128 => {
+                type $C = AesGcm<aes::Aes128, U12>;
+                $body
+            }
+            AesKeySize::Aes192 => {
+                type $C = AesGcm<aes::Aes192, U12>;
+                $body
+            }
+            AesKeySize::Aes256 => {
+                type $C = AesGcm<aes::Aes256, U12>;
+                $body
+            }
+        }
+    };
+}
+
+/// Encrypts `buf` in place with empty associated data; returns the tag.
+pub(super) fn gcm_seal(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8]) -> [u8; TAG] {
+    with_gcm!(aes, C => {
+        let cipher = C::new_from_slice(key).expect("key length fixed by the algorithm");
+        let nonce = Nonce::<U12>::try_from(nonce).expect("nonce is 12 bytes");
+        let tag = cipher
+            .encrypt_inout_detached(&nonce, &[], buf.into())
+            .expect("plaintext within GCM limits");
+        let mut out = [0u8; TAG];
+        out.copy_from_slice(&tag);
+        out
+    })
+}
+
+fn gcm_open(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+    with_gcm!(aes, C => {
+        let Ok(cipher) = C::new_from_slice(key) else { return false };
+        let Ok(nonce) = Nonce::<U12>::try_from(nonce) else { return false };
+        let Ok(tag) = Tag::try_from(tag) else { return false };
+        cipher.decrypt_inout_detached(&nonce, &[], buf.into(), &tag).is_ok()
+    })
+}
+
+/// The AES-GCM encryptor for one master key.
+///
+/// Body: `keyModifier(16) || nonce(12) || ciphertext || tag(16)`. The key is
+/// derived per payload by SP800-108 (label = AAD, context = context header ||
+/// key modifier); GCM's own associated data is empty, as in ASP.NET Core.
+pub struct GcmEncryptor {
+    prf: Prf,
+    aes: AesKeySize,
+    context_header: Vec<u8>,
+    random: Arc<dyn RandomSource>,
+}
+
+impl fmt::Debug for GcmEncryptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GcmEncryptor").field("aes", &self.aes).finish_non_exhaustive()
+    }
+}
+
+impl GcmEncryptor {
+    /// Creates the encryptor; the context header is computed here, once.
+    pub fn new(master_key: &Secret, aes: AesKeySize, random: Arc<dyn RandomSource>) -> Self {
+        GcmEncryptor {
+            prf: kdf::prf_for(master_key.expose()),
+            aes,
+            context_header: super::context_header(super::Algorithm::Gcm { aes }),
+            random,
+        }
+    }
+}
+
+impl AuthenticatedEncryptor for GcmEncryptor {
+    fn body_len(&self, len: usize) -> usize {
+        KEY_MODIFIER_LEN + NONCE + len + TAG
+    }
+
+    fn encrypt_to(&self, plaintext: &[u8], aad: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        out.resize(start + self.body_len(plaintext.len()), 0);
+        let body = &mut out[start..];
+        if let Err(e) = self.random.fill(&mut body[..KEY_MODIFIER_LEN + NONCE]) {
+            out.truncate(start);
+            return Err(e);
+        }
+        let (header, rest) = body.split_at_mut(KEY_MODIFIER_LEN + NONCE);
+        let (key_modifier, nonce) = header.split_at(KEY_MODIFIER_LEN);
+        let (ciphertext, tag) = rest.split_at_mut(plaintext.len());
+
+        let mut key = Zeroizing::new([0u8; 32]);
+        let key = &mut key[..self.aes.bytes()];
+        kdf::derive(&self.prf, aad, &[&self.context_header, key_modifier], key);
+        ciphertext.copy_from_slice(plaintext);
+        tag.copy_from_slice(&gcm_seal(self.aes, key, nonce, ciphertext));
+        Ok(())
+    }
+
+    fn decrypt(&self, body: &[u8], aad: &[&[u8]]) -> Result<Vec<u8>> {
+        if body.len() < KEY_MODIFIER_LEN + NONCE + TAG {
+            tracing::debug!(len = body.len(), "GCM payload body too short");
+            return Err(Error::DecryptionFailed);
+        }
+        let (key_modifier, rest) = body.split_at(KEY_MODIFIER_LEN);
+        let (nonce, rest) = rest.split_at(NONCE);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG);
+
+        let mut key = Zeroizing::new([0u8; 32]);
+        let key = &mut key[..self.aes.bytes()];
+        kdf::derive(&self.prf, aad, &[&self.context_header, key_modifier], key);
+        let mut plaintext = ciphertext.to_vec();
+        if gcm_open(self.aes, key, nonce, &mut plaintext, tag) {
+            Ok(plaintext)
+        } else {
+            tracing::debug!("payload GCM tag did not verify (tampered, wrong purpose or wrong key)");
+            Err(Error::DecryptionFailed)
+        }
+    }
+}
