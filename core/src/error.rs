@@ -38,6 +38,14 @@ pub enum Error {
         /// The revoked key.
         key_id: Uuid,
     },
+    /// The payload's key is in the ring but its master key has not been
+    /// decrypted yet (it is being decrypted in the background; retry, or use
+    /// an `async` unprotect that waits for it).
+    #[error("the key {key_id} is not ready yet (its master key is being decrypted)")]
+    KeyNotReady {
+        /// The key.
+        key_id: Uuid,
+    },
     /// The payload could not be decrypted: it was tampered with, truncated,
     /// protected with other purposes, or is otherwise not authentic.
     #[error("the payload could not be decrypted")]
@@ -150,6 +158,7 @@ impl Error {
             Error::UnsupportedVersion { .. } => "unsupported version",
             Error::KeyNotFound { .. } => "key not found",
             Error::KeyRevoked { .. } => "key revoked",
+            Error::KeyNotReady { .. } => "key not ready",
             Error::DecryptionFailed => "decryption failure",
             Error::InvalidEncoding => "invalid encoding",
             Error::PayloadExpired { .. } => "payload expired",

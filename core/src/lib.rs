@@ -1,7 +1,21 @@
-//! ASP.NET Core Data Protection for Rust.
+#![doc = include_str!("../README.md")]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod clock;
 pub mod crypto;
+pub mod encryption;
 pub mod error;
+pub mod key;
+pub mod manager;
+pub mod payload;
+pub mod policy;
+mod protector;
+mod provider;
+pub mod repository;
+pub mod xml;
 
 pub use error::{Error, Result};
+pub use key::{Key, KeyRing, KeyStatus};
+pub use manager::{KeyEscrowSink, KeyManager};
+pub use protector::{DataProtector, TIME_LIMITED_PURPOSE, TimeLimitedDataProtector, Unprotected};
+pub use provider::{DataProtectionProvider, DataProtectionProviderBuilder};

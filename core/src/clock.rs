@@ -1,0 +1,58 @@
+//! Time, injected so that key rotation can be tested without sleeping.
+
+use std::fmt::Debug;
+use std::sync::Mutex;
+
+use time::{Duration, OffsetDateTime};
+
+/// A source of the current time.
+pub trait Clock: Debug + Send + Sync {
+    /// The current instant (UTC).
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that only moves when told to (for tests and simulations).
+///
+/// ```
+/// use dataprotection::clock::{Clock, ManualClock};
+/// use time::{Duration, macros::datetime};
+/// let clock = ManualClock::new(datetime!(2030-01-01 0:00 UTC));
+/// clock.advance(Duration::hours(1));
+/// assert_eq!(clock.now(), datetime!(2030-01-01 1:00 UTC));
+/// ```
+#[derive(Debug)]
+pub struct ManualClock(Mutex<OffsetDateTime>);
+
+impl ManualClock {
+    /// A clock stopped at `start`.
+    pub fn new(start: OffsetDateTime) -> Self {
+        ManualClock(Mutex::new(start))
+    }
+
+    /// Moves the clock forward (or back, with a negative duration).
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *t += by;
+    }
+
+    /// Sets the clock.
+    pub fn set(&self, to: OffsetDateTime) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = to;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

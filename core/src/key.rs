@@ -1,0 +1,263 @@
+//! Keys and the key ring: what the stored elements say, revocations applied.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::crypto::{Algorithm, AuthenticatedEncryptor};
+use crate::encryption::has_unencrypted_secret;
+use crate::error::{Error, Result};
+use crate::policy::KeyInfo;
+use crate::xml::{
+    Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, contains_encrypted_secret,
+};
+
+/// A key as stored: id, dates, revocation state and its descriptor XML.
+///
+/// `Debug` shows ids and dates only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key {
+    xml: KeyXml,
+    revoked: bool,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.xml.id)
+            .field("creation_date", &self.xml.creation_date)
+            .field("activation_date", &self.xml.activation_date)
+            .field("expiration_date", &self.xml.expiration_date)
+            .field("revoked", &self.revoked)
+            .finish()
+    }
+}
+
+impl Key {
+    /// Key id.
+    pub fn id(&self) -> Uuid {
+        self.xml.id
+    }
+    /// Creation date.
+    pub fn creation_date(&self) -> OffsetDateTime {
+        self.xml.creation_date
+    }
+    /// Activation date.
+    pub fn activation_date(&self) -> OffsetDateTime {
+        self.xml.activation_date
+    }
+    /// Expiration date.
+    pub fn expiration_date(&self) -> OffsetDateTime {
+        self.xml.expiration_date
+    }
+    /// Whether a revocation applies.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked
+    }
+    /// `expirationDate <= now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.xml.expiration_date <= now
+    }
+    /// Whether the master key is wrapped in an `<encryptedSecret>`.
+    pub fn is_encrypted_at_rest(&self) -> bool {
+        contains_encrypted_secret(&self.xml.descriptor)
+    }
+    /// Whether the master key is stored in clear.
+    pub fn is_stored_unencrypted(&self) -> bool {
+        !self.is_encrypted_at_rest() && has_unencrypted_secret(&self.xml.descriptor)
+    }
+    /// The key's XML as read.
+    pub fn xml(&self) -> &KeyXml {
+        &self.xml
+    }
+    /// What the policy functions need.
+    pub fn info(&self) -> KeyInfo {
+        KeyInfo {
+            id: self.xml.id,
+            creation_date: self.xml.creation_date,
+            activation_date: self.xml.activation_date,
+            expiration_date: self.xml.expiration_date,
+            revoked: self.revoked,
+        }
+    }
+}
+
+/// Every key and revocation in a repository, interpreted as ASP.NET Core does
+/// (`XmlKeyManager.ProcessAllElements`).
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    /// The keys, revocations applied, in document order.
+    pub keys: Vec<Key>,
+    /// Revocations found.
+    pub revocations: Vec<RevocationXml>,
+    /// Elements that could not be interpreted (skipped, never deleted), with why.
+    pub problems: Vec<String>,
+    /// How many elements were neither keys nor revocations.
+    pub foreign_elements: usize,
+}
+
+impl KeySet {
+    /// Interprets stored elements. A malformed `<key>` is skipped and reported
+    /// in [`KeySet::problems`]; a malformed `<revocation>` is an error, because
+    /// ignoring it could make a revoked key usable again. A duplicated key id
+    /// keeps the first element and reports the others.
+    pub fn from_elements(elements: &[Element]) -> Result<Self> {
+        let mut set = KeySet::default();
+        let mut latest_mass: Option<OffsetDateTime> = None;
+        let mut revoked_ids = Vec::new();
+        for e in elements {
+            match StoredElement::classify(e) {
+                Ok(StoredElement::Key(k)) => {
+                    if set.keys.iter().any(|existing| existing.xml.id == k.id) {
+                        tracing::warn!(key_id = %k.id, "duplicate key id in the repository; keeping the first");
+                        set.problems.push(format!("duplicate <key> element for key {}", k.id));
+                    } else {
+                        set.keys.push(Key { xml: k, revoked: false });
+                    }
+                }
+                Ok(StoredElement::Revocation(r)) => {
+                    match r.target {
+                        RevocationTarget::AllCreatedBefore => {
+                            latest_mass = Some(latest_mass.map_or(r.date, |d| d.max(r.date)));
+                        }
+                        RevocationTarget::Key(id) => revoked_ids.push(id),
+                    }
+                    set.revocations.push(r);
+                }
+                Ok(StoredElement::Other) => set.foreign_elements += 1,
+                Err(err) if e.is("revocation") => return Err(err),
+                Err(err) => {
+                    tracing::warn!(error = %err, "skipping a key element that could not be read");
+                    set.problems.push(err.to_string());
+                }
+            }
+        }
+        for key in &mut set.keys {
+            let mass = latest_mass.is_some_and(|d| key.xml.creation_date < d);
+            key.revoked = mass || revoked_ids.contains(&key.xml.id);
+        }
+        for id in revoked_ids {
+            if !set.keys.iter().any(|k| k.xml.id == id) {
+                tracing::debug!(key_id = %id, "revocation names a key that is not in the repository");
+            }
+        }
+        Ok(set)
+    }
+
+    /// Policy view of the keys.
+    pub fn infos(&self) -> Vec<KeyInfo> {
+        self.keys.iter().map(Key::info).collect()
+    }
+
+    /// The key with `id`.
+    pub fn get(&self, id: Uuid) -> Option<&Key> {
+        self.keys.iter().find(|k| k.xml.id == id)
+    }
+}
+
+/// A shared, lazily filled slot for a key's encryptor (its master key
+/// decrypted at most once per process).
+pub(crate) type EncryptorSlot = Arc<tokio::sync::OnceCell<Arc<dyn AuthenticatedEncryptor>>>;
+
+/// One key of a loaded ring.
+#[derive(Clone)]
+pub(crate) struct RingEntry {
+    pub key: Key,
+    pub slot: EncryptorSlot,
+    /// Why the key cannot be used, if known.
+    pub unusable: Option<String>,
+    pub algorithm: Option<Algorithm>,
+}
+
+/// A loaded key ring: every key, and the default key with its encryptor.
+/// Immutable; a refresh builds a new one.
+#[derive(Clone)]
+pub struct KeyRing {
+    pub(crate) entries: Vec<RingEntry>,
+    pub(crate) index: HashMap<Uuid, usize>,
+    pub(crate) default: Option<DefaultKey>,
+    pub(crate) problems: Vec<String>,
+    pub(crate) loaded_at: OffsetDateTime,
+}
+
+#[derive(Clone)]
+pub(crate) struct DefaultKey {
+    pub id: Uuid,
+    pub id_bytes: [u8; 16],
+    pub encryptor: Arc<dyn AuthenticatedEncryptor>,
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("keys", &self.entries.iter().map(|e| &e.key).collect::<Vec<_>>())
+            .field("default_key", &self.default.as_ref().map(|d| d.id))
+            .field("loaded_at", &self.loaded_at)
+            .finish()
+    }
+}
+
+/// A key of a loaded ring, with what is known about its usability.
+#[derive(Clone, Debug)]
+pub struct KeyStatus {
+    /// The key.
+    pub key: Key,
+    /// Whether it is the default key.
+    pub is_default: bool,
+    /// Its algorithm, once its descriptor has been read.
+    pub algorithm: Option<Algorithm>,
+    /// `Some(true)` if its master key has been decrypted, `Some(false)` if it
+    /// cannot be, `None` if not tried yet.
+    pub can_decrypt: Option<bool>,
+    /// Why it cannot be used, if it cannot.
+    pub problem: Option<String>,
+}
+
+impl KeyRing {
+    /// The default key's id.
+    pub fn default_key_id(&self) -> Option<Uuid> {
+        self.default.as_ref().map(|d| d.id)
+    }
+
+    /// Every key, oldest first, with its status.
+    pub fn keys(&self) -> Vec<KeyStatus> {
+        let mut out: Vec<KeyStatus> = self
+            .entries
+            .iter()
+            .map(|e| KeyStatus {
+                key: e.key.clone(),
+                is_default: self.default_key_id() == Some(e.key.id()),
+                algorithm: e.algorithm,
+                can_decrypt: if e.slot.get().is_some() {
+                    Some(true)
+                } else if e.unusable.is_some() {
+                    Some(false)
+                } else {
+                    None
+                },
+                problem: e.unusable.clone(),
+            })
+            .collect();
+        out.sort_by_key(|s| (s.key.creation_date(), s.key.id()));
+        out
+    }
+
+    /// Elements that could not be interpreted when the ring was loaded.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// When this ring was loaded.
+    pub fn loaded_at(&self) -> OffsetDateTime {
+        self.loaded_at
+    }
+
+    pub(crate) fn default_or_err(&self) -> Result<&DefaultKey> {
+        self.default.as_ref().ok_or_else(|| Error::NoDefaultKey {
+            reason: "the key ring has no usable default key".into(),
+        })
+    }
+}

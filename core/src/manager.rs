@@ -1,0 +1,250 @@
+//! The key manager: create, revoke, delete and list keys through a repository
+//! and an optional key encryptor (ASP.NET Core's `XmlKeyManager`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::crypto::{Algorithm, MASTER_KEY_LEN, RandomSource, Secret};
+use crate::encryption::{XmlEncryptor, encrypt_if_necessary};
+use crate::error::{Error, Result};
+use crate::key::{Key, KeySet};
+use crate::repository::XmlRepository;
+use crate::xml::{Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, descriptor_element};
+
+/// Receives every new key *before* its master key is encrypted at rest
+/// (ASP.NET Core's `IKeyEscrowSink`). The element holds the secret in clear:
+/// store it somewhere at least as safe as the ring itself.
+pub trait KeyEscrowSink: fmt::Debug + Send + Sync {
+    /// Called once per new key with its unencrypted `<key>` element.
+    fn store(&self, key_id: Uuid, element: &Element);
+}
+
+/// Creates, revokes, deletes and lists keys.
+#[derive(Clone)]
+pub struct KeyManager {
+    pub(crate) repository: Arc<dyn XmlRepository>,
+    pub(crate) encryptor: Option<Arc<dyn XmlEncryptor>>,
+    pub(crate) escrow: Option<Arc<dyn KeyEscrowSink>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) random: Arc<dyn RandomSource>,
+    pub(crate) algorithm: Algorithm,
+    /// Told after every change, so a provider can reload its ring at once.
+    pub(crate) on_change: Option<Arc<dyn Fn() + Send + Sync>>,
+}
+
+impl fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyManager")
+            .field("repository", &self.repository.describe())
+            .field("encrypted_at_rest", &self.encryptor.is_some())
+            .field("algorithm", &self.algorithm)
+            .finish()
+    }
+}
+
+/// Which elements [`KeyManager::delete_keys`] removes, in the order it removes them.
+pub(crate) fn deletion_orders(
+    elements: &[Element],
+    now: OffsetDateTime,
+    include_unexpired: bool,
+    should_delete: &dyn Fn(&Key) -> bool,
+) -> Vec<Option<u32>> {
+    let set = KeySet::from_elements(elements).unwrap_or_default();
+    let latest_mass = set
+        .revocations
+        .iter()
+        .filter(|r| r.target == RevocationTarget::AllCreatedBefore)
+        .map(|r| r.date)
+        .max();
+    let mut deleted_ids = Vec::new();
+    let mut orders: Vec<Option<u32>> = elements
+        .iter()
+        .map(|e| match StoredElement::classify(e) {
+            Ok(StoredElement::Key(k)) => {
+                let key = set.get(k.id)?;
+                // Only the element that defines the key (not a duplicate).
+                if key.xml() != &k {
+                    return None;
+                }
+                if (include_unexpired || key.expiration_date() < now) && should_delete(key) {
+                    deleted_ids.push(k.id);
+                    Some(1)
+                } else {
+                    None
+                }
+            }
+            Ok(StoredElement::Revocation(r)) => match r.target {
+                RevocationTarget::AllCreatedBefore if Some(r.date) < latest_mass => Some(3),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    for (i, e) in elements.iter().enumerate() {
+        if let Ok(StoredElement::Revocation(RevocationXml {
+            target: RevocationTarget::Key(id),
+            ..
+        })) = StoredElement::classify(e)
+        {
+            if deleted_ids.contains(&id) || set.get(id).is_none() {
+                orders[i] = Some(2);
+            }
+        }
+    }
+    orders
+}
+
+impl KeyManager {
+    /// A manager over `repository`; keys are stored unencrypted unless an
+    /// encryptor is given.
+    pub fn new(repository: Arc<dyn XmlRepository>, encryptor: Option<Arc<dyn XmlEncryptor>>) -> Self {
+        KeyManager {
+            repository,
+            encryptor,
+            escrow: None,
+            clock: Arc::new(crate::clock::SystemClock),
+            random: Arc::new(crate::crypto::OsRandom),
+            algorithm: Algorithm::default(),
+            on_change: None,
+        }
+    }
+
+    /// Uses `algorithm` for new keys.
+    pub fn with_algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Uses `clock` for creation and revocation dates.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn changed(&self) {
+        if let Some(f) = &self.on_change {
+            f();
+        }
+    }
+
+    /// The repository.
+    pub fn repository(&self) -> &Arc<dyn XmlRepository> {
+        &self.repository
+    }
+
+    /// Builds the element for a new key (escrowed, then encrypted at rest).
+    pub(crate) async fn new_key_element(
+        &self,
+        activation: OffsetDateTime,
+        expiration: OffsetDateTime,
+    ) -> Result<(KeyXml, Element)> {
+        if expiration <= activation {
+            return Err(Error::InvalidArgument(
+                "a key's expiration date must be after its activation date".into(),
+            ));
+        }
+        let mut master = vec![0u8; MASTER_KEY_LEN];
+        self.random.fill(&mut master)?;
+        let master = Secret::new(master);
+        let xml = KeyXml {
+            id: Uuid::new_v4(),
+            creation_date: self.clock.now(),
+            activation_date: activation,
+            expiration_date: expiration,
+            descriptor: descriptor_element(self.algorithm, &master),
+        };
+        let element = xml.to_element();
+        if let Some(escrow) = &self.escrow {
+            escrow.store(xml.id, &element);
+        }
+        let stored = match &self.encryptor {
+            Some(encryptor) => encrypt_if_necessary(&element, encryptor.as_ref())
+                .await?
+                .unwrap_or(element),
+            None => {
+                tracing::warn!(
+                    key_id = %xml.id,
+                    repository = %self.repository.describe(),
+                    "no key encryptor is configured: the new key's master key is stored unencrypted; \
+                     anyone who can read the repository can forge and read protected payloads"
+                );
+                element
+            }
+        };
+        Ok((xml, stored))
+    }
+
+    /// Creates and stores a key with the given dates.
+    pub async fn create_key(&self, activation: OffsetDateTime, expiration: OffsetDateTime) -> Result<Key> {
+        let (xml, element) = self.new_key_element(activation, expiration).await?;
+        self.repository.store_element(&element, &xml.friendly_name()).await?;
+        tracing::info!(key_id = %xml.id, activation = %activation, expiration = %expiration, "created key");
+        self.changed();
+        key_from(&xml)
+    }
+
+    /// Revokes one key.
+    pub async fn revoke_key(&self, key_id: Uuid, reason: Option<&str>) -> Result<()> {
+        let revocation = RevocationXml {
+            date: self.clock.now(),
+            target: RevocationTarget::Key(key_id),
+            reason: reason.map(str::to_string),
+        };
+        self.repository
+            .store_element(&revocation.to_element(), &revocation.friendly_name())
+            .await?;
+        tracing::info!(key_id = %key_id, "revoked key");
+        self.changed();
+        Ok(())
+    }
+
+    /// Revokes every key created before `before`.
+    pub async fn revoke_all_keys(&self, before: OffsetDateTime, reason: Option<&str>) -> Result<()> {
+        let revocation = RevocationXml {
+            date: before,
+            target: RevocationTarget::AllCreatedBefore,
+            reason: reason.map(str::to_string),
+        };
+        self.repository
+            .store_element(&revocation.to_element(), &revocation.friendly_name())
+            .await?;
+        tracing::info!(before = %before, "revoked all keys created before the date");
+        self.changed();
+        Ok(())
+    }
+
+    /// Deletes keys chosen by `should_delete` — only expired ones unless
+    /// `include_unexpired` — then revocations of keys that no longer exist,
+    /// then superseded mass revocations, in that order, stopping at the first
+    /// failure (ASP.NET Core 9's `DeleteKeys`). Returns how many elements went.
+    pub async fn delete_keys(
+        &self,
+        should_delete: &(dyn Fn(&Key) -> bool + Send + Sync),
+        include_unexpired: bool,
+    ) -> Result<usize> {
+        let now = self.clock.now();
+        let chooser = move |elements: &[Element]| {
+            deletion_orders(elements, now, include_unexpired, should_delete)
+        };
+        let deleted = self.repository.delete_elements(&chooser).await?;
+        self.changed();
+        Ok(deleted)
+    }
+
+    /// Every key in the repository, revocations applied.
+    pub async fn get_all_keys(&self) -> Result<KeySet> {
+        KeySet::from_elements(&self.repository.get_all_elements().await?)
+    }
+}
+
+fn key_from(xml: &KeyXml) -> Result<Key> {
+    let set = KeySet::from_elements(&[xml.to_element()])?;
+    set.keys
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::malformed("key", "the new key could not be read back"))
+}

@@ -1,0 +1,297 @@
+//! `DataProtector`: protect and unprotect under a purpose chain, and the
+//! time-limited protector.
+
+use std::fmt;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::key::KeyRing;
+use crate::payload::{HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header};
+use crate::provider::{Inner, RefreshReason};
+use crate::xml::{from_ticks, to_ticks};
+
+/// The purpose the time-limited protector appends (ASP.NET Core's
+/// `TimeLimitedDataProtector`).
+pub const TIME_LIMITED_PURPOSE: &str = "Microsoft.AspNetCore.DataProtection.TimeLimitedDataProtector.v1";
+
+/// Protects and unprotects data for one purpose chain. Cheap to clone.
+///
+/// Payloads are byte-compatible with ASP.NET Core's `IDataProtector` for the
+/// same keys and purposes.
+#[derive(Clone)]
+pub struct DataProtector {
+    inner: Arc<Inner>,
+    purposes: Arc<Vec<String>>,
+    tail: Arc<PurposeTail>,
+}
+
+impl fmt::Debug for DataProtector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataProtector").field("purposes", &self.purposes).finish()
+    }
+}
+
+/// The result of [`DataProtector::unprotect_detailed`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Unprotected {
+    /// The original data.
+    pub plaintext: Vec<u8>,
+    /// The payload should be protected again: its key is no longer the
+    /// default key, or it is revoked.
+    pub requires_migration: bool,
+    /// Its key is revoked (only possible with `ignore_revocation`).
+    pub was_revoked: bool,
+}
+
+impl fmt::Debug for Unprotected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Unprotected")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("requires_migration", &self.requires_migration)
+            .field("was_revoked", &self.was_revoked)
+            .finish()
+    }
+}
+
+/// Why a synchronous unprotect could not complete from the snapshot.
+enum Miss {
+    Failed(Error),
+    UnknownKey(uuid::Uuid),
+    NotReady(usize),
+}
+
+impl DataProtector {
+    pub(crate) fn new(inner: Arc<Inner>, purposes: Vec<String>) -> Self {
+        let tail = PurposeTail::new(&purposes);
+        DataProtector {
+            inner,
+            purposes: Arc::new(purposes),
+            tail: Arc::new(tail),
+        }
+    }
+
+    /// The purpose chain.
+    pub fn purposes(&self) -> &[String] {
+        &self.purposes
+    }
+
+    /// A child protector with `purpose` appended.
+    pub fn create_protector(&self, purpose: impl Into<String>) -> DataProtector {
+        let mut purposes = (*self.purposes).clone();
+        purposes.push(purpose.into());
+        DataProtector::new(self.inner.clone(), purposes)
+    }
+
+    /// Protects `plaintext` with the current default key. No I/O.
+    pub fn protect(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let state = self.inner.state.load();
+        self.inner.maybe_schedule_refresh(&state);
+        let ring = state.ring.as_ref().ok_or_else(|| Error::KeyRingUnavailable {
+            reason: "the key ring has not been loaded".into(),
+        })?;
+        let default = ring.default_or_err()?;
+        let mut out = Vec::with_capacity(HEADER_LEN + default.encryptor.body_len(plaintext.len()));
+        out.extend_from_slice(&MAGIC_HEADER);
+        out.extend_from_slice(&default.id_bytes);
+        default.encryptor.encrypt_to(
+            plaintext,
+            &[&MAGIC_HEADER, &default.id_bytes, self.tail.as_bytes()],
+            &mut out,
+        )?;
+        Ok(out)
+    }
+
+    /// Protects a string: UTF-8, then Base64Url without padding.
+    pub fn protect_str(&self, plaintext: &str) -> Result<String> {
+        self.protect(plaintext.as_bytes()).map(|p| encode_text(&p))
+    }
+
+    fn try_unprotect(&self, ring: &KeyRing, payload: &[u8], ignore_revocation: bool) -> Result<Unprotected, Miss> {
+        let key_id = read_header(payload).map_err(Miss::Failed)?;
+        let Some(&index) = ring.index.get(&key_id) else {
+            return Err(Miss::UnknownKey(key_id));
+        };
+        let entry = &ring.entries[index];
+        let was_revoked = entry.key.is_revoked();
+        if was_revoked && !ignore_revocation {
+            tracing::debug!(key_id = %key_id, "payload names a revoked key");
+            return Err(Miss::Failed(Error::KeyRevoked { key_id }));
+        }
+        let Some(encryptor) = entry.slot.get() else {
+            if let Some(reason) = &entry.unusable {
+                tracing::debug!(key_id = %key_id, reason = %reason, "payload names an unusable key");
+            }
+            return Err(Miss::NotReady(index));
+        };
+        // The AAD starts with the payload's own 20 header bytes (magic with
+        // version 0, and the key id), which read_header has validated.
+        let plaintext = encryptor
+            .decrypt(&payload[HEADER_LEN..], &[&payload[..HEADER_LEN], self.tail.as_bytes()])
+            .map_err(Miss::Failed)?;
+        Ok(Unprotected {
+            plaintext,
+            requires_migration: was_revoked || ring.default_key_id() != Some(key_id),
+            was_revoked,
+        })
+    }
+
+    /// Unprotects from the current snapshot, without waiting for I/O.
+    ///
+    /// If the payload names a key this process has not loaded, a refresh is
+    /// started in the background and [`Error::KeyNotFound`] is returned; if
+    /// the key's master key is still encrypted at rest, its decryption is
+    /// started and [`Error::KeyNotReady`] is returned. [`DataProtector::unprotect_async`]
+    /// waits for both instead.
+    pub fn unprotect(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        self.unprotect_detailed(payload, false).map(|u| u.plaintext)
+    }
+
+    /// As [`DataProtector::unprotect`], optionally accepting revoked keys,
+    /// and reporting whether the payload should be re-protected.
+    pub fn unprotect_detailed(&self, payload: &[u8], ignore_revocation: bool) -> Result<Unprotected> {
+        let state = self.inner.state.load();
+        self.inner.maybe_schedule_refresh(&state);
+        let ring = state.ring.as_ref().ok_or_else(|| Error::KeyRingUnavailable {
+            reason: "the key ring has not been loaded".into(),
+        })?;
+        match self.try_unprotect(ring, payload, ignore_revocation) {
+            Ok(u) => Ok(u),
+            Err(Miss::Failed(e)) => Err(e),
+            Err(Miss::UnknownKey(key_id)) => {
+                tracing::debug!(key_id = %key_id, "payload names a key not in the ring");
+                self.inner.schedule_refresh(RefreshReason::UnknownKey);
+                Err(Error::KeyNotFound { key_id })
+            }
+            Err(Miss::NotReady(index)) => {
+                let entry = &ring.entries[index];
+                let key_id = entry.key.id();
+                if let Some(reason) = &entry.unusable {
+                    return Err(Error::KeyDecryption {
+                        what: format!("key {key_id}"),
+                        source: reason.clone().into(),
+                    });
+                }
+                self.inner.schedule_key_decryption(entry);
+                Err(Error::KeyNotReady { key_id })
+            }
+        }
+    }
+
+    /// Unprotects, waiting if needed for one (coalesced, rate-limited)
+    /// refresh when the key is unknown, or for the key's master key to be
+    /// decrypted.
+    pub async fn unprotect_async(&self, payload: &[u8]) -> Result<Vec<u8>> {
+        self.unprotect_detailed_async(payload, false).await.map(|u| u.plaintext)
+    }
+
+    /// As [`DataProtector::unprotect_async`] with the options of [`DataProtector::unprotect_detailed`].
+    pub async fn unprotect_detailed_async(&self, payload: &[u8], ignore_revocation: bool) -> Result<Unprotected> {
+        let mut refreshed = false;
+        loop {
+            let ring = self.inner.ring()?;
+            match self.try_unprotect(&ring, payload, ignore_revocation) {
+                Ok(u) => return Ok(u),
+                Err(Miss::Failed(e)) => return Err(e),
+                Err(Miss::UnknownKey(key_id)) => {
+                    if refreshed || !self.inner.refresh_for_unknown_key().await.unwrap_or(false) {
+                        return Err(Error::KeyNotFound { key_id });
+                    }
+                    refreshed = true;
+                }
+                Err(Miss::NotReady(index)) => {
+                    let entry = &ring.entries[index];
+                    if self.inner.ensure_encryptor(&entry.key, &entry.slot).await?.is_none() {
+                        return Err(Error::KeyDecryption {
+                            what: format!("key {}", entry.key.id()),
+                            source: entry
+                                .unusable
+                                .clone()
+                                .unwrap_or_else(|| "the key cannot be used".into())
+                                .into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Unprotects the text form (Base64Url, or standard Base64) and decodes UTF-8.
+    pub fn unprotect_str(&self, payload: &str) -> Result<String> {
+        let bytes = self.unprotect(&decode_text(payload)?)?;
+        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { what: "the unprotected data" })
+    }
+
+    /// A time-limited protector over this purpose chain.
+    pub fn to_time_limited(&self) -> TimeLimitedDataProtector {
+        TimeLimitedDataProtector {
+            inner: self.create_protector(TIME_LIMITED_PURPOSE),
+        }
+    }
+}
+
+/// Protects data with an expiration time, compatible with ASP.NET Core's
+/// `ITimeLimitedDataProtector`: the purpose
+/// `Microsoft.AspNetCore.DataProtection.TimeLimitedDataProtector.v1` is
+/// appended and the plaintext is prefixed with the expiration as 8
+/// big-endian bytes of UTC ticks.
+#[derive(Clone, Debug)]
+pub struct TimeLimitedDataProtector {
+    inner: DataProtector,
+}
+
+/// `DateTimeOffset.MaxValue.UtcTicks`: "never expires".
+const MAX_TICKS: u64 = 3_155_378_975_999_999_999;
+
+impl TimeLimitedDataProtector {
+    /// Protects `plaintext` until `expiration`.
+    pub fn protect(&self, plaintext: &[u8], expiration: OffsetDateTime) -> Result<Vec<u8>> {
+        self.protect_ticks(plaintext, to_ticks(expiration))
+    }
+
+    /// Protects `plaintext` without an expiration (`DateTimeOffset.MaxValue`).
+    pub fn protect_without_expiration(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.protect_ticks(plaintext, MAX_TICKS)
+    }
+
+    fn protect_ticks(&self, plaintext: &[u8], ticks: u64) -> Result<Vec<u8>> {
+        let mut inner = Vec::with_capacity(8 + plaintext.len());
+        inner.extend_from_slice(&ticks.to_be_bytes());
+        inner.extend_from_slice(plaintext);
+        self.inner.protect(&inner)
+    }
+
+    /// Unprotects, returning the data and its expiration; an expired payload
+    /// is [`Error::PayloadExpired`].
+    pub fn unprotect(&self, payload: &[u8]) -> Result<(Vec<u8>, OffsetDateTime)> {
+        let inner = self.inner.unprotect(payload)?;
+        self.check(inner)
+    }
+
+    /// As [`TimeLimitedDataProtector::unprotect`], waiting for refreshes as
+    /// [`DataProtector::unprotect_async`] does.
+    pub async fn unprotect_async(&self, payload: &[u8]) -> Result<(Vec<u8>, OffsetDateTime)> {
+        let inner = self.inner.unprotect_async(payload).await?;
+        self.check(inner)
+    }
+
+    fn check(&self, mut inner: Vec<u8>) -> Result<(Vec<u8>, OffsetDateTime)> {
+        if inner.len() < 8 {
+            tracing::debug!("time-limited payload shorter than its 8-byte expiration");
+            return Err(Error::DecryptionFailed);
+        }
+        let mut ticks = [0u8; 8];
+        ticks.copy_from_slice(&inner[..8]);
+        let ticks = u64::from_be_bytes(ticks);
+        let expiration = from_ticks(ticks).unwrap_or(OffsetDateTime::new_utc(
+            time::Date::MAX,
+            time::Time::MIDNIGHT,
+        ));
+        if ticks != MAX_TICKS && self.inner.inner.clock.now() > expiration {
+            return Err(Error::PayloadExpired { expiration });
+        }
+        inner.drain(..8);
+        Ok((inner, expiration))
+    }
+}

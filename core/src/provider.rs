@@ -1,0 +1,780 @@
+//! `DataProtectionProvider`, its builder, the cached key ring and its refresh.
+//!
+//! The hot path (`protect`, and `unprotect` of a payload whose key is loaded)
+//! reads an immutable ring snapshot through an atomic pointer: no I/O, no
+//! lock, never waiting on a refresh. Refreshes happen on schedule (24 h less
+//! up to 20 % jitter, or the default key's expiry if sooner), right after this
+//! process changes keys, and once — coalesced and rate-limited — when a
+//! payload names an unknown key. A refresh that fails keeps the previous ring
+//! and retries with back-off; it never creates a key.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock};
+use crate::crypto::{Algorithm, AuthenticatedEncryptor, OsRandom, RandomSource};
+use crate::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
+use crate::error::{Error, Result};
+use crate::key::{DefaultKey, EncryptorSlot, Key, KeyRing, KeySet, RingEntry};
+use crate::manager::{KeyEscrowSink, KeyManager};
+use crate::payload::key_id_bytes;
+use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
+use crate::protector::DataProtector;
+use crate::repository::{XmlRepository, default_repository};
+use crate::xml::{Element, contains_encrypted_secret, read_descriptor, read_descriptor_algorithm};
+
+/// Minimum time between two refreshes triggered by unknown key ids.
+const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::seconds(30);
+/// Back-off after a failed refresh: first retry, then doubling up to the cap.
+const REFRESH_BACKOFF_START: Duration = Duration::seconds(15);
+const REFRESH_BACKOFF_MAX: Duration = Duration::minutes(10);
+/// Back-off after a key's master key failed to decrypt (e.g. vault unreachable).
+const KEY_DECRYPT_BACKOFF: Duration = Duration::seconds(30);
+
+/// Configures a [`DataProtectionProvider`], in the spirit of `AddDataProtection()`.
+///
+/// ```no_run
+/// # async fn run() -> dataprotection::Result<()> {
+/// use std::sync::Arc;
+/// use dataprotection::{DataProtectionProvider, repository::FileSystemXmlRepository};
+/// let provider = DataProtectionProvider::builder()
+///     .application_name("my-app")
+///     .repository(Arc::new(FileSystemXmlRepository::new("/var/lib/my-app/keys")))
+///     .build()
+///     .await?;
+/// let protector = provider.create_protector("cookies");
+/// let token = protector.protect_str("hello")?;
+/// assert_eq!(protector.unprotect_str(&token)?, "hello");
+/// # Ok(()) }
+/// ```
+pub struct DataProtectionProviderBuilder {
+    application_name: Option<String>,
+    repository: Option<Arc<dyn XmlRepository>>,
+    encryptor: Option<Arc<dyn XmlEncryptor>>,
+    decryptors: DecryptorRegistry,
+    key_lifetime: Duration,
+    auto_generate: bool,
+    algorithm: Algorithm,
+    escrow: Option<Arc<dyn KeyEscrowSink>>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+}
+
+impl fmt::Debug for DataProtectionProviderBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataProtectionProviderBuilder")
+            .field("application_name", &self.application_name)
+            .field("repository", &self.repository.as_ref().map(|r| r.describe()))
+            .field("encrypted_at_rest", &self.encryptor.is_some())
+            .field("key_lifetime", &self.key_lifetime)
+            .field("auto_generate", &self.auto_generate)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for DataProtectionProviderBuilder {
+    fn default() -> Self {
+        DataProtectionProviderBuilder {
+            application_name: None,
+            repository: None,
+            encryptor: None,
+            decryptors: DecryptorRegistry::default(),
+            key_lifetime: DEFAULT_KEY_LIFETIME,
+            auto_generate: true,
+            algorithm: Algorithm::default(),
+            escrow: None,
+            clock: Arc::new(SystemClock),
+            random: Arc::new(OsRandom),
+        }
+    }
+}
+
+impl DataProtectionProviderBuilder {
+    /// The application name: the first purpose of every protector, like
+    /// `SetApplicationName`. Apps that share payloads must use the same name.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = Some(name.into());
+        self
+    }
+
+    /// Where keys are stored (default: the zero-configuration location).
+    pub fn repository(mut self, repository: Arc<dyn XmlRepository>) -> Self {
+        self.repository = Some(repository);
+        self
+    }
+
+    /// Encrypts new keys at rest.
+    pub fn key_encryptor(mut self, encryptor: Arc<dyn XmlEncryptor>) -> Self {
+        self.encryptor = Some(encryptor);
+        self
+    }
+
+    /// Registers a decryptor for a `decryptorType` name.
+    pub fn add_decryptor(mut self, type_name: &str, decryptor: Arc<dyn XmlDecryptor>) -> Self {
+        self.decryptors.register(type_name, decryptor);
+        self
+    }
+
+    /// Lifetime of new keys (default 90 days, at least 7 days).
+    pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
+        self.key_lifetime = lifetime;
+        self
+    }
+
+    /// Whether keys are created automatically (default true). Turn it off in
+    /// read-only consumers whose keys are rotated by a separate job.
+    pub fn auto_generate_keys(mut self, enabled: bool) -> Self {
+        self.auto_generate = enabled;
+        self
+    }
+
+    /// Algorithm for new keys (default AES-256-CBC + HMAC-SHA256).
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Receives each new key unencrypted, before it is encrypted at rest.
+    pub fn key_escrow(mut self, sink: Arc<dyn KeyEscrowSink>) -> Self {
+        self.escrow = Some(sink);
+        self
+    }
+
+    /// The clock (tests use a manual one).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The random source for keys, key modifiers and IVs (default: the OS CSPRNG).
+    pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = random;
+        self
+    }
+
+    /// Builds the provider and loads the key ring (creating the first key if
+    /// the ring is empty and generation is enabled). Fails if the ring cannot
+    /// be read. Must be called inside a Tokio runtime, which later refreshes use.
+    pub async fn build(self) -> Result<DataProtectionProvider> {
+        if self.key_lifetime < MIN_KEY_LIFETIME {
+            return Err(Error::InvalidArgument(format!(
+                "the key lifetime must be at least 7 days (got {})",
+                self.key_lifetime
+            )));
+        }
+        let repository = self.repository.unwrap_or_else(default_repository);
+        if self.encryptor.is_none() {
+            tracing::warn!(
+                repository = %repository.describe(),
+                "keys are persisted without encryption at rest; configure a key encryptor \
+                 (e.g. Azure Key Vault) so that read access to the repository does not expose them"
+            );
+        }
+        let manager = KeyManager {
+            repository,
+            encryptor: self.encryptor,
+            escrow: self.escrow,
+            clock: self.clock.clone(),
+            random: self.random.clone(),
+            algorithm: self.algorithm,
+            on_change: None,
+        };
+        let now = self.clock.now();
+        let inner = Arc::new(Inner {
+            application_name: self.application_name.filter(|n| !n.is_empty()),
+            key_lifetime: self.key_lifetime,
+            auto_generate: self.auto_generate,
+            manager,
+            decryptors: self.decryptors,
+            clock: self.clock,
+            random: self.random,
+            state: ArcSwap::from_pointee(RingState {
+                ring: None,
+                refresh_at: now,
+            }),
+            refresh_lock: tokio::sync::Mutex::new(RefreshBook::default()),
+            refreshes: AtomicU64::new(0),
+            background_refresh: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            slots: Mutex::new(HashMap::new()),
+            key_errors: Mutex::new(HashMap::new()),
+        });
+        inner.refresh(RefreshReason::Initial).await?;
+        Ok(DataProtectionProvider { inner })
+    }
+}
+
+/// The root of the protector hierarchy, holding the cached key ring.
+/// Cheap to clone; clones share the ring.
+#[derive(Clone)]
+pub struct DataProtectionProvider {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for DataProtectionProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.load();
+        f.debug_struct("DataProtectionProvider")
+            .field("application_name", &self.inner.application_name)
+            .field("repository", &self.inner.manager.repository.describe())
+            .field("default_key", &state.ring.as_ref().and_then(|r| r.default_key_id()))
+            .field("refresh_at", &state.refresh_at)
+            .finish()
+    }
+}
+
+impl DataProtectionProvider {
+    /// A builder with the zero-configuration defaults.
+    pub fn builder() -> DataProtectionProviderBuilder {
+        DataProtectionProviderBuilder::default()
+    }
+
+    /// A protector for `purpose` (after the application name, if any).
+    pub fn create_protector(&self, purpose: impl Into<String>) -> DataProtector {
+        let mut purposes: Vec<String> = self.inner.application_name.iter().cloned().collect();
+        purposes.push(purpose.into());
+        DataProtector::new(self.inner.clone(), purposes)
+    }
+
+    /// A protector for an explicit purpose chain (the application name is not added).
+    pub fn create_protector_with_purposes<S: AsRef<str>>(&self, purposes: &[S]) -> DataProtector {
+        DataProtector::new(
+            self.inner.clone(),
+            purposes.iter().map(|p| p.as_ref().to_string()).collect(),
+        )
+    }
+
+    /// The current key ring snapshot.
+    pub fn key_ring(&self) -> Result<Arc<KeyRing>> {
+        self.inner.ring()
+    }
+
+    /// The key manager; changes made through it reload this provider's ring.
+    pub fn key_manager(&self) -> KeyManager {
+        let mut manager = self.inner.manager.clone();
+        let weak = Arc::downgrade(&self.inner);
+        manager.on_change = Some(Arc::new(move || {
+            if let Some(inner) = weak.upgrade() {
+                inner.invalidate();
+            }
+        }));
+        manager
+    }
+
+    /// Reloads the ring now (creating keys if the policy says so).
+    pub async fn refresh(&self) -> Result<()> {
+        self.inner.refresh(RefreshReason::Forced).await
+    }
+
+    /// Reloads the ring if its cache period has ended (or a change was made).
+    pub async fn refresh_if_due(&self) -> Result<()> {
+        if self.inner.clock.now() >= self.inner.state.load().refresh_at {
+            self.inner.refresh(RefreshReason::Scheduled).await
+        } else {
+            Ok(())
+        }
+    }
+
+    /// When the ring will next be reloaded.
+    pub fn next_refresh(&self) -> OffsetDateTime {
+        self.inner.state.load().refresh_at
+    }
+
+    /// The last refresh error, if the last refresh failed.
+    pub fn last_refresh_error(&self) -> Option<String> {
+        self.inner
+            .refresh_lock
+            .try_lock()
+            .ok()
+            .and_then(|b| b.last_error.clone())
+    }
+
+    /// Decrypts the master key of every key in the ring now (normally this
+    /// happens lazily, when a payload first names the key).
+    pub async fn decrypt_all_keys(&self) -> Result<()> {
+        let ring = self.inner.ring()?;
+        for entry in &ring.entries {
+            self.inner.ensure_encryptor(&entry.key, &entry.slot).await?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct RingState {
+    pub ring: Option<Arc<KeyRing>>,
+    pub refresh_at: OffsetDateTime,
+}
+
+#[derive(Default)]
+pub(crate) struct RefreshBook {
+    failures: u32,
+    last_error: Option<String>,
+    last_unknown_key_refresh: Option<OffsetDateTime>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RefreshReason {
+    Initial,
+    Scheduled,
+    Forced,
+    UnknownKey,
+}
+
+pub(crate) struct Inner {
+    pub application_name: Option<String>,
+    key_lifetime: Duration,
+    auto_generate: bool,
+    pub manager: KeyManager,
+    decryptors: DecryptorRegistry,
+    pub clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+    pub state: ArcSwap<RingState>,
+    refresh_lock: tokio::sync::Mutex<RefreshBook>,
+    /// Completed refresh attempts; lets waiters tell that someone else refreshed.
+    refreshes: AtomicU64,
+    background_refresh: AtomicBool,
+    runtime: Option<tokio::runtime::Handle>,
+    /// Encryptor slots by key id, shared by every ring snapshot.
+    slots: Mutex<HashMap<Uuid, EncryptorSlot>>,
+    /// Keys that failed to decrypt: permanent reason, or a retry time.
+    key_errors: Mutex<HashMap<Uuid, KeyError>>,
+}
+
+#[derive(Clone)]
+enum KeyError {
+    Permanent(String),
+    Transient { retry_at: OffsetDateTime, message: String },
+}
+
+/// Errors that say the key itself is unusable, as opposed to a failure to
+/// reach what decrypts it (which must never make a key look absent).
+fn is_permanent(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::UnknownDecryptor { .. } | Error::MalformedXml { .. } | Error::UnsupportedAlgorithm(_)
+    )
+}
+
+impl Inner {
+    pub fn ring(&self) -> Result<Arc<KeyRing>> {
+        self.state.load().ring.clone().ok_or_else(|| Error::KeyRingUnavailable {
+            reason: "the key ring has not been loaded".into(),
+        })
+    }
+
+    /// Marks the ring stale and reloads it in the background.
+    fn invalidate(&self) {
+        let current = self.state.load_full();
+        self.state.store(Arc::new(RingState {
+            ring: current.ring.clone(),
+            refresh_at: OffsetDateTime::UNIX_EPOCH,
+        }));
+    }
+
+    /// Hot-path check: start a background refresh if one is due. Never waits.
+    #[inline]
+    pub fn maybe_schedule_refresh(self: &Arc<Self>, state: &RingState) {
+        if self.clock.now() >= state.refresh_at {
+            self.schedule_refresh(RefreshReason::Scheduled);
+        }
+    }
+
+    pub fn schedule_refresh(self: &Arc<Self>, reason: RefreshReason) {
+        let Some(runtime) = &self.runtime else { return };
+        if self.background_refresh.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = self.clone();
+        runtime.spawn(async move {
+            let result = match reason {
+                RefreshReason::UnknownKey => inner.refresh_for_unknown_key().await.map(|_| ()),
+                _ => {
+                    if inner.clock.now() >= inner.state.load().refresh_at {
+                        inner.refresh(reason).await
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "background key ring refresh failed");
+            }
+            inner.background_refresh.store(false, Ordering::Release);
+        });
+    }
+
+    /// Decrypts a key in the background (sync unprotect of a key not yet decrypted).
+    pub fn schedule_key_decryption(self: &Arc<Self>, entry: &RingEntry) {
+        let Some(runtime) = &self.runtime else { return };
+        let inner = self.clone();
+        let key = entry.key.clone();
+        let slot = entry.slot.clone();
+        runtime.spawn(async move {
+            if let Err(e) = inner.ensure_encryptor(&key, &slot).await {
+                tracing::debug!(key_id = %key.id(), error = %e, "background key decryption failed");
+            }
+        });
+    }
+
+    /// Refreshes once for an unknown key id, coalesced with concurrent callers
+    /// and at most once per interval. Returns whether a refresh happened.
+    pub async fn refresh_for_unknown_key(&self) -> Result<bool> {
+        let seen = self.refreshes.load(Ordering::Acquire);
+        let mut book = self.refresh_lock.lock().await;
+        if self.refreshes.load(Ordering::Acquire) != seen {
+            return Ok(true); // someone refreshed while we waited
+        }
+        let now = self.clock.now();
+        if book
+            .last_unknown_key_refresh
+            .is_some_and(|t| now < t + UNKNOWN_KEY_REFRESH_INTERVAL)
+        {
+            return Ok(false);
+        }
+        book.last_unknown_key_refresh = Some(now);
+        self.refresh_locked(&mut book, RefreshReason::UnknownKey).await?;
+        Ok(true)
+    }
+
+    pub async fn refresh(&self, reason: RefreshReason) -> Result<()> {
+        let seen = self.refreshes.load(Ordering::Acquire);
+        let mut book = self.refresh_lock.lock().await;
+        if reason == RefreshReason::Scheduled && self.refreshes.load(Ordering::Acquire) != seen {
+            // Coalesced: another caller refreshed while we waited.
+            return match &book.last_error {
+                None => Ok(()),
+                Some(e) => Err(Error::KeyRingUnavailable { reason: e.clone() }),
+            };
+        }
+        self.refresh_locked(&mut book, reason).await
+    }
+
+    async fn refresh_locked(&self, book: &mut RefreshBook, reason: RefreshReason) -> Result<()> {
+        let now = self.clock.now();
+        let result = self.load(now, true, None).await;
+        self.refreshes.fetch_add(1, Ordering::AcqRel);
+        match result {
+            Ok((ring, refresh_at)) => {
+                tracing::debug!(
+                    ?reason,
+                    default_key = ?ring.default_key_id(),
+                    keys = ring.entries.len(),
+                    next_refresh = %refresh_at,
+                    "key ring loaded"
+                );
+                book.failures = 0;
+                book.last_error = None;
+                self.state.store(Arc::new(RingState {
+                    ring: Some(Arc::new(ring)),
+                    refresh_at,
+                }));
+                Ok(())
+            }
+            Err(e) => {
+                book.failures += 1;
+                book.last_error = Some(e.to_string());
+                let shift = (book.failures - 1).min(10);
+                let backoff = (REFRESH_BACKOFF_START * (1i32 << shift)).min(REFRESH_BACKOFF_MAX);
+                let current = self.state.load_full();
+                tracing::warn!(
+                    ?reason,
+                    error = %e,
+                    keeping_previous_ring = current.ring.is_some(),
+                    retry_in = %backoff,
+                    "key ring refresh failed; no key was created"
+                );
+                self.state.store(Arc::new(RingState {
+                    ring: current.ring.clone(),
+                    refresh_at: now + backoff,
+                }));
+                Err(e)
+            }
+        }
+    }
+
+    fn slot(&self, id: Uuid) -> EncryptorSlot {
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    fn key_error(&self, id: Uuid) -> Option<KeyError> {
+        self.key_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn set_key_error(&self, id: Uuid, error: KeyError) {
+        self.key_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, error);
+    }
+
+    async fn decrypt_key(&self, key: &Key) -> Result<Arc<dyn AuthenticatedEncryptor>> {
+        let descriptor = &key.xml().descriptor;
+        let decrypted;
+        let descriptor = if contains_encrypted_secret(descriptor) {
+            decrypted = self.decryptors.decrypt_element(descriptor).await?;
+            &decrypted
+        } else {
+            descriptor
+        };
+        let d = read_descriptor(descriptor)?;
+        Ok(d.algorithm.encryptor_with_random(&d.master_key, self.random.clone()))
+    }
+
+    /// The key's encryptor, decrypting its master key at most once per
+    /// process (concurrent callers share one attempt). `Ok(None)`: the key is
+    /// permanently unusable. `Err`: decryption could not be attempted or
+    /// failed for a reason that may pass (the caller must not treat the key
+    /// as absent).
+    pub async fn ensure_encryptor(
+        &self,
+        key: &Key,
+        slot: &EncryptorSlot,
+    ) -> Result<Option<Arc<dyn AuthenticatedEncryptor>>> {
+        if let Some(e) = slot.get() {
+            return Ok(Some(e.clone()));
+        }
+        let id = key.id();
+        match self.key_error(id) {
+            Some(KeyError::Permanent(_)) => return Ok(None),
+            Some(KeyError::Transient { retry_at, message }) if self.clock.now() < retry_at => {
+                return Err(Error::KeyDecryption {
+                    what: format!("key {id}"),
+                    source: format!("{message} (retrying after {retry_at})").into(),
+                });
+            }
+            _ => {}
+        }
+        match slot.get_or_try_init(|| self.decrypt_key(key)).await {
+            Ok(e) => Ok(Some(e.clone())),
+            Err(e) if is_permanent(&e) => {
+                tracing::warn!(key_id = %id, error = %e, "key is unusable");
+                self.set_key_error(id, KeyError::Permanent(e.to_string()));
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(key_id = %id, error = %e, "could not decrypt key; will retry later");
+                self.set_key_error(
+                    id,
+                    KeyError::Transient {
+                        retry_at: self.clock.now() + KEY_DECRYPT_BACKOFF,
+                        message: e.to_string(),
+                    },
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the repository and builds a ring at `now`, creating a key if the
+    /// policy requires it (`allow_create`), then reading again.
+    fn load<'a>(
+        &'a self,
+        now: OffsetDateTime,
+        allow_create: bool,
+        just_created: Option<Uuid>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(KeyRing, OffsetDateTime)>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let elements = self.manager.repository.get_all_elements().await?;
+            let set = KeySet::from_elements(&elements)?;
+            let infos = set.infos();
+            let slots: HashMap<Uuid, EncryptorSlot> =
+                set.keys.iter().map(|k| (k.id(), self.slot(k.id()))).collect();
+
+            // Keys stored without encryption at rest are cheap to load: do them all,
+            // so every payload they protected can be unprotected without waiting.
+            for key in &set.keys {
+                if !key.is_encrypted_at_rest() {
+                    let _ = self.ensure_encryptor(key, &slots[&key.id()]).await;
+                }
+            }
+
+            let mut usable: HashMap<Uuid, bool> = HashMap::new();
+            let preferred = policy::preferred_key(&infos, now).cloned();
+            if let Some(p) = &preferred {
+                if !p.revoked && !p.is_expired(now) {
+                    let key = set.get(p.id).ok_or_else(|| Error::NoDefaultKey {
+                        reason: "inconsistent key set".into(),
+                    })?;
+                    let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
+                    usable.insert(p.id, ok);
+                }
+            }
+            let checked = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
+            let resolution = policy::resolve_default_key(&infos, now, &checked);
+            let mut fallback = None;
+            if resolution.default_key.is_none() {
+                for candidate in policy::fallback_candidates(&infos, now, preferred.as_ref().map(|p| p.id)) {
+                    let Some(key) = set.get(candidate.id) else { continue };
+                    let ok = self.ensure_encryptor(key, &slots[&candidate.id]).await?.is_some();
+                    usable.insert(candidate.id, ok);
+                    if ok {
+                        fallback = Some(candidate.id);
+                        break;
+                    }
+                }
+            }
+            let unusable: HashSet<Uuid> =
+                usable.iter().filter(|(_, ok)| !**ok).map(|(id, _)| *id).collect();
+
+            let mut chosen = resolution.default_key;
+            if just_created.is_some() {
+                // After creating a key, use whatever is usable rather than create again.
+                chosen = chosen.or(fallback).or(just_created);
+            } else if let Some(plan) = policy::plan_new_key(&infos, now, self.key_lifetime, &|k| {
+                !unusable.contains(&k.id)
+            }) {
+                if allow_create && self.auto_generate {
+                    let created = self.create_key_if_still_needed(now, plan, &unusable).await?;
+                    return self.load(now, false, created).await;
+                }
+                if !self.auto_generate {
+                    tracing::info!("a new key is due but automatic key generation is disabled");
+                }
+                if chosen.is_none() {
+                    chosen = fallback;
+                    if let Some(f) = fallback {
+                        tracing::warn!(key_id = %f, "no default key: using a fallback key");
+                    }
+                }
+            }
+
+            let default = match chosen {
+                Some(id) => {
+                    let key = set.get(id).ok_or_else(|| Error::NoDefaultKey {
+                        reason: format!("key {id} is not in the repository"),
+                    })?;
+                    if key.is_revoked() {
+                        return Err(Error::NoDefaultKey {
+                            reason: format!(
+                                "the default key {id} is revoked (a revocation may be dated in the future)"
+                            ),
+                        });
+                    }
+                    let encryptor = self
+                        .ensure_encryptor(key, &slots[&id])
+                        .await?
+                        .ok_or_else(|| Error::NoDefaultKey {
+                            reason: format!("the default key {id} cannot be used"),
+                        })?;
+                    Some(DefaultKey {
+                        id,
+                        id_bytes: key_id_bytes(&id),
+                        encryptor,
+                    })
+                }
+                None => None,
+            };
+            let Some(default_key) = default else {
+                return Err(Error::NoDefaultKey {
+                    reason: if self.auto_generate {
+                        "the key ring has no usable key".into()
+                    } else {
+                        "the key ring has no usable key and automatic key generation is disabled".into()
+                    },
+                });
+            };
+
+            let jitter: f64 = rand::random();
+            let next = now + policy::jittered_refresh_period(jitter);
+            let default_expiration = set
+                .get(default_key.id)
+                .map(Key::expiration_date)
+                .unwrap_or(next);
+            let refresh_at = if default_expiration <= now {
+                next
+            } else {
+                next.min(default_expiration)
+            };
+
+            let errors = self.key_errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let mut entries = Vec::with_capacity(set.keys.len());
+            let mut index = HashMap::with_capacity(set.keys.len());
+            for key in set.keys {
+                let id = key.id();
+                let unusable = match errors.get(&id) {
+                    Some(KeyError::Permanent(m)) => Some(m.clone()),
+                    Some(KeyError::Transient { message, .. }) => Some(message.clone()),
+                    None => None,
+                };
+                let algorithm = read_descriptor_algorithm(&key.xml().descriptor)
+                    .ok()
+                    .map(|(_, a)| a);
+                index.insert(id, entries.len());
+                entries.push(RingEntry {
+                    slot: slots[&id].clone(),
+                    key,
+                    unusable,
+                    algorithm,
+                });
+            }
+            let ring = KeyRing {
+                entries,
+                index,
+                default: Some(default_key),
+                problems: set.problems,
+                loaded_at: now,
+            };
+            Ok((ring, refresh_at))
+        })
+    }
+
+    /// Writes a new key unless, judged on what is stored at the moment of
+    /// writing, it is no longer needed (another instance got there first).
+    async fn create_key_if_still_needed(
+        &self,
+        now: OffsetDateTime,
+        plan: policy::NewKeyPlan,
+        unusable: &HashSet<Uuid>,
+    ) -> Result<Option<Uuid>> {
+        let (xml, element) = self
+            .manager
+            .new_key_element(plan.activation_date, plan.expiration_date)
+            .await?;
+        let lifetime = self.key_lifetime;
+        let unusable = unusable.clone();
+        let still_needed = move |elements: &[Element]| -> bool {
+            match KeySet::from_elements(elements) {
+                Ok(set) => policy::plan_new_key(&set.infos(), now, lifetime, &|k| {
+                    !unusable.contains(&k.id)
+                })
+                .is_some(),
+                // If the stored ring cannot be read, do not add to it.
+                Err(_) => false,
+            }
+        };
+        let stored = self
+            .manager
+            .repository
+            .store_element_if(&element, &xml.friendly_name(), &still_needed)
+            .await?;
+        if stored {
+            tracing::info!(
+                key_id = %xml.id,
+                activation = %plan.activation_date,
+                expiration = %plan.expiration_date,
+                "created a new key"
+            );
+            Ok(Some(xml.id))
+        } else {
+            tracing::info!("another instance created the needed key first; not adding one");
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Where key XML is stored: the `XmlRepository` trait, the file-system and
+//! in-memory repositories, and the zero-configuration default location.
+
+mod default_location;
+mod file_system;
+mod memory;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub use default_location::{
+    DefaultLocation, default_repository, default_repository_location,
+    default_repository_location_from,
+};
+pub use file_system::FileSystemXmlRepository;
+pub use memory::InMemoryXmlRepository;
+
+use crate::error::{Error, Result};
+use crate::xml::Element;
+
+/// Chooses which stored elements to delete: receives every element and
+/// returns, for each, `None` (keep) or `Some(order)`; lower orders are deleted
+/// first and deletion stops at the first failure.
+pub type DeletionChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Option<u32>> + Send + Sync);
+
+/// Decides, from the elements currently stored, whether an element is still
+/// worth storing (used so that concurrent writers do not all add a key).
+pub type StorePrecondition<'a> = &'a (dyn Fn(&[Element]) -> bool + Send + Sync);
+
+/// Storage for key ring elements (ASP.NET Core's `IXmlRepository`).
+///
+/// Implementations must never drop or rewrite elements they did not write,
+/// including ones they cannot interpret, and must report a failed read as an
+/// error rather than as an empty ring.
+#[async_trait]
+pub trait XmlRepository: Debug + Send + Sync {
+    /// Every stored top-level element.
+    async fn get_all_elements(&self) -> Result<Vec<Element>>;
+
+    /// Stores an element. `friendly_name` is a hint (`key-{id}`,
+    /// `revocation-…`) that file-based repositories use as a file name.
+    async fn store_element(&self, element: &Element, friendly_name: &str) -> Result<()>;
+
+    /// Stores `element` only if `still_needed` holds for the elements stored
+    /// at the moment of writing; returns whether it stored it. Repositories
+    /// with conditional writes re-evaluate the precondition after every
+    /// conflict, which is what makes concurrent key creation converge.
+    async fn store_element_if(
+        &self,
+        element: &Element,
+        friendly_name: &str,
+        still_needed: StorePrecondition<'_>,
+    ) -> Result<bool> {
+        let current = self.get_all_elements().await?;
+        if !still_needed(&current) {
+            return Ok(false);
+        }
+        self.store_element(element, friendly_name).await?;
+        Ok(true)
+    }
+
+    /// Deletes the elements `choose` selects; returns how many were deleted.
+    async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
+        let _ = choose;
+        Err(Error::NotSupported(format!("{self:?} cannot delete elements")))
+    }
+
+    /// A description for logs and messages (never containing a secret).
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,765 @@
+//! A small namespace-aware XML element tree, read with `quick-xml` and written
+//! the way .NET's `XElement.Save` writes.
+//!
+//! Hand-written on top of `quick-xml` (rather than a DOM crate) because the
+//! output must match .NET byte for byte (`<a b="c" />` with a space, two-space
+//! indentation, `xmlns=""` fix-ups when an un-namespaced child sits under a
+//! default namespace), and because the reader must refuse DTDs and entity
+//! declarations outright.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, XmlVersion};
+
+use crate::error::{Error, Result};
+
+/// The namespace of `xmlns` declarations.
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+/// The namespace bound to the `xml` prefix.
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+/// Nesting deeper than this is refused (no legitimate key XML comes close).
+const MAX_DEPTH: usize = 128;
+
+/// A node inside an element.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Node {
+    /// A child element.
+    Element(Element),
+    /// Character data (entities already resolved).
+    Text(String),
+    /// A CDATA section.
+    CData(String),
+    /// A comment (without `<!--` and `-->`).
+    Comment(String),
+}
+
+/// An attribute: its qualified name as written, its namespace, its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attribute {
+    /// Qualified name (`id`, `p4:requiresEncryption`, `xmlns:p4`).
+    pub name: String,
+    /// Namespace URI (`None` for un-prefixed attributes).
+    pub namespace: Option<String>,
+    /// Unescaped value.
+    pub value: String,
+}
+
+/// An XML element with its attributes and children.
+///
+/// Names are kept as written (with their prefix) together with the namespace
+/// they resolve to, so an element can be written back as it was read and
+/// compared by namespace and local name regardless of prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    name: String,
+    namespace: Option<String>,
+    /// Attributes in document order, namespace declarations included.
+    pub attributes: Vec<Attribute>,
+    /// Child nodes in document order.
+    pub children: Vec<Node>,
+}
+
+/// How [`Element::to_xml`] lays out its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Two-space indentation, LF line ends (`XElement.Save` on Linux).
+    Indented,
+    /// No whitespace added (`SaveOptions.DisableFormatting`).
+    Compact,
+}
+
+impl Element {
+    /// A new element without a namespace.
+    pub fn new(name: impl Into<String>) -> Self {
+        Element {
+            name: name.into(),
+            namespace: None,
+            attributes: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// A new element in `namespace`, written with the qualified `name` given
+    /// (`enc:encryptedSecret`, or a bare name plus an `xmlns` attribute).
+    pub fn new_ns(name: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Element {
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            attributes: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Qualified name as written.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Local name (without prefix).
+    pub fn local_name(&self) -> &str {
+        local(&self.name)
+    }
+
+    /// Namespace URI, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
+    /// Whether this element has `local` name and no namespace.
+    pub fn is(&self, local_name: &str) -> bool {
+        self.namespace.is_none() && self.local_name() == local_name
+    }
+
+    /// Whether this element has `local` name in `namespace`.
+    pub fn is_ns(&self, namespace: &str, local_name: &str) -> bool {
+        self.namespace.as_deref() == Some(namespace) && self.local_name() == local_name
+    }
+
+    /// Value of the un-namespaced attribute `name`.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.namespace.is_none() && a.name == name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Value of the attribute `local_name` in `namespace`.
+    pub fn attr_ns(&self, namespace: &str, local_name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|a| a.namespace.as_deref() == Some(namespace) && local(&a.name) == local_name)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Adds or replaces an un-namespaced attribute; returns `self` for chaining.
+    pub fn with_attr(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set_attr(name, value);
+        self
+    }
+
+    /// Adds or replaces an un-namespaced attribute.
+    pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self
+            .attributes
+            .iter_mut()
+            .find(|a| a.namespace.is_none() && a.name == name)
+        {
+            Some(a) => a.value = value,
+            None => self.attributes.push(Attribute {
+                name: name.to_string(),
+                namespace: None,
+                value,
+            }),
+        }
+    }
+
+    /// Adds an attribute with an explicit qualified name and namespace
+    /// (including `xmlns` declarations, whose namespace is the XMLNS one).
+    pub fn push_attr_ns(&mut self, name: &str, namespace: Option<&str>, value: &str) {
+        self.attributes.push(Attribute {
+            name: name.to_string(),
+            namespace: namespace.map(str::to_string),
+            value: value.to_string(),
+        });
+    }
+
+    /// Declares `xmlns:prefix="uri"` (or the default namespace when `prefix` is empty).
+    pub fn declare_namespace(&mut self, prefix: &str, uri: &str) {
+        let name = if prefix.is_empty() {
+            "xmlns".to_string()
+        } else {
+            format!("xmlns:{prefix}")
+        };
+        self.push_attr_ns(&name, Some(XMLNS_NS), uri);
+    }
+
+    /// Appends a child element; returns `self` for chaining.
+    pub fn with_child(mut self, child: Element) -> Self {
+        self.children.push(Node::Element(child));
+        self
+    }
+
+    /// Appends a text node; returns `self` for chaining.
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.children.push(Node::Text(text.into()));
+        self
+    }
+
+    /// Appends a comment; returns `self` for chaining.
+    pub fn with_comment(mut self, text: impl Into<String>) -> Self {
+        self.children.push(Node::Comment(text.into()));
+        self
+    }
+
+    /// Child elements in order.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// Mutable child elements in order.
+    pub fn elements_mut(&mut self) -> impl Iterator<Item = &mut Element> {
+        self.children.iter_mut().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The first child element with `local_name` and no namespace.
+    pub fn child(&self, local_name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.is(local_name))
+    }
+
+    /// The first child element with `local_name` and no namespace, or a
+    /// [`Error::MalformedXml`] naming this element.
+    pub fn required_child(&self, local_name: &str) -> Result<&Element> {
+        self.child(local_name).ok_or_else(|| {
+            Error::malformed(self.local_name(), format!("missing <{local_name}> element"))
+        })
+    }
+
+    /// The un-namespaced attribute `name`, or a [`Error::MalformedXml`].
+    pub fn required_attr(&self, name: &str) -> Result<&str> {
+        self.attr(name).ok_or_else(|| {
+            Error::malformed(self.local_name(), format!("missing attribute {name:?}"))
+        })
+    }
+
+    /// The concatenated text of all descendant text and CDATA nodes (comments
+    /// ignored), as .NET's `XElement.Value`.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        self.collect_text(&mut out);
+        out
+    }
+
+    fn collect_text(&self, out: &mut String) {
+        for n in &self.children {
+            match n {
+                Node::Text(t) | Node::CData(t) => out.push_str(t),
+                Node::Element(e) => e.collect_text(out),
+                Node::Comment(_) => {}
+            }
+        }
+    }
+
+    /// Parses a document or fragment holding exactly one root element.
+    ///
+    /// Accepts a UTF-8 BOM, an XML declaration (UTF-8 only), comments and
+    /// processing instructions around the root, CRLF line ends, any namespace
+    /// prefixes. Refuses DTDs (and so entity declarations), undefined entities,
+    /// unbalanced tags, more than one root, and nesting deeper than 128.
+    /// Whitespace-only text between elements is dropped, as `XElement.Load` does.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use dataprotection::xml::Element;
+    /// let e = Element::parse("\u{feff}<?xml version=\"1.0\"?>\r\n<a x=\"1\"><b>t&amp;u</b></a>").unwrap();
+    /// assert_eq!(e.attr("x"), Some("1"));
+    /// assert_eq!(e.child("b").unwrap().text(), "t&u");
+    /// assert!(Element::parse("<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Element> {
+        parse_with_scope(text, &[])
+    }
+
+    /// Parses the UTF-8 bytes of a document (see [`Element::parse`]).
+    pub fn parse_bytes(bytes: &[u8]) -> Result<Element> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Error::malformed("document", "the XML is not valid UTF-8"))?;
+        Element::parse(text)
+    }
+
+    /// Serializes this element (no XML declaration).
+    pub fn to_xml(&self, format: Format) -> String {
+        let mut out = String::new();
+        let mut scope = Scope::default();
+        write_element(self, format, 0, &mut scope, &mut out);
+        out
+    }
+
+    /// Serializes as a document: XML declaration, then the element, as
+    /// `XElement.Save(Stream)` does (without the BOM; see [`Element::to_document_bytes`]).
+    pub fn to_document(&self, format: Format) -> String {
+        let mut out = String::from(DECLARATION);
+        if format == Format::Indented {
+            out.push('\n');
+        }
+        out.push_str(&self.to_xml(format));
+        out
+    }
+
+    /// UTF-8 BOM + [`Element::to_document`], byte for byte what .NET writes to a file.
+    pub fn to_document_bytes(&self, format: Format) -> Vec<u8> {
+        let doc = self.to_document(format);
+        let mut out = Vec::with_capacity(3 + doc.len());
+        out.extend_from_slice(UTF8_BOM);
+        out.extend_from_slice(doc.as_bytes());
+        out
+    }
+}
+
+/// The XML declaration .NET writes.
+pub const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
+/// The UTF-8 byte order mark.
+pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn local(name: &str) -> &str {
+    name.rsplit_once(':').map_or(name, |(_, l)| l)
+}
+
+fn prefix(name: &str) -> Option<&str> {
+    name.split_once(':').map(|(p, _)| p)
+}
+
+/// In-scope namespace bindings: `(prefix, uri)`, innermost last; `""` is the default.
+#[derive(Default, Clone)]
+struct Scope(Vec<(String, String)>);
+
+impl Scope {
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(XML_NS);
+        }
+        self.0
+            .iter()
+            .rev()
+            .find(|(p, _)| p == prefix)
+            .map(|(_, u)| u.as_str())
+    }
+}
+
+/// Parses with inherited namespace bindings (used for children of a
+/// `<repository>` root that declares prefixes).
+pub(crate) fn parse_with_scope(text: &str, inherited: &[(String, String)]) -> Result<Element> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = Reader::from_str(text);
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.expand_empty_elements = false;
+    config.trim_text(false);
+
+    let mut scope = Scope(inherited.to_vec());
+    // Stack of open elements with the scope length to restore when they close.
+    let mut stack: Vec<(Element, usize)> = Vec::new();
+    let mut root: Option<Element> = None;
+
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            Error::malformed(
+                stack.last().map_or("document", |(e, _)| e.local_name()),
+                format!("{e} at byte {}", reader.error_position()),
+            )
+        })?;
+        match event {
+            Event::Decl(decl) => {
+                if let Some(Ok(enc)) = decl.encoding() {
+                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+                    if enc != "utf-8" && enc != "utf8" {
+                        return Err(Error::malformed(
+                            "document",
+                            format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
+                        ));
+                    }
+                }
+            }
+            Event::DocType(_) => {
+                return Err(Error::malformed(
+                    "document",
+                    "a DTD is not allowed in key XML (entity declarations are refused)",
+                ));
+            }
+            Event::PI(_) => {}
+            Event::Start(start) => {
+                if root.is_some() {
+                    return Err(Error::malformed("document", "more than one root element"));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(Error::malformed("document", "elements nested too deeply"));
+                }
+                let mark = scope.0.len();
+                let element = open_element(&start, &mut scope)?;
+                stack.push((element, mark));
+            }
+            Event::Empty(start) => {
+                if root.is_some() {
+                    return Err(Error::malformed("document", "more than one root element"));
+                }
+                let mark = scope.0.len();
+                let element = open_element(&start, &mut scope)?;
+                scope.0.truncate(mark);
+                attach(&mut stack, &mut root, element);
+            }
+            Event::End(_) => {
+                let Some((element, mark)) = stack.pop() else {
+                    return Err(Error::malformed("document", "unexpected end tag"));
+                };
+                scope.0.truncate(mark);
+                attach(&mut stack, &mut root, element);
+            }
+            Event::Text(t) => {
+                let content = t
+                    .xml10_content()
+                    .map_err(|e| Error::malformed("document", e.to_string()))?;
+                push_text(&mut stack, &root, content)?;
+            }
+            Event::GeneralRef(r) => {
+                let resolved: Cow<'_, str> = if let Some(ch) = r
+                    .resolve_char_ref()
+                    .map_err(|e| Error::malformed("document", e.to_string()))?
+                {
+                    Cow::Owned(ch.to_string())
+                } else {
+                    let name = r
+                        .decode()
+                        .map_err(|e| Error::malformed("document", e.to_string()))?;
+                    match &*name {
+                        "amp" => "&".into(),
+                        "lt" => "<".into(),
+                        "gt" => ">".into(),
+                        "apos" => "'".into(),
+                        "quot" => "\"".into(),
+                        other => {
+                            return Err(Error::malformed(
+                                "document",
+                                format!("undefined entity &{other};"),
+                            ));
+                        }
+                    }
+                };
+                push_text(&mut stack, &root, resolved)?;
+            }
+            Event::CData(c) => {
+                let content = c
+                    .decode()
+                    .map_err(|e| Error::malformed("document", e.to_string()))?
+                    .into_owned();
+                match stack.last_mut() {
+                    Some((parent, _)) => parent.children.push(Node::CData(content)),
+                    None => return Err(Error::malformed("document", "CDATA outside the root")),
+                }
+            }
+            Event::Comment(c) => {
+                let content = c
+                    .decode()
+                    .map_err(|e| Error::malformed("document", e.to_string()))?
+                    .into_owned();
+                if let Some((parent, _)) = stack.last_mut() {
+                    parent.children.push(Node::Comment(content));
+                }
+            }
+            Event::Eof => break,
+        }
+    }
+    if let Some((open, _)) = stack.last() {
+        return Err(Error::malformed(
+            open.local_name(),
+            "the document ends before this element is closed",
+        ));
+    }
+    let mut root = root.ok_or_else(|| Error::malformed("document", "no root element"))?;
+    drop_insignificant_whitespace(&mut root);
+    Ok(root)
+}
+
+fn push_text(
+    stack: &mut [(Element, usize)],
+    root: &Option<Element>,
+    text: Cow<'_, str>,
+) -> Result<()> {
+    match stack.last_mut() {
+        Some((parent, _)) => {
+            if let Some(Node::Text(prev)) = parent.children.last_mut() {
+                prev.push_str(&text);
+            } else {
+                parent.children.push(Node::Text(text.into_owned()));
+            }
+            Ok(())
+        }
+        None if text.trim().is_empty() => Ok(()),
+        None if root.is_some() => Err(Error::malformed("document", "text after the root element")),
+        None => Err(Error::malformed("document", "text before the root element")),
+    }
+}
+
+fn attach(stack: &mut [(Element, usize)], root: &mut Option<Element>, element: Element) {
+    match stack.last_mut() {
+        Some((parent, _)) => parent.children.push(Node::Element(element)),
+        None => *root = Some(element),
+    }
+}
+
+/// Removes whitespace-only text nodes from elements that also have element
+/// or comment children (i.e. formatting), keeping text-only content intact.
+fn drop_insignificant_whitespace(e: &mut Element) {
+    let has_structure = e
+        .children
+        .iter()
+        .any(|n| matches!(n, Node::Element(_) | Node::Comment(_)));
+    if has_structure {
+        e.children
+            .retain(|n| !matches!(n, Node::Text(t) if t.chars().all(char::is_whitespace)));
+    }
+    for child in e.elements_mut() {
+        drop_insignificant_whitespace(child);
+    }
+}
+
+fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
+    let name = std::str::from_utf8(start.name().as_ref())
+        .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?
+        .to_string();
+    let mut raw_attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
+        let key = std::str::from_utf8(attr.key.as_ref())
+            .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?
+            .to_string();
+        let value = attr
+            .normalized_value(XmlVersion::Explicit1_0)
+            .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?
+            .into_owned();
+        if key == "xmlns" {
+            scope.0.push((String::new(), value.clone()));
+        } else if let Some(p) = key.strip_prefix("xmlns:") {
+            if value.is_empty() {
+                return Err(Error::malformed(local(&name), "a prefix cannot be undeclared"));
+            }
+            scope.0.push((p.to_string(), value.clone()));
+        }
+        raw_attrs.push((key, value));
+    }
+    let namespace = match prefix(&name) {
+        Some(p) => Some(
+            scope
+                .lookup(p)
+                .ok_or_else(|| {
+                    Error::malformed(local(&name), format!("undeclared namespace prefix {p:?}"))
+                })?
+                .to_string(),
+        ),
+        None => scope.lookup("").filter(|u| !u.is_empty()).map(str::to_string),
+    };
+    let mut attributes = Vec::with_capacity(raw_attrs.len());
+    for (key, value) in raw_attrs {
+        let namespace = if key == "xmlns" || key.starts_with("xmlns:") {
+            Some(XMLNS_NS.to_string())
+        } else {
+            match prefix(&key) {
+                Some(p) => Some(
+                    scope
+                        .lookup(p)
+                        .ok_or_else(|| {
+                            Error::malformed(
+                                local(&name),
+                                format!("undeclared namespace prefix {p:?} on attribute {key:?}"),
+                            )
+                        })?
+                        .to_string(),
+                ),
+                None => None,
+            }
+        };
+        if attributes
+            .iter()
+            .any(|a: &Attribute| a.name == key)
+        {
+            return Err(Error::malformed(local(&name), format!("duplicate attribute {key:?}")));
+        }
+        attributes.push(Attribute {
+            name: key,
+            namespace,
+            value,
+        });
+    }
+    Ok(Element {
+        name,
+        namespace,
+        attributes,
+        children: Vec::new(),
+    })
+}
+
+fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, out: &mut String) {
+    let mark = scope.0.len();
+    out.push('<');
+    out.push_str(&e.name);
+    let mut declared_here = Vec::new();
+    for a in &e.attributes {
+        if a.name == "xmlns" {
+            declared_here.push((String::new(), a.value.clone()));
+        } else if let Some(p) = a.name.strip_prefix("xmlns:") {
+            declared_here.push((p.to_string(), a.value.clone()));
+        }
+    }
+    scope.0.extend(declared_here);
+    // Fix-ups: make sure the element's own namespace is what a reader will
+    // resolve, declaring it where needed (as .NET's writer does).
+    let wanted = e.namespace.as_deref().unwrap_or("");
+    let p = prefix(&e.name).unwrap_or("");
+    let mut extra = Vec::new();
+    if scope.lookup(p).unwrap_or("") != wanted {
+        extra.push((p.to_string(), wanted.to_string()));
+        scope.0.push((p.to_string(), wanted.to_string()));
+    }
+    for a in &e.attributes {
+        if let (Some(ap), Some(ns)) = (prefix(&a.name), a.namespace.as_deref()) {
+            if ap != "xmlns" && scope.lookup(ap) != Some(ns) {
+                extra.push((ap.to_string(), ns.to_string()));
+                scope.0.push((ap.to_string(), ns.to_string()));
+            }
+        }
+    }
+    for a in &e.attributes {
+        let _ = write!(out, " {}=\"", a.name);
+        escape_attr(&a.value, out);
+        out.push('"');
+    }
+    for (p, uri) in extra {
+        if p.is_empty() {
+            out.push_str(" xmlns=\"");
+        } else {
+            let _ = write!(out, " xmlns:{p}=\"");
+        }
+        escape_attr(&uri, out);
+        out.push('"');
+    }
+    if e.children.is_empty() {
+        out.push_str(" />");
+        scope.0.truncate(mark);
+        return;
+    }
+    out.push('>');
+    // .NET stops indenting inside an element that has text content.
+    let mixed = e
+        .children
+        .iter()
+        .any(|n| matches!(n, Node::Text(_) | Node::CData(_)));
+    let indent = format == Format::Indented && !mixed;
+    for child in &e.children {
+        if indent {
+            newline(depth + 1, out);
+        }
+        match child {
+            Node::Element(c) => {
+                let child_format = if indent { format } else { Format::Compact };
+                write_element(c, child_format, depth + 1, scope, out);
+            }
+            Node::Text(t) => escape_text(t, out),
+            Node::CData(t) => {
+                out.push_str("<![CDATA[");
+                out.push_str(t);
+                out.push_str("]]>");
+            }
+            Node::Comment(t) => {
+                out.push_str("<!--");
+                out.push_str(t);
+                out.push_str("-->");
+            }
+        }
+    }
+    if indent {
+        newline(depth, out);
+    }
+    out.push_str("</");
+    out.push_str(&e.name);
+    out.push('>');
+    scope.0.truncate(mark);
+}
+
+fn newline(depth: usize, out: &mut String) {
+    out.push('\n');
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+fn escape_text(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\r' => out.push_str("&#xD;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_attr(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#xA;"),
+            '\r' => out.push_str("&#xD;"),
+            '\t' => out.push_str("&#x9;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_indented() {
+        let text = "<key id=\"1\" version=\"1\">\n  <a>x &amp; y</a>\n  <!-- c -->\n  <b />\n</key>";
+        let e = Element::parse(text).unwrap();
+        assert_eq!(e.to_xml(Format::Indented), text);
+    }
+
+    #[test]
+    fn namespaces_resolve_with_any_prefix() {
+        let e = Element::parse(
+            "<m p6:requiresEncryption=\"true\" xmlns:p6=\"http://schemas.asp.net/2015/03/dataProtection\"/>",
+        )
+        .unwrap();
+        assert_eq!(
+            e.attr_ns("http://schemas.asp.net/2015/03/dataProtection", "requiresEncryption"),
+            Some("true")
+        );
+    }
+
+    #[test]
+    fn default_namespace_fixup() {
+        let mut parent = Element::new_ns("encryptedSecret", "urn:x");
+        parent.declare_namespace("", "urn:x");
+        let parent = parent.with_child(Element::new("encryptedKey"));
+        let text = parent.to_xml(Format::Compact);
+        assert_eq!(
+            text,
+            "<encryptedSecret xmlns=\"urn:x\"><encryptedKey xmlns=\"\" /></encryptedSecret>"
+        );
+        let back = Element::parse(&text).unwrap();
+        assert!(back.elements().next().unwrap().is("encryptedKey"));
+    }
+
+    #[test]
+    fn refuses_bad_documents() {
+        for bad in [
+            "",
+            "<a>",
+            "<a></b>",
+            "<a/><b/>",
+            "<a>&foo;</a>",
+            "<!DOCTYPE a><a/>",
+            "<p:a/>",
+            "<a x=\"1\" x=\"2\"/>",
+            "text",
+        ] {
+            assert!(Element::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let deep = "<a>".repeat(200) + &"</a>".repeat(200);
+        assert!(Element::parse(&deep).is_err());
+    }
+}

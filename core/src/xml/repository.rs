@@ -1,0 +1,215 @@
+//! The `<repository>` document that holds a whole key ring in one blob
+//! (Azure.Extensions.AspNetCore.DataProtection.Blobs, format.md §8).
+//!
+//! Children are kept as the exact text they were read as: rewriting the
+//! document after an append reproduces every existing element byte for byte,
+//! including elements this library does not understand or cannot decrypt.
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::dom::{DECLARATION, Element, Format, parse_with_scope};
+use crate::error::{Error, Result};
+
+/// One top-level element of a repository document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepositoryChild {
+    raw: String,
+    element: Element,
+}
+
+impl RepositoryChild {
+    /// The element, parsed.
+    pub fn element(&self) -> &Element {
+        &self.element
+    }
+
+    /// The element's text exactly as stored.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+}
+
+/// A parsed `<repository>` document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepositoryDocument {
+    root_open: String,
+    root_name: String,
+    children: Vec<RepositoryChild>,
+}
+
+impl Default for RepositoryDocument {
+    fn default() -> Self {
+        RepositoryDocument {
+            root_open: "<repository>".into(),
+            root_name: "repository".into(),
+            children: Vec::new(),
+        }
+    }
+}
+
+impl RepositoryDocument {
+    /// An empty `<repository>`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses a document. Empty input (a zero-length blob) is an empty ring;
+    /// a UTF-8 BOM and the XML declaration are optional; the root's name is
+    /// not checked (as in .NET). Anything that is not well-formed is an error,
+    /// so that a damaged blob is never silently replaced.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use dataprotection::xml::{Element, Format, RepositoryDocument};
+    /// let mut doc = RepositoryDocument::parse(b"<repository><x a='1'/></repository>").unwrap();
+    /// doc.push(&Element::new("y"));
+    /// assert_eq!(
+    ///     String::from_utf8(doc.to_bytes()).unwrap(),
+    ///     "<?xml version=\"1.0\" encoding=\"utf-8\"?><repository><x a='1'/><y /></repository>"
+    /// );
+    /// ```
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Self::new());
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Error::malformed("repository", "the document is not valid UTF-8"))?;
+        // Validate the whole document (DTD refusal, balance, entities) first.
+        let root = Element::parse(text)?;
+        let scope: Vec<(String, String)> = root
+            .attributes
+            .iter()
+            .filter_map(|a| {
+                if a.name == "xmlns" {
+                    Some((String::new(), a.value.clone()))
+                } else {
+                    a.name.strip_prefix("xmlns:").map(|p| (p.to_string(), a.value.clone()))
+                }
+            })
+            .collect();
+
+        let mut reader = Reader::from_str(text);
+        let mut depth = 0usize;
+        let mut root_open = None;
+        let mut child_start = 0usize;
+        let mut children = Vec::new();
+        loop {
+            let before = reader.buffer_position() as usize;
+            let event = reader
+                .read_event()
+                .map_err(|e| Error::malformed("repository", e.to_string()))?;
+            let after = reader.buffer_position() as usize;
+            match event {
+                Event::Start(_) => {
+                    if depth == 0 {
+                        root_open = Some(text[before..after].to_string());
+                    } else if depth == 1 {
+                        child_start = before;
+                    }
+                    depth += 1;
+                }
+                Event::Empty(_) => {
+                    if depth == 0 {
+                        // `<repository/>`: an empty ring.
+                        let open = text[before..after].trim_end_matches("/>").trim_end().to_string() + ">";
+                        root_open = Some(open);
+                    } else if depth == 1 {
+                        children.push(child(&text[before..after], &scope)?);
+                    }
+                }
+                Event::End(_) => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 1 {
+                        children.push(child(&text[child_start..after], &scope)?);
+                    }
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        Ok(RepositoryDocument {
+            root_open: root_open.unwrap_or_else(|| "<repository>".into()),
+            root_name: root.name().to_string(),
+            children,
+        })
+    }
+
+    /// The stored elements in document order.
+    pub fn children(&self) -> &[RepositoryChild] {
+        &self.children
+    }
+
+    /// The stored elements, parsed.
+    pub fn elements(&self) -> Vec<Element> {
+        self.children.iter().map(|c| c.element.clone()).collect()
+    }
+
+    /// Appends an element (written without formatting, as .NET does).
+    pub fn push(&mut self, element: &Element) {
+        self.children.push(RepositoryChild {
+            raw: element.to_xml(Format::Compact),
+            element: element.clone(),
+        });
+    }
+
+    /// Keeps only the children for which `keep` returns true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Element) -> bool) {
+        self.children.retain(|c| keep(&c.element));
+    }
+
+    /// Serializes: XML declaration, the original root start tag, every child
+    /// as stored, the end tag. No BOM (what the Azure SDK's tests expect;
+    /// .NET reads either).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(
+            DECLARATION.len() + 32 + self.children.iter().map(|c| c.raw.len()).sum::<usize>(),
+        );
+        out.push_str(DECLARATION);
+        out.push_str(&self.root_open);
+        for c in &self.children {
+            out.push_str(&c.raw);
+        }
+        out.push_str("</");
+        out.push_str(&self.root_name);
+        out.push('>');
+        out.into_bytes()
+    }
+}
+
+fn child(raw: &str, scope: &[(String, String)]) -> Result<RepositoryChild> {
+    Ok(RepositoryChild {
+        raw: raw.to_string(),
+        element: parse_with_scope(raw, scope)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preserves_children_byte_for_byte() {
+        let input = "\u{feff}<?xml version=\"1.0\"?>\n<repository xmlns:f=\"urn:foreign\">\n  <f:thing  a = 'x' >text<!-- c --></f:thing>\n<key id=\"bad\"/></repository>";
+        let mut doc = RepositoryDocument::parse(input.as_bytes()).unwrap();
+        assert_eq!(doc.children().len(), 2);
+        assert_eq!(doc.children()[0].raw(), "<f:thing  a = 'x' >text<!-- c --></f:thing>");
+        assert!(doc.children()[0].element().is_ns("urn:foreign", "thing"));
+        doc.push(&Element::new("new"));
+        let out = String::from_utf8(doc.to_bytes()).unwrap();
+        assert!(out.contains("<f:thing  a = 'x' >text<!-- c --></f:thing><key id=\"bad\"/><new />"));
+        let again = RepositoryDocument::parse(out.as_bytes()).unwrap();
+        assert_eq!(again.children().len(), 3);
+    }
+
+    #[test]
+    fn empty_forms() {
+        assert!(RepositoryDocument::parse(b"").unwrap().children().is_empty());
+        let doc = RepositoryDocument::parse(b"<repository/>").unwrap();
+        assert!(doc.children().is_empty());
+        assert!(String::from_utf8(doc.to_bytes()).unwrap().ends_with("<repository></repository>"));
+        assert!(RepositoryDocument::parse(b"<repository><a></repository>").is_err());
+    }
+}
