@@ -113,9 +113,13 @@ impl KeySet {
                 Ok(StoredElement::Key(k)) => {
                     if set.keys.iter().any(|existing| existing.xml.id == k.id) {
                         tracing::warn!(key_id = %k.id, "duplicate key id in the repository; keeping the first");
-                        set.problems.push(format!("duplicate <key> element for key {}", k.id));
+                        set.problems
+                            .push(format!("duplicate <key> element for key {}", k.id));
                     } else {
-                        set.keys.push(Key { xml: k, revoked: false });
+                        set.keys.push(Key {
+                            xml: k,
+                            revoked: false,
+                        });
                     }
                 }
                 Ok(StoredElement::Revocation(r)) => {
@@ -193,7 +197,10 @@ pub(crate) struct DefaultKey {
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRing")
-            .field("keys", &self.entries.iter().map(|e| &e.key).collect::<Vec<_>>())
+            .field(
+                "keys",
+                &self.entries.iter().map(|e| &e.key).collect::<Vec<_>>(),
+            )
             .field("default_key", &self.default.as_ref().map(|d| d.id))
             .field("loaded_at", &self.loaded_at)
             .finish()

@@ -13,7 +13,9 @@ use crate::encryption::{XmlEncryptor, encrypt_if_necessary};
 use crate::error::{Error, Result};
 use crate::key::{Key, KeySet};
 use crate::repository::XmlRepository;
-use crate::xml::{Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, descriptor_element};
+use crate::xml::{
+    Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, descriptor_element,
+};
 
 /// Receives every new key *before* its master key is encrypted at rest
 /// (ASP.NET Core's `IKeyEscrowSink`). The element holds the secret in clear:
@@ -89,10 +91,9 @@ pub(crate) fn deletion_orders(
             target: RevocationTarget::Key(id),
             ..
         })) = StoredElement::classify(e)
+            && (deleted_ids.contains(&id) || set.get(id).is_none())
         {
-            if deleted_ids.contains(&id) || set.get(id).is_none() {
-                orders[i] = Some(2);
-            }
+            orders[i] = Some(2);
         }
     }
     orders
@@ -101,7 +102,10 @@ pub(crate) fn deletion_orders(
 impl KeyManager {
     /// A manager over `repository`; keys are stored unencrypted unless an
     /// encryptor is given.
-    pub fn new(repository: Arc<dyn XmlRepository>, encryptor: Option<Arc<dyn XmlEncryptor>>) -> Self {
+    pub fn new(
+        repository: Arc<dyn XmlRepository>,
+        encryptor: Option<Arc<dyn XmlEncryptor>>,
+    ) -> Self {
         KeyManager {
             repository,
             encryptor,
@@ -179,9 +183,15 @@ impl KeyManager {
     }
 
     /// Creates and stores a key with the given dates.
-    pub async fn create_key(&self, activation: OffsetDateTime, expiration: OffsetDateTime) -> Result<Key> {
+    pub async fn create_key(
+        &self,
+        activation: OffsetDateTime,
+        expiration: OffsetDateTime,
+    ) -> Result<Key> {
         let (xml, element) = self.new_key_element(activation, expiration).await?;
-        self.repository.store_element(&element, &xml.friendly_name()).await?;
+        self.repository
+            .store_element(&element, &xml.friendly_name())
+            .await?;
         tracing::info!(key_id = %xml.id, activation = %activation, expiration = %expiration, "created key");
         self.changed();
         key_from(&xml)
@@ -203,7 +213,11 @@ impl KeyManager {
     }
 
     /// Revokes every key created before `before`.
-    pub async fn revoke_all_keys(&self, before: OffsetDateTime, reason: Option<&str>) -> Result<()> {
+    pub async fn revoke_all_keys(
+        &self,
+        before: OffsetDateTime,
+        reason: Option<&str>,
+    ) -> Result<()> {
         let revocation = RevocationXml {
             date: before,
             target: RevocationTarget::AllCreatedBefore,

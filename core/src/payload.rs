@@ -61,9 +61,8 @@ pub struct PurposeTail(Vec<u8>);
 impl PurposeTail {
     /// Encodes a purpose chain.
     pub fn new<S: AsRef<str>>(purposes: &[S]) -> Self {
-        let mut out = Vec::with_capacity(
-            4 + purposes.iter().map(|p| p.as_ref().len() + 2).sum::<usize>(),
-        );
+        let mut out =
+            Vec::with_capacity(4 + purposes.iter().map(|p| p.as_ref().len() + 2).sum::<usize>());
         out.extend_from_slice(&(purposes.len() as i32).to_be_bytes());
         for p in purposes {
             let bytes = p.as_ref().as_bytes();
@@ -131,7 +130,7 @@ pub fn decode_text(text: &str) -> Result<Vec<u8>> {
 fn pad(text: &str) -> String {
     let mut s = text.to_string();
     if !s.ends_with('=') {
-        while s.len() % 4 != 0 {
+        while !s.len().is_multiple_of(4) {
             s.push('=');
         }
     }
@@ -157,11 +156,17 @@ mod tests {
 
     #[test]
     fn header_errors() {
-        assert!(matches!(read_header(&[0u8; 19]), Err(Error::BadMagicHeader)));
+        assert!(matches!(
+            read_header(&[0u8; 19]),
+            Err(Error::BadMagicHeader)
+        ));
         let mut p = [0u8; 20];
         p[..4].copy_from_slice(&MAGIC_HEADER);
         p[3] |= 1;
-        assert!(matches!(read_header(&p), Err(Error::UnsupportedVersion { version: 1 })));
+        assert!(matches!(
+            read_header(&p),
+            Err(Error::UnsupportedVersion { version: 1 })
+        ));
         p[0] = 0;
         assert!(matches!(read_header(&p), Err(Error::BadMagicHeader)));
     }
@@ -175,7 +180,10 @@ mod tests {
         let std = STANDARD.encode(&bytes);
         assert_eq!(decode_text(&std).unwrap(), bytes);
         assert_eq!(decode_text(std.trim_end_matches('=')).unwrap(), bytes);
-        assert!(matches!(decode_text("CfDJ8***"), Err(Error::InvalidEncoding)));
+        assert!(matches!(
+            decode_text("CfDJ8***"),
+            Err(Error::InvalidEncoding)
+        ));
         assert_eq!(decode_text("").unwrap(), Vec::<u8>::new());
     }
 }

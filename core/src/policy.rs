@@ -67,19 +67,38 @@ pub fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> 
     propagated.or_else(|| {
         activated
             .filter(|k| k.creation_date > cutoff)
-            .min_by(|a, b| a.activation_date.cmp(&b.activation_date).then_with(|| a.id.cmp(&b.id)))
+            .min_by(|a, b| {
+                a.activation_date
+                    .cmp(&b.activation_date)
+                    .then_with(|| a.id.cmp(&b.id))
+            })
     })
 }
 
 /// Fallback candidates in order of preference: unrevoked keys other than
 /// `exclude`, newest propagated first, then the oldest unpropagated.
-pub fn fallback_candidates(keys: &[KeyInfo], now: OffsetDateTime, exclude: Option<Uuid>) -> Vec<&KeyInfo> {
+pub fn fallback_candidates(
+    keys: &[KeyInfo],
+    now: OffsetDateTime,
+    exclude: Option<Uuid>,
+) -> Vec<&KeyInfo> {
     let cutoff = now - KEY_PROPAGATION_WINDOW;
     let eligible = keys.iter().filter(|k| !k.revoked && Some(k.id) != exclude);
-    let mut old: Vec<_> = eligible.clone().filter(|k| k.creation_date <= cutoff).collect();
-    old.sort_by(|a, b| b.creation_date.cmp(&a.creation_date).then_with(|| a.id.cmp(&b.id)));
+    let mut old: Vec<_> = eligible
+        .clone()
+        .filter(|k| k.creation_date <= cutoff)
+        .collect();
+    old.sort_by(|a, b| {
+        b.creation_date
+            .cmp(&a.creation_date)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     let mut new: Vec<_> = eligible.filter(|k| k.creation_date > cutoff).collect();
-    new.sort_by(|a, b| a.creation_date.cmp(&b.creation_date).then_with(|| a.id.cmp(&b.id)));
+    new.sort_by(|a, b| {
+        a.creation_date
+            .cmp(&b.creation_date)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     old.extend(new);
     old
 }
@@ -93,13 +112,15 @@ pub fn resolve_default_key(
     usable: &dyn Fn(&KeyInfo) -> bool,
 ) -> Resolution {
     let preferred = preferred_key(keys, now);
-    if let Some(p) = preferred {
-        if !p.revoked && !p.is_expired(now) && usable(p) {
-            return Resolution {
-                default_key: Some(p.id),
-                fallback_key: None,
-            };
-        }
+    if let Some(p) = preferred
+        && !p.revoked
+        && !p.is_expired(now)
+        && usable(p)
+    {
+        return Resolution {
+            default_key: Some(p.id),
+            fallback_key: None,
+        };
     }
     let fallback = fallback_candidates(keys, now, preferred.map(|p| p.id))
         .into_iter()
@@ -166,7 +187,12 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    fn key(n: u128, created: OffsetDateTime, activation: OffsetDateTime, expiration: OffsetDateTime) -> KeyInfo {
+    fn key(
+        n: u128,
+        created: OffsetDateTime,
+        activation: OffsetDateTime,
+        expiration: OffsetDateTime,
+    ) -> KeyInfo {
         KeyInfo {
             id: Uuid::from_u128(n),
             creation_date: created,
@@ -189,13 +215,31 @@ mod tests {
     #[test]
     fn successor_when_default_expires_soon() {
         let now = datetime!(2030-01-01 0:00 UTC);
-        let k = key(1, now - Duration::days(88), now - Duration::days(88), now + Duration::days(2));
+        let k = key(
+            1,
+            now - Duration::days(88),
+            now - Duration::days(88),
+            now + Duration::days(2),
+        );
         let plan = plan_new_key(std::slice::from_ref(&k), now, DEFAULT_KEY_LIFETIME, YES).unwrap();
         assert_eq!(plan.activation_date, k.expiration_date);
         // Far from expiry: nothing to do.
-        assert!(plan_new_key(&[k.clone()], now - Duration::days(10), DEFAULT_KEY_LIFETIME, YES).is_none());
+        assert!(
+            plan_new_key(
+                std::slice::from_ref(&k),
+                now - Duration::days(10),
+                DEFAULT_KEY_LIFETIME,
+                YES
+            )
+            .is_none()
+        );
         // With a propagated successor: nothing to do.
-        let s = key(2, now - Duration::days(3), k.expiration_date, now + Duration::days(87));
+        let s = key(
+            2,
+            now - Duration::days(3),
+            k.expiration_date,
+            now + Duration::days(87),
+        );
         assert!(plan_new_key(&[k, s], now, DEFAULT_KEY_LIFETIME, YES).is_none());
     }
 
@@ -211,9 +255,19 @@ mod tests {
     #[test]
     fn revoked_preferred_gives_fallback_and_generation() {
         let now = datetime!(2030-01-01 0:00 UTC);
-        let mut a = key(1, now - Duration::days(10), now - Duration::days(10), now + Duration::days(80));
+        let mut a = key(
+            1,
+            now - Duration::days(10),
+            now - Duration::days(10),
+            now + Duration::days(80),
+        );
         a.revoked = true;
-        let b = key(2, now - Duration::days(20), now - Duration::days(20), now - Duration::days(1));
+        let b = key(
+            2,
+            now - Duration::days(20),
+            now - Duration::days(20),
+            now - Duration::days(1),
+        );
         let r = resolve_default_key(&[a.clone(), b.clone()], now, YES);
         assert_eq!(r.default_key, None);
         assert_eq!(r.fallback_key, Some(b.id));

@@ -8,13 +8,16 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::key::KeyRing;
-use crate::payload::{HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header};
+use crate::payload::{
+    HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header,
+};
 use crate::provider::{Inner, RefreshReason};
 use crate::xml::{from_ticks, to_ticks};
 
 /// The purpose the time-limited protector appends (ASP.NET Core's
 /// `TimeLimitedDataProtector`).
-pub const TIME_LIMITED_PURPOSE: &str = "Microsoft.AspNetCore.DataProtection.TimeLimitedDataProtector.v1";
+pub const TIME_LIMITED_PURPOSE: &str =
+    "Microsoft.AspNetCore.DataProtection.TimeLimitedDataProtector.v1";
 
 /// Protects and unprotects data for one purpose chain. Cheap to clone.
 ///
@@ -29,7 +32,9 @@ pub struct DataProtector {
 
 impl fmt::Debug for DataProtector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DataProtector").field("purposes", &self.purposes).finish()
+        f.debug_struct("DataProtector")
+            .field("purposes", &self.purposes)
+            .finish()
     }
 }
 
@@ -88,9 +93,12 @@ impl DataProtector {
     pub fn protect(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
         let state = self.inner.state.load();
         self.inner.maybe_schedule_refresh(&state);
-        let ring = state.ring.as_ref().ok_or_else(|| Error::KeyRingUnavailable {
-            reason: "the key ring has not been loaded".into(),
-        })?;
+        let ring = state
+            .ring
+            .as_ref()
+            .ok_or_else(|| Error::KeyRingUnavailable {
+                reason: "the key ring has not been loaded".into(),
+            })?;
         let default = ring.default_or_err()?;
         let mut out = Vec::with_capacity(HEADER_LEN + default.encryptor.body_len(plaintext.len()));
         out.extend_from_slice(&MAGIC_HEADER);
@@ -108,7 +116,12 @@ impl DataProtector {
         self.protect(plaintext.as_bytes()).map(|p| encode_text(&p))
     }
 
-    fn try_unprotect(&self, ring: &KeyRing, payload: &[u8], ignore_revocation: bool) -> Result<Unprotected, Miss> {
+    fn try_unprotect(
+        &self,
+        ring: &KeyRing,
+        payload: &[u8],
+        ignore_revocation: bool,
+    ) -> Result<Unprotected, Miss> {
         let key_id = read_header(payload).map_err(Miss::Failed)?;
         let Some(&index) = ring.index.get(&key_id) else {
             return Err(Miss::UnknownKey(key_id));
@@ -128,7 +141,10 @@ impl DataProtector {
         // The AAD starts with the payload's own 20 header bytes (magic with
         // version 0, and the key id), which read_header has validated.
         let plaintext = encryptor
-            .decrypt(&payload[HEADER_LEN..], &[&payload[..HEADER_LEN], self.tail.as_bytes()])
+            .decrypt(
+                &payload[HEADER_LEN..],
+                &[&payload[..HEADER_LEN], self.tail.as_bytes()],
+            )
             .map_err(Miss::Failed)?;
         Ok(Unprotected {
             plaintext,
@@ -150,12 +166,19 @@ impl DataProtector {
 
     /// As [`DataProtector::unprotect`], optionally accepting revoked keys,
     /// and reporting whether the payload should be re-protected.
-    pub fn unprotect_detailed(&self, payload: &[u8], ignore_revocation: bool) -> Result<Unprotected> {
+    pub fn unprotect_detailed(
+        &self,
+        payload: &[u8],
+        ignore_revocation: bool,
+    ) -> Result<Unprotected> {
         let state = self.inner.state.load();
         self.inner.maybe_schedule_refresh(&state);
-        let ring = state.ring.as_ref().ok_or_else(|| Error::KeyRingUnavailable {
-            reason: "the key ring has not been loaded".into(),
-        })?;
+        let ring = state
+            .ring
+            .as_ref()
+            .ok_or_else(|| Error::KeyRingUnavailable {
+                reason: "the key ring has not been loaded".into(),
+            })?;
         match self.try_unprotect(ring, payload, ignore_revocation) {
             Ok(u) => Ok(u),
             Err(Miss::Failed(e)) => Err(e),
@@ -183,11 +206,17 @@ impl DataProtector {
     /// refresh when the key is unknown, or for the key's master key to be
     /// decrypted.
     pub async fn unprotect_async(&self, payload: &[u8]) -> Result<Vec<u8>> {
-        self.unprotect_detailed_async(payload, false).await.map(|u| u.plaintext)
+        self.unprotect_detailed_async(payload, false)
+            .await
+            .map(|u| u.plaintext)
     }
 
     /// As [`DataProtector::unprotect_async`] with the options of [`DataProtector::unprotect_detailed`].
-    pub async fn unprotect_detailed_async(&self, payload: &[u8], ignore_revocation: bool) -> Result<Unprotected> {
+    pub async fn unprotect_detailed_async(
+        &self,
+        payload: &[u8],
+        ignore_revocation: bool,
+    ) -> Result<Unprotected> {
         let mut refreshed = false;
         loop {
             let ring = self.inner.ring()?;
@@ -202,7 +231,12 @@ impl DataProtector {
                 }
                 Err(Miss::NotReady(index)) => {
                     let entry = &ring.entries[index];
-                    if self.inner.ensure_encryptor(&entry.key, &entry.slot).await?.is_none() {
+                    if self
+                        .inner
+                        .ensure_encryptor(&entry.key, &entry.slot)
+                        .await?
+                        .is_none()
+                    {
                         return Err(Error::KeyDecryption {
                             what: format!("key {}", entry.key.id()),
                             source: entry
@@ -220,7 +254,9 @@ impl DataProtector {
     /// Unprotects the text form (Base64Url, or standard Base64) and decodes UTF-8.
     pub fn unprotect_str(&self, payload: &str) -> Result<String> {
         let bytes = self.unprotect(&decode_text(payload)?)?;
-        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 { what: "the unprotected data" })
+        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
+            what: "the unprotected data",
+        })
     }
 
     /// A time-limited protector over this purpose chain.

@@ -27,7 +27,10 @@ use crate::payload::key_id_bytes;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
 use crate::protector::DataProtector;
 use crate::repository::{XmlRepository, default_repository};
-use crate::xml::{Element, contains_encrypted_secret, read_descriptor, read_descriptor_algorithm};
+use crate::xml::{
+    Element, RevocationTarget, contains_encrypted_secret, read_descriptor,
+    read_descriptor_algorithm,
+};
 
 /// Minimum time between two refreshes triggered by unknown key ids.
 const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::seconds(30);
@@ -70,7 +73,10 @@ impl fmt::Debug for DataProtectionProviderBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataProtectionProviderBuilder")
             .field("application_name", &self.application_name)
-            .field("repository", &self.repository.as_ref().map(|r| r.describe()))
+            .field(
+                "repository",
+                &self.repository.as_ref().map(|r| r.describe()),
+            )
             .field("encrypted_at_rest", &self.encryptor.is_some())
             .field("key_lifetime", &self.key_lifetime)
             .field("auto_generate", &self.auto_generate)
@@ -224,7 +230,10 @@ impl fmt::Debug for DataProtectionProvider {
         f.debug_struct("DataProtectionProvider")
             .field("application_name", &self.inner.application_name)
             .field("repository", &self.inner.manager.repository.describe())
-            .field("default_key", &state.ring.as_ref().and_then(|r| r.default_key_id()))
+            .field(
+                "default_key",
+                &state.ring.as_ref().and_then(|r| r.default_key_id()),
+            )
             .field("refresh_at", &state.refresh_at)
             .finish()
     }
@@ -307,6 +316,11 @@ impl DataProtectionProvider {
     }
 }
 
+/// The boxed future of [`Inner::load`] (boxed because it recurses once).
+type LoadFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(KeyRing, OffsetDateTime)>> + Send + 'a>,
+>;
+
 pub(crate) struct RingState {
     pub ring: Option<Arc<KeyRing>>,
     pub refresh_at: OffsetDateTime,
@@ -350,7 +364,10 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 enum KeyError {
     Permanent(String),
-    Transient { retry_at: OffsetDateTime, message: String },
+    Transient {
+        retry_at: OffsetDateTime,
+        message: String,
+    },
 }
 
 /// Errors that say the key itself is unusable, as opposed to a failure to
@@ -358,15 +375,21 @@ enum KeyError {
 fn is_permanent(e: &Error) -> bool {
     matches!(
         e,
-        Error::UnknownDecryptor { .. } | Error::MalformedXml { .. } | Error::UnsupportedAlgorithm(_)
+        Error::UnknownDecryptor { .. }
+            | Error::MalformedXml { .. }
+            | Error::UnsupportedAlgorithm(_)
     )
 }
 
 impl Inner {
     pub fn ring(&self) -> Result<Arc<KeyRing>> {
-        self.state.load().ring.clone().ok_or_else(|| Error::KeyRingUnavailable {
-            reason: "the key ring has not been loaded".into(),
-        })
+        self.state
+            .load()
+            .ring
+            .clone()
+            .ok_or_else(|| Error::KeyRingUnavailable {
+                reason: "the key ring has not been loaded".into(),
+            })
     }
 
     /// Marks the ring stale and reloads it in the background.
@@ -439,7 +462,8 @@ impl Inner {
             return Ok(false);
         }
         book.last_unknown_key_refresh = Some(now);
-        self.refresh_locked(&mut book, RefreshReason::UnknownKey).await?;
+        self.refresh_locked(&mut book, RefreshReason::UnknownKey)
+            .await?;
         Ok(true)
     }
 
@@ -533,7 +557,8 @@ impl Inner {
             descriptor
         };
         let d = read_descriptor(descriptor)?;
-        Ok(d.algorithm.encryptor_with_random(&d.master_key, self.random.clone()))
+        Ok(d.algorithm
+            .encryptor_with_random(&d.master_key, self.random.clone()))
     }
 
     /// The key's encryptor, decrypting its master key at most once per
@@ -588,14 +613,16 @@ impl Inner {
         now: OffsetDateTime,
         allow_create: bool,
         just_created: Option<Uuid>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(KeyRing, OffsetDateTime)>> + Send + 'a>>
-    {
+    ) -> LoadFuture<'a> {
         Box::pin(async move {
             let elements = self.manager.repository.get_all_elements().await?;
             let set = KeySet::from_elements(&elements)?;
             let infos = set.infos();
-            let slots: HashMap<Uuid, EncryptorSlot> =
-                set.keys.iter().map(|k| (k.id(), self.slot(k.id()))).collect();
+            let slots: HashMap<Uuid, EncryptorSlot> = set
+                .keys
+                .iter()
+                .map(|k| (k.id(), self.slot(k.id())))
+                .collect();
 
             // Keys stored without encryption at rest are cheap to load: do them all,
             // so every payload they protected can be unprotected without waiting.
@@ -607,22 +634,30 @@ impl Inner {
 
             let mut usable: HashMap<Uuid, bool> = HashMap::new();
             let preferred = policy::preferred_key(&infos, now).cloned();
-            if let Some(p) = &preferred {
-                if !p.revoked && !p.is_expired(now) {
-                    let key = set.get(p.id).ok_or_else(|| Error::NoDefaultKey {
-                        reason: "inconsistent key set".into(),
-                    })?;
-                    let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
-                    usable.insert(p.id, ok);
-                }
+            if let Some(p) = &preferred
+                && !p.revoked
+                && !p.is_expired(now)
+            {
+                let key = set.get(p.id).ok_or_else(|| Error::NoDefaultKey {
+                    reason: "inconsistent key set".into(),
+                })?;
+                let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
+                usable.insert(p.id, ok);
             }
             let checked = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
             let resolution = policy::resolve_default_key(&infos, now, &checked);
             let mut fallback = None;
             if resolution.default_key.is_none() {
-                for candidate in policy::fallback_candidates(&infos, now, preferred.as_ref().map(|p| p.id)) {
-                    let Some(key) = set.get(candidate.id) else { continue };
-                    let ok = self.ensure_encryptor(key, &slots[&candidate.id]).await?.is_some();
+                for candidate in
+                    policy::fallback_candidates(&infos, now, preferred.as_ref().map(|p| p.id))
+                {
+                    let Some(key) = set.get(candidate.id) else {
+                        continue;
+                    };
+                    let ok = self
+                        .ensure_encryptor(key, &slots[&candidate.id])
+                        .await?
+                        .is_some();
                     usable.insert(candidate.id, ok);
                     if ok {
                         fallback = Some(candidate.id);
@@ -630,8 +665,11 @@ impl Inner {
                     }
                 }
             }
-            let unusable: HashSet<Uuid> =
-                usable.iter().filter(|(_, ok)| !**ok).map(|(id, _)| *id).collect();
+            let unusable: HashSet<Uuid> = usable
+                .iter()
+                .filter(|(_, ok)| !**ok)
+                .map(|(id, _)| *id)
+                .collect();
 
             let mut chosen = resolution.default_key;
             if just_created.is_some() {
@@ -641,7 +679,27 @@ impl Inner {
                 !unusable.contains(&k.id)
             }) {
                 if allow_create && self.auto_generate {
-                    let created = self.create_key_if_still_needed(now, plan, &unusable).await?;
+                    // A mass revocation dated in the future (clock skew, or a
+                    // mistake) would revoke any key created now: creating one
+                    // would only add an unusable key at every refresh.
+                    let now_revoking = set
+                        .revocations
+                        .iter()
+                        .filter(|r| r.target == RevocationTarget::AllCreatedBefore && r.date > now)
+                        .map(|r| r.date)
+                        .max();
+                    if let Some(date) = now_revoking {
+                        return Err(Error::NoDefaultKey {
+                            reason: format!(
+                                "a revocation of all keys created before {date} is dated in the future, \
+                                 so a key created now would be revoked at once; check the clocks \
+                                 (no key was created)"
+                            ),
+                        });
+                    }
+                    let created = self
+                        .create_key_if_still_needed(now, plan, &unusable)
+                        .await?;
                     return self.load(now, false, created).await;
                 }
                 if !self.auto_generate {
@@ -667,12 +725,12 @@ impl Inner {
                             ),
                         });
                     }
-                    let encryptor = self
-                        .ensure_encryptor(key, &slots[&id])
-                        .await?
-                        .ok_or_else(|| Error::NoDefaultKey {
-                            reason: format!("the default key {id} cannot be used"),
-                        })?;
+                    let encryptor =
+                        self.ensure_encryptor(key, &slots[&id])
+                            .await?
+                            .ok_or_else(|| Error::NoDefaultKey {
+                                reason: format!("the default key {id} cannot be used"),
+                            })?;
                     Some(DefaultKey {
                         id,
                         id_bytes: key_id_bytes(&id),
@@ -686,7 +744,8 @@ impl Inner {
                     reason: if self.auto_generate {
                         "the key ring has no usable key".into()
                     } else {
-                        "the key ring has no usable key and automatic key generation is disabled".into()
+                        "the key ring has no usable key and automatic key generation is disabled"
+                            .into()
                     },
                 });
             };
@@ -703,7 +762,11 @@ impl Inner {
                 next.min(default_expiration)
             };
 
-            let errors = self.key_errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let errors = self
+                .key_errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
             let mut entries = Vec::with_capacity(set.keys.len());
             let mut index = HashMap::with_capacity(set.keys.len());
             for key in set.keys {

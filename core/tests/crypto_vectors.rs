@@ -65,7 +65,11 @@ fn context_header_vectors() {
     assert_eq!(cases.len(), 9);
     for case in cases {
         let header = context_header(algorithm(case));
-        assert_eq!(header, hex(case["context_header_hex"].as_str().unwrap()), "{case}");
+        assert_eq!(
+            header,
+            hex(case["context_header_hex"].as_str().unwrap()),
+            "{case}"
+        );
     }
 }
 
@@ -78,8 +82,8 @@ fn encryptor_vectors() {
         let master = Secret::new(bytes_field(case, "master_key"));
         let mut random = hex(case["key_modifier_hex"].as_str().unwrap());
         random.extend(hex(case["iv_hex"].as_str().unwrap()));
-        let enc = algorithm(case)
-            .encryptor_with_random(&master, Arc::new(FixedRandom::new(random)));
+        let enc =
+            algorithm(case).encryptor_with_random(&master, Arc::new(FixedRandom::new(random)));
         let plaintext = hex(case["plaintext_hex"].as_str().unwrap());
         let aad = hex(case["aad_hex"].as_str().unwrap());
         let body = enc.encrypt(&plaintext, &aad).unwrap();

@@ -18,9 +18,13 @@ use uuid::Uuid;
 
 async fn vector_provider() -> DataProtectionProvider {
     DataProtectionProvider::builder()
-        .repository(Arc::new(FileSystemXmlRepository::new(vector_path("keyring"))))
+        .repository(Arc::new(FileSystemXmlRepository::new(vector_path(
+            "keyring",
+        ))))
         .auto_generate_keys(false)
-        .clock(Arc::new(dataprotection::clock::ManualClock::new(datetime!(2026-01-01 0:00 UTC))))
+        .clock(Arc::new(dataprotection::clock::ManualClock::new(
+            datetime!(2026-01-01 0:00 UTC),
+        )))
         .build()
         .await
         .unwrap()
@@ -45,7 +49,11 @@ async fn positive_payloads_unprotect_with_the_keyring_directory() {
         let protector = provider.create_protector_with_purposes(&purposes(case, "purposes"));
         let payload = decode_text(case["protected_base64url"].as_str().unwrap()).unwrap();
         let plaintext = protector.unprotect_async(&payload).await.unwrap();
-        assert_eq!(plaintext, case["plaintext_utf8"].as_str().unwrap().as_bytes(), "{case}");
+        assert_eq!(
+            plaintext,
+            case["plaintext_utf8"].as_str().unwrap().as_bytes(),
+            "{case}"
+        );
         // The synchronous path agrees once keys are loaded.
         assert_eq!(protector.unprotect(&payload).unwrap(), plaintext);
     }
@@ -68,8 +76,15 @@ fn positive_payloads_are_reproduced_byte_for_byte() {
         let aad = additional_authenticated_data(&id, &purposes(case, "purposes"));
         let mut payload = MAGIC_HEADER.to_vec();
         payload.extend_from_slice(&key_id_bytes(&id));
-        payload.extend(enc.encrypt(case["plaintext_utf8"].as_str().unwrap().as_bytes(), &aad).unwrap());
-        assert_eq!(encode_text(&payload), case["protected_base64url"].as_str().unwrap(), "{case}");
+        payload.extend(
+            enc.encrypt(case["plaintext_utf8"].as_str().unwrap().as_bytes(), &aad)
+                .unwrap(),
+        );
+        assert_eq!(
+            encode_text(&payload),
+            case["protected_base64url"].as_str().unwrap(),
+            "{case}"
+        );
         assert_eq!(payload.len(), HEADER_LEN + enc.body_len(5));
     }
 }
@@ -88,7 +103,11 @@ async fn negative_payloads_fail_with_their_error_class() {
             Err(e) => Err(e),
         };
         let err = result.expect_err(case["case"].as_str().unwrap());
-        assert_eq!(err.class(), case["expect"].as_str().unwrap(), "{case}: {err}");
+        assert_eq!(
+            err.class(),
+            case["expect"].as_str().unwrap(),
+            "{case}: {err}"
+        );
         if matches!(err, Error::DecryptionFailed) {
             // Opaque: the message says nothing about MAC, padding or tag.
             assert_eq!(err.to_string(), "the payload could not be decrypted");

@@ -191,8 +191,11 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
     fn decrypt(&self, body: &[u8], aad: &[&[u8]]) -> Result<Vec<u8>> {
         let digest = self.mac.digest_len();
         let overhead = KEY_MODIFIER_LEN + BLOCK + digest;
-        if body.len() < overhead + BLOCK || (body.len() - overhead) % BLOCK != 0 {
-            tracing::debug!(len = body.len(), "CBC payload body has an impossible length");
+        if body.len() < overhead + BLOCK || !(body.len() - overhead).is_multiple_of(BLOCK) {
+            tracing::debug!(
+                len = body.len(),
+                "CBC payload body has an impossible length"
+            );
             return Err(Error::DecryptionFailed);
         }
         let (key_modifier, rest) = body.split_at(KEY_MODIFIER_LEN);

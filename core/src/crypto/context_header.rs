@@ -1,10 +1,10 @@
 //! Context headers: a per-algorithm prefix of the KDF context that binds the
 //! algorithm choice (and a known-answer self-test) into every derived subkey.
 
+use super::Algorithm;
 use super::cbc::{cbc_encrypt, hmac_into};
 use super::gcm::{NONCE, TAG, gcm_seal};
 use super::kdf::sp800_108_ctr_hmac_sha512;
-use super::Algorithm;
 
 /// The context header of `algorithm`, as ASP.NET Core computes it.
 ///

@@ -74,7 +74,9 @@ pub struct GcmEncryptor {
 
 impl fmt::Debug for GcmEncryptor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GcmEncryptor").field("aes", &self.aes).finish_non_exhaustive()
+        f.debug_struct("GcmEncryptor")
+            .field("aes", &self.aes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +133,9 @@ impl AuthenticatedEncryptor for GcmEncryptor {
         if gcm_open(self.aes, key, nonce, &mut plaintext, tag) {
             Ok(plaintext)
         } else {
-            tracing::debug!("payload GCM tag did not verify (tampered, wrong purpose or wrong key)");
+            tracing::debug!(
+                "payload GCM tag did not verify (tampered, wrong purpose or wrong key)"
+            );
             Err(Error::DecryptionFailed)
         }
     }

@@ -125,26 +125,65 @@ impl Default for Algorithm {
 impl Algorithm {
     /// Every algorithm ASP.NET Core's default descriptor can name.
     pub const ALL: [Algorithm; 9] = [
-        Algorithm::CbcHmac { aes: AesKeySize::Aes128, mac: ValidationAlgorithm::HmacSha256 },
-        Algorithm::CbcHmac { aes: AesKeySize::Aes128, mac: ValidationAlgorithm::HmacSha512 },
-        Algorithm::CbcHmac { aes: AesKeySize::Aes192, mac: ValidationAlgorithm::HmacSha256 },
-        Algorithm::CbcHmac { aes: AesKeySize::Aes192, mac: ValidationAlgorithm::HmacSha512 },
-        Algorithm::CbcHmac { aes: AesKeySize::Aes256, mac: ValidationAlgorithm::HmacSha256 },
-        Algorithm::CbcHmac { aes: AesKeySize::Aes256, mac: ValidationAlgorithm::HmacSha512 },
-        Algorithm::Gcm { aes: AesKeySize::Aes128 },
-        Algorithm::Gcm { aes: AesKeySize::Aes192 },
-        Algorithm::Gcm { aes: AesKeySize::Aes256 },
+        Algorithm::CbcHmac {
+            aes: AesKeySize::Aes128,
+            mac: ValidationAlgorithm::HmacSha256,
+        },
+        Algorithm::CbcHmac {
+            aes: AesKeySize::Aes128,
+            mac: ValidationAlgorithm::HmacSha512,
+        },
+        Algorithm::CbcHmac {
+            aes: AesKeySize::Aes192,
+            mac: ValidationAlgorithm::HmacSha256,
+        },
+        Algorithm::CbcHmac {
+            aes: AesKeySize::Aes192,
+            mac: ValidationAlgorithm::HmacSha512,
+        },
+        Algorithm::CbcHmac {
+            aes: AesKeySize::Aes256,
+            mac: ValidationAlgorithm::HmacSha256,
+        },
+        Algorithm::CbcHmac {
+            aes: AesKeySize::Aes256,
+            mac: ValidationAlgorithm::HmacSha512,
+        },
+        Algorithm::Gcm {
+            aes: AesKeySize::Aes128,
+        },
+        Algorithm::Gcm {
+            aes: AesKeySize::Aes192,
+        },
+        Algorithm::Gcm {
+            aes: AesKeySize::Aes256,
+        },
     ];
 
     /// The .NET `EncryptionAlgorithm` enum name (`AES_256_CBC`, `AES_128_GCM`, ...).
     pub fn encryption_name(self) -> &'static str {
         match self {
-            Algorithm::CbcHmac { aes: AesKeySize::Aes128, .. } => "AES_128_CBC",
-            Algorithm::CbcHmac { aes: AesKeySize::Aes192, .. } => "AES_192_CBC",
-            Algorithm::CbcHmac { aes: AesKeySize::Aes256, .. } => "AES_256_CBC",
-            Algorithm::Gcm { aes: AesKeySize::Aes128 } => "AES_128_GCM",
-            Algorithm::Gcm { aes: AesKeySize::Aes192 } => "AES_192_GCM",
-            Algorithm::Gcm { aes: AesKeySize::Aes256 } => "AES_256_GCM",
+            Algorithm::CbcHmac {
+                aes: AesKeySize::Aes128,
+                ..
+            } => "AES_128_CBC",
+            Algorithm::CbcHmac {
+                aes: AesKeySize::Aes192,
+                ..
+            } => "AES_192_CBC",
+            Algorithm::CbcHmac {
+                aes: AesKeySize::Aes256,
+                ..
+            } => "AES_256_CBC",
+            Algorithm::Gcm {
+                aes: AesKeySize::Aes128,
+            } => "AES_128_GCM",
+            Algorithm::Gcm {
+                aes: AesKeySize::Aes192,
+            } => "AES_192_GCM",
+            Algorithm::Gcm {
+                aes: AesKeySize::Aes256,
+            } => "AES_256_GCM",
         }
     }
 

@@ -52,13 +52,17 @@ impl fmt::Debug for DecryptorRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<_> = self.map.keys().collect();
         names.sort();
-        f.debug_struct("DecryptorRegistry").field("types", &names).finish()
+        f.debug_struct("DecryptorRegistry")
+            .field("types", &names)
+            .finish()
     }
 }
 
 impl Default for DecryptorRegistry {
     fn default() -> Self {
-        let mut r = DecryptorRegistry { map: HashMap::new() };
+        let mut r = DecryptorRegistry {
+            map: HashMap::new(),
+        };
         r.register(NULL_XML_DECRYPTOR_TYPE, Arc::new(NullXmlDecryptor));
         r
     }
@@ -109,11 +113,11 @@ impl DecryptorRegistry {
                             }
                         }
                     };
-                    let decryptor = self
-                        .get(&type_name)
-                        .ok_or_else(|| Error::UnknownDecryptor {
-                            type_name: normalize_type_name(&type_name),
-                        })?;
+                    let decryptor =
+                        self.get(&type_name)
+                            .ok_or_else(|| Error::UnknownDecryptor {
+                                type_name: normalize_type_name(&type_name),
+                            })?;
                     let decrypted = decryptor.decrypt(&encrypted).await?;
                     *child = decrypted;
                 } else {
@@ -160,7 +164,8 @@ fn encrypt_in_place<'a>(
 
 fn requires_encryption(e: &Element) -> bool {
     matches!(
-        e.attr_ns(DATA_PROTECTION_NS, "requiresEncryption").map(str::trim),
+        e.attr_ns(DATA_PROTECTION_NS, "requiresEncryption")
+            .map(str::trim),
         Some("true") | Some("1")
     )
 }
@@ -168,7 +173,8 @@ fn requires_encryption(e: &Element) -> bool {
 /// Whether any element below `e` is marked `requiresEncryption` — that is,
 /// whether a secret is stored in clear.
 pub fn has_unencrypted_secret(e: &Element) -> bool {
-    e.elements().any(|c| requires_encryption(c) || has_unencrypted_secret(c))
+    e.elements()
+        .any(|c| requires_encryption(c) || has_unencrypted_secret(c))
 }
 
 /// `<encryptedSecret decryptorType=… xmlns="…dataProtection">child</encryptedSecret>`.

@@ -21,16 +21,20 @@ pub enum DefaultLocation {
 /// Chooses the default location from environment variables (`var` looks one up).
 pub fn default_repository_location_from(var: impl Fn(&str) -> Option<String>) -> DefaultLocation {
     let non_empty = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-    if non_empty("WEBSITE_INSTANCE_ID").is_some() {
-        if let Some(home) = non_empty("HOME") {
-            return DefaultLocation::AppService(
-                PathBuf::from(home).join("ASP.NET").join("DataProtection-Keys"),
-            );
-        }
+    if non_empty("WEBSITE_INSTANCE_ID").is_some()
+        && let Some(home) = non_empty("HOME")
+    {
+        return DefaultLocation::AppService(
+            PathBuf::from(home)
+                .join("ASP.NET")
+                .join("DataProtection-Keys"),
+        );
     }
     if let Some(local) = non_empty("LOCALAPPDATA") {
         return DefaultLocation::UserProfile(
-            PathBuf::from(local).join("ASP.NET").join("DataProtection-Keys"),
+            PathBuf::from(local)
+                .join("ASP.NET")
+                .join("DataProtection-Keys"),
         );
     }
     if let Some(profile) = non_empty("USERPROFILE") {
@@ -44,7 +48,9 @@ pub fn default_repository_location_from(var: impl Fn(&str) -> Option<String>) ->
     }
     if let Some(home) = non_empty("HOME") {
         return DefaultLocation::UserProfile(
-            PathBuf::from(home).join(".aspnet").join("DataProtection-Keys"),
+            PathBuf::from(home)
+                .join(".aspnet")
+                .join("DataProtection-Keys"),
         );
     }
     DefaultLocation::InMemory
@@ -80,21 +86,34 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
     fn chooses_like_dotnet() {
         assert_eq!(
-            default_repository_location_from(env(&[("WEBSITE_INSTANCE_ID", "x"), ("HOME", "/home")])),
+            default_repository_location_from(env(&[
+                ("WEBSITE_INSTANCE_ID", "x"),
+                ("HOME", "/home")
+            ])),
             DefaultLocation::AppService(PathBuf::from("/home/ASP.NET/DataProtection-Keys"))
         );
         assert_eq!(
             default_repository_location_from(env(&[("HOME", "/root")])),
             DefaultLocation::UserProfile(PathBuf::from("/root/.aspnet/DataProtection-Keys"))
         );
-        assert_eq!(default_repository_location_from(env(&[])), DefaultLocation::InMemory);
+        assert_eq!(
+            default_repository_location_from(env(&[])),
+            DefaultLocation::InMemory
+        );
     }
 }

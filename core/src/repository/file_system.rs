@@ -139,7 +139,8 @@ fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<P
     }
     let result = (|| {
         let mut file = options.open(&temp).map_err(|e| io("creating", &temp, e))?;
-        file.write_all(&bytes).map_err(|e| io("writing", &temp, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| io("writing", &temp, e))?;
         file.sync_all().map_err(|e| io("writing", &temp, e))?;
         drop(file);
         // Link into place: atomic, and fails rather than overwriting an existing file.

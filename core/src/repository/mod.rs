@@ -63,7 +63,9 @@ pub trait XmlRepository: Debug + Send + Sync {
     /// Deletes the elements `choose` selects; returns how many were deleted.
     async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
         let _ = choose;
-        Err(Error::NotSupported(format!("{self:?} cannot delete elements")))
+        Err(Error::NotSupported(format!(
+            "{self:?} cannot delete elements"
+        )))
     }
 
     /// A description for logs and messages (never containing a secret).

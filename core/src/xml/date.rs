@@ -50,9 +50,8 @@ pub fn format_date(t: OffsetDateTime) -> String {
 /// take the machine's local zone, which is never what a shared ring wants).
 /// Leading and trailing whitespace is ignored.
 pub fn parse_date(text: &str) -> Result<OffsetDateTime> {
-    parse_inner(text.trim()).ok_or_else(|| {
-        Error::malformed("date", format!("{text:?} is not an xsd:dateTime"))
-    })
+    parse_inner(text.trim())
+        .ok_or_else(|| Error::malformed("date", format!("{text:?} is not an xsd:dateTime")))
 }
 
 fn parse_inner(s: &str) -> Option<OffsetDateTime> {
@@ -65,7 +64,13 @@ fn parse_inner(s: &str) -> Option<OffsetDateTime> {
             None
         }
     };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let year = num(0..4)? as i32;
@@ -86,18 +91,29 @@ fn parse_inner(s: &str) -> Option<OffsetDateTime> {
             return None;
         }
         let digits = &s[start..i];
-        let seven: String = digits.chars().chain(std::iter::repeat('0')).take(7).collect();
+        let seven: String = digits
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(7)
+            .collect();
         nanos = seven.parse::<u32>().ok()? * 100;
     }
     let offset = match &s[i..] {
         "" | "Z" => UtcOffset::UTC,
-        rest if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
+        rest if rest.len() == 6
+            && (rest.starts_with('+') || rest.starts_with('-'))
+            && &rest[3..4] == ":" =>
+        {
             let h = num(i + 1..i + 3)? as i8;
             let m = num(i + 4..i + 6)? as i8;
             if h > 14 || m > 59 {
                 return None;
             }
-            let (h, m) = if rest.starts_with('-') { (-h, -m) } else { (h, m) };
+            let (h, m) = if rest.starts_with('-') {
+                (-h, -m)
+            } else {
+                (h, m)
+            };
             UtcOffset::from_hms(h, m, 0).ok()?
         }
         _ => return None,
@@ -133,20 +149,43 @@ mod tests {
             parse_date("2015-03-19T23:32:02.3949887Z").unwrap(),
             datetime!(2015-03-19 23:32:02.3949887 UTC)
         );
-        assert_eq!(parse_date("2025-01-01T09:59:59.991Z").unwrap(), datetime!(2025-01-01 09:59:59.991 UTC));
-        assert_eq!(parse_date(" 2015-01-01T00:00:00 ").unwrap(), datetime!(2015-01-01 0:00 UTC));
+        assert_eq!(
+            parse_date("2025-01-01T09:59:59.991Z").unwrap(),
+            datetime!(2025-01-01 09:59:59.991 UTC)
+        );
+        assert_eq!(
+            parse_date(" 2015-01-01T00:00:00 ").unwrap(),
+            datetime!(2015-01-01 0:00 UTC)
+        );
         let t = parse_date("2015-03-01T19:13:19.7573854-08:00").unwrap();
         assert_eq!(t.offset().whole_hours(), -8);
         assert_eq!(format_date(t), "2015-03-01T19:13:19.7573854-08:00");
-        assert_eq!(parse_date("2015-01-01T00:00:00.123Z").unwrap().nanosecond(), 123_000_000);
-        for bad in ["", "2015-13-01T00:00:00Z", "2015-01-01 00:00:00Z", "2015-01-01T00:00:00.Z", "2015-01-01T00:00:00+5", "x015-01-01T00:00:00Z", "2015-02-30T00:00:00Z"] {
+        assert_eq!(
+            parse_date("2015-01-01T00:00:00.123Z").unwrap().nanosecond(),
+            123_000_000
+        );
+        for bad in [
+            "",
+            "2015-13-01T00:00:00Z",
+            "2015-01-01 00:00:00Z",
+            "2015-01-01T00:00:00.Z",
+            "2015-01-01T00:00:00+5",
+            "x015-01-01T00:00:00Z",
+            "2015-02-30T00:00:00Z",
+        ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn ticks() {
-        assert_eq!(to_ticks(datetime!(2099-01-01 0:00 UTC)), 662_065_056_000_000_000);
-        assert_eq!(from_ticks(637_134_336_000_000_000), Some(datetime!(2020-01-01 0:00 UTC)));
+        assert_eq!(
+            to_ticks(datetime!(2099-01-01 0:00 UTC)),
+            662_065_056_000_000_000
+        );
+        assert_eq!(
+            from_ticks(637_134_336_000_000_000),
+            Some(datetime!(2020-01-01 0:00 UTC))
+        );
     }
 }

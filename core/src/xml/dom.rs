@@ -529,7 +529,10 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             scope.0.push((String::new(), value.clone()));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             if value.is_empty() {
-                return Err(Error::malformed(local(&name), "a prefix cannot be undeclared"));
+                return Err(Error::malformed(
+                    local(&name),
+                    "a prefix cannot be undeclared",
+                ));
             }
             scope.0.push((p.to_string(), value.clone()));
         }
@@ -544,7 +547,10 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                 })?
                 .to_string(),
         ),
-        None => scope.lookup("").filter(|u| !u.is_empty()).map(str::to_string),
+        None => scope
+            .lookup("")
+            .filter(|u| !u.is_empty())
+            .map(str::to_string),
     };
     let mut attributes = Vec::with_capacity(raw_attrs.len());
     for (key, value) in raw_attrs {
@@ -566,11 +572,11 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                 None => None,
             }
         };
-        if attributes
-            .iter()
-            .any(|a: &Attribute| a.name == key)
-        {
-            return Err(Error::malformed(local(&name), format!("duplicate attribute {key:?}")));
+        if attributes.iter().any(|a: &Attribute| a.name == key) {
+            return Err(Error::malformed(
+                local(&name),
+                format!("duplicate attribute {key:?}"),
+            ));
         }
         attributes.push(Attribute {
             name: key,
@@ -609,11 +615,12 @@ fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, o
         scope.0.push((p.to_string(), wanted.to_string()));
     }
     for a in &e.attributes {
-        if let (Some(ap), Some(ns)) = (prefix(&a.name), a.namespace.as_deref()) {
-            if ap != "xmlns" && scope.lookup(ap) != Some(ns) {
-                extra.push((ap.to_string(), ns.to_string()));
-                scope.0.push((ap.to_string(), ns.to_string()));
-            }
+        if let (Some(ap), Some(ns)) = (prefix(&a.name), a.namespace.as_deref())
+            && ap != "xmlns"
+            && scope.lookup(ap) != Some(ns)
+        {
+            extra.push((ap.to_string(), ns.to_string()));
+            scope.0.push((ap.to_string(), ns.to_string()));
         }
     }
     for a in &e.attributes {
@@ -713,7 +720,8 @@ mod tests {
 
     #[test]
     fn round_trip_indented() {
-        let text = "<key id=\"1\" version=\"1\">\n  <a>x &amp; y</a>\n  <!-- c -->\n  <b />\n</key>";
+        let text =
+            "<key id=\"1\" version=\"1\">\n  <a>x &amp; y</a>\n  <!-- c -->\n  <b />\n</key>";
         let e = Element::parse(text).unwrap();
         assert_eq!(e.to_xml(Format::Indented), text);
     }
@@ -725,7 +733,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            e.attr_ns("http://schemas.asp.net/2015/03/dataProtection", "requiresEncryption"),
+            e.attr_ns(
+                "http://schemas.asp.net/2015/03/dataProtection",
+                "requiresEncryption"
+            ),
             Some("true")
         );
     }

@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 /// The Data Protection XML namespace (`requiresEncryption`, `encryptedSecret`).
 pub const DATA_PROTECTION_NS: &str = "http://schemas.asp.net/2015/03/dataProtection";
 
-const TYPE_PREFIX: &str = "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.";
-const ASSEMBLY_SUFFIX: &str =
-    ", Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60";
+const TYPE_PREFIX: &str =
+    "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.";
+const ASSEMBLY_SUFFIX: &str = ", Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60";
 
 /// The four descriptor deserializers ASP.NET Core writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +48,15 @@ impl DescriptorKind {
         let full = normalize_type_name(type_name);
         match full.strip_prefix(TYPE_PREFIX) {
             Some("AuthenticatedEncryptorDescriptorDeserializer") => Ok(DescriptorKind::Default),
-            Some("ManagedAuthenticatedEncryptorDescriptorDeserializer") => Ok(DescriptorKind::Managed),
-            Some("CngCbcAuthenticatedEncryptorDescriptorDeserializer") => Ok(DescriptorKind::CngCbc),
-            Some("CngGcmAuthenticatedEncryptorDescriptorDeserializer") => Ok(DescriptorKind::CngGcm),
+            Some("ManagedAuthenticatedEncryptorDescriptorDeserializer") => {
+                Ok(DescriptorKind::Managed)
+            }
+            Some("CngCbcAuthenticatedEncryptorDescriptorDeserializer") => {
+                Ok(DescriptorKind::CngCbc)
+            }
+            Some("CngGcmAuthenticatedEncryptorDescriptorDeserializer") => {
+                Ok(DescriptorKind::CngGcm)
+            }
             _ => Err(Error::UnsupportedAlgorithm(format!(
                 "descriptor deserializer {full:?}"
             ))),
@@ -96,16 +102,14 @@ impl std::fmt::Debug for KeyXml {
 }
 
 fn parse_id(element: &Element, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text.trim()).map_err(|_| {
-        Error::malformed(element.local_name(), format!("{text:?} is not a GUID"))
-    })
+    Uuid::parse_str(text.trim())
+        .map_err(|_| Error::malformed(element.local_name(), format!("{text:?} is not a GUID")))
 }
 
 fn date_child(e: &Element, name: &str) -> Result<OffsetDateTime> {
     let child = e.required_child(name)?;
-    parse_date(&child.text()).map_err(|_| {
-        Error::malformed(name, format!("{:?} is not an xsd:dateTime", child.text()))
-    })
+    parse_date(&child.text())
+        .map_err(|_| Error::malformed(name, format!("{:?} is not an xsd:dateTime", child.text())))
 }
 
 impl KeyXml {
@@ -115,13 +119,16 @@ impl KeyXml {
             return Err(Error::malformed(e.local_name(), "expected a <key> element"));
         }
         let id = parse_id(e, e.required_attr("id")?)?;
+        let creation_date = date_child(e, "creationDate")?;
+        let activation_date = date_child(e, "activationDate")?;
+        let expiration_date = date_child(e, "expirationDate")?;
         let descriptor = e.required_child("descriptor")?.clone();
         descriptor.required_attr("deserializerType")?;
         Ok(KeyXml {
             id,
-            creation_date: date_child(e, "creationDate")?,
-            activation_date: date_child(e, "activationDate")?,
-            expiration_date: date_child(e, "expirationDate")?,
+            creation_date,
+            activation_date,
+            expiration_date,
             descriptor,
         })
     }
@@ -158,7 +165,10 @@ pub fn descriptor_element(algorithm: Algorithm, master_key: &Secret) -> Element 
     }
     inner = inner.with_child(master_key_element(master_key));
     Element::new("descriptor")
-        .with_attr("deserializerType", DescriptorKind::Default.deserializer_type())
+        .with_attr(
+            "deserializerType",
+            DescriptorKind::Default.deserializer_type(),
+        )
         .with_child(inner)
 }
 
@@ -233,7 +243,9 @@ pub fn read_descriptor_algorithm(outer: &Element) -> Result<(DescriptorKind, Alg
     let inner = inner_descriptor(outer)?;
     let algorithm = match kind {
         DescriptorKind::Default => {
-            let enc = inner.required_child("encryption")?.required_attr("algorithm")?;
+            let enc = inner
+                .required_child("encryption")?
+                .required_attr("algorithm")?;
             let val = inner
                 .child("validation")
                 .map(|v| v.required_attr("algorithm"))
@@ -243,7 +255,9 @@ pub fn read_descriptor_algorithm(outer: &Element) -> Result<(DescriptorKind, Alg
         DescriptorKind::Managed => {
             let enc = inner.required_child("encryption")?;
             let alg = enc.attr("algorithm").unwrap_or("Aes");
-            if normalize_type_name(alg) != "Aes" && !alg.starts_with("System.Security.Cryptography.Aes") {
+            if normalize_type_name(alg) != "Aes"
+                && !alg.starts_with("System.Security.Cryptography.Aes")
+            {
                 return Err(Error::UnsupportedAlgorithm(format!(
                     "managed symmetric algorithm {alg:?}"
                 )));
@@ -295,7 +309,10 @@ fn number_attr(e: &Element, name: &str, default: u32) -> Result<u32> {
     match e.attr(name) {
         None => Ok(default),
         Some(v) => v.trim().parse().map_err(|_| {
-            Error::malformed(e.local_name(), format!("attribute {name}={v:?} is not a number"))
+            Error::malformed(
+                e.local_name(),
+                format!("attribute {name}={v:?} is not a number"),
+            )
         }),
     }
 }
@@ -315,7 +332,9 @@ fn managed_mac(name: &str) -> Result<ValidationAlgorithm> {
         "HMACSHA256" => Ok(ValidationAlgorithm::HmacSha256),
         "HMACSHA384" => Ok(ValidationAlgorithm::HmacSha384),
         "HMACSHA512" => Ok(ValidationAlgorithm::HmacSha512),
-        _ => Err(Error::UnsupportedAlgorithm(format!("managed validation algorithm {name:?}"))),
+        _ => Err(Error::UnsupportedAlgorithm(format!(
+            "managed validation algorithm {name:?}"
+        ))),
     }
 }
 
@@ -356,7 +375,10 @@ impl RevocationXml {
     /// Reads a `<revocation>` element.
     pub fn from_element(e: &Element) -> Result<Self> {
         if !e.is("revocation") {
-            return Err(Error::malformed(e.local_name(), "expected a <revocation> element"));
+            return Err(Error::malformed(
+                e.local_name(),
+                "expected a <revocation> element",
+            ));
         }
         let date = date_child(e, "revocationDate")?;
         let key = e.required_child("key")?;
@@ -366,8 +388,15 @@ impl RevocationXml {
         } else {
             RevocationTarget::Key(parse_id(key, id)?)
         };
-        let reason = e.child("reason").map(Element::text).filter(|r| !r.is_empty());
-        Ok(RevocationXml { date, target, reason })
+        let reason = e
+            .child("reason")
+            .map(Element::text)
+            .filter(|r| !r.is_empty());
+        Ok(RevocationXml {
+            date,
+            target,
+            reason,
+        })
     }
 
     /// Writes the element as `XmlKeyManager` does.

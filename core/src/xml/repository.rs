@@ -86,7 +86,9 @@ impl RepositoryDocument {
                 if a.name == "xmlns" {
                     Some((String::new(), a.value.clone()))
                 } else {
-                    a.name.strip_prefix("xmlns:").map(|p| (p.to_string(), a.value.clone()))
+                    a.name
+                        .strip_prefix("xmlns:")
+                        .map(|p| (p.to_string(), a.value.clone()))
                 }
             })
             .collect();
@@ -114,7 +116,11 @@ impl RepositoryDocument {
                 Event::Empty(_) => {
                     if depth == 0 {
                         // `<repository/>`: an empty ring.
-                        let open = text[before..after].trim_end_matches("/>").trim_end().to_string() + ">";
+                        let open = text[before..after]
+                            .trim_end_matches("/>")
+                            .trim_end()
+                            .to_string()
+                            + ">";
                         root_open = Some(open);
                     } else if depth == 1 {
                         children.push(child(&text[before..after], &scope)?);
@@ -195,21 +201,35 @@ mod tests {
         let input = "\u{feff}<?xml version=\"1.0\"?>\n<repository xmlns:f=\"urn:foreign\">\n  <f:thing  a = 'x' >text<!-- c --></f:thing>\n<key id=\"bad\"/></repository>";
         let mut doc = RepositoryDocument::parse(input.as_bytes()).unwrap();
         assert_eq!(doc.children().len(), 2);
-        assert_eq!(doc.children()[0].raw(), "<f:thing  a = 'x' >text<!-- c --></f:thing>");
+        assert_eq!(
+            doc.children()[0].raw(),
+            "<f:thing  a = 'x' >text<!-- c --></f:thing>"
+        );
         assert!(doc.children()[0].element().is_ns("urn:foreign", "thing"));
         doc.push(&Element::new("new"));
         let out = String::from_utf8(doc.to_bytes()).unwrap();
-        assert!(out.contains("<f:thing  a = 'x' >text<!-- c --></f:thing><key id=\"bad\"/><new />"));
+        assert!(
+            out.contains("<f:thing  a = 'x' >text<!-- c --></f:thing><key id=\"bad\"/><new />")
+        );
         let again = RepositoryDocument::parse(out.as_bytes()).unwrap();
         assert_eq!(again.children().len(), 3);
     }
 
     #[test]
     fn empty_forms() {
-        assert!(RepositoryDocument::parse(b"").unwrap().children().is_empty());
+        assert!(
+            RepositoryDocument::parse(b"")
+                .unwrap()
+                .children()
+                .is_empty()
+        );
         let doc = RepositoryDocument::parse(b"<repository/>").unwrap();
         assert!(doc.children().is_empty());
-        assert!(String::from_utf8(doc.to_bytes()).unwrap().ends_with("<repository></repository>"));
+        assert!(
+            String::from_utf8(doc.to_bytes())
+                .unwrap()
+                .ends_with("<repository></repository>")
+        );
         assert!(RepositoryDocument::parse(b"<repository><a></repository>").is_err());
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use dataprotection::crypto::RandomSource;
 
 pub fn vector_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/vectors")
+        .join(name)
 }
 
 pub fn load(name: &str) -> serde_json::Value {
