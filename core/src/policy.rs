@@ -103,6 +103,33 @@ pub fn fallback_candidates(
     old
 }
 
+/// Keys created within the propagation window that are already active,
+/// unrevoked and unexpired (other than `exclude`), oldest activation first:
+/// replacements made because the preferred key could not be used.
+pub fn recent_replacements(
+    keys: &[KeyInfo],
+    now: OffsetDateTime,
+    exclude: Option<Uuid>,
+) -> Vec<&KeyInfo> {
+    let cutoff = now - KEY_PROPAGATION_WINDOW;
+    let mut out: Vec<&KeyInfo> = keys
+        .iter()
+        .filter(|k| {
+            Some(k.id) != exclude
+                && k.creation_date > cutoff
+                && k.activation_date <= now + MAX_SERVER_CLOCK_SKEW
+                && !k.revoked
+                && !k.is_expired(now)
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.activation_date
+            .cmp(&b.activation_date)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    out
+}
+
 /// Resolves the default key at `now`. `usable` says whether a key's
 /// encryptor can be created (its master key decrypts and its algorithm is
 /// supported).
@@ -119,6 +146,21 @@ pub fn resolve_default_key(
     {
         return Resolution {
             default_key: Some(p.id),
+            fallback_key: None,
+        };
+    }
+    // Departure from .NET: when the preferred key is revoked or expired and a
+    // replacement was already created (immediately active, not yet
+    // propagated), use it instead of asking for yet another key. .NET asks
+    // again at every load until the replacement is two days old, so every
+    // process start (or CLI run) in that window adds a key.
+    let exclude = preferred.map(|p| p.id);
+    if let Some(r) = recent_replacements(keys, now, exclude)
+        .into_iter()
+        .find(|k| usable(k))
+    {
+        return Resolution {
+            default_key: Some(r.id),
             fallback_key: None,
         };
     }
@@ -250,6 +292,36 @@ mod tests {
         let b = key(1, now, now, now + Duration::days(90));
         let r = resolve_default_key(&[a, b], now, YES);
         assert_eq!(r.default_key, Some(Uuid::from_u128(1)));
+    }
+
+    #[test]
+    fn a_recent_replacement_of_a_revoked_key_is_used_without_asking_for_another() {
+        let now = datetime!(2030-01-01 0:00 UTC);
+        let mut old = key(
+            1,
+            now - Duration::days(30),
+            now - Duration::days(30),
+            now + Duration::days(60),
+        );
+        old.revoked = true;
+        let replacement = key(
+            2,
+            now - Duration::hours(1),
+            now - Duration::hours(1),
+            now + Duration::days(90),
+        );
+        let keys = [old, replacement.clone()];
+        assert_eq!(
+            resolve_default_key(&keys, now, YES).default_key,
+            Some(replacement.id)
+        );
+        assert!(plan_new_key(&keys, now, DEFAULT_KEY_LIFETIME, YES).is_none());
+        // Unusable replacement: a key is still needed.
+        assert!(
+            plan_new_key(&keys, now, DEFAULT_KEY_LIFETIME, &|k| k.id
+                != replacement.id)
+            .is_some()
+        );
     }
 
     #[test]

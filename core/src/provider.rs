@@ -644,6 +644,24 @@ impl Inner {
                 let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
                 usable.insert(p.id, ok);
             }
+            for candidate in
+                policy::recent_replacements(&infos, now, preferred.as_ref().map(|p| p.id))
+            {
+                if usable.contains_key(&candidate.id) {
+                    continue;
+                }
+                let Some(key) = set.get(candidate.id) else {
+                    continue;
+                };
+                let ok = self
+                    .ensure_encryptor(key, &slots[&candidate.id])
+                    .await?
+                    .is_some();
+                usable.insert(candidate.id, ok);
+                if ok {
+                    break;
+                }
+            }
             let checked = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
             let resolution = policy::resolve_default_key(&infos, now, &checked);
             let mut fallback = None;

@@ -98,6 +98,19 @@ async fn revoked_default_is_replaced_and_its_payloads_fail() {
     let detail = protector.unprotect_detailed(&payload, true).unwrap();
     assert!(detail.was_revoked && detail.requires_migration);
     assert_eq!(detail.plaintext, b"secret");
+
+    // Later processes use the replacement instead of each adding a key
+    // (.NET would add one per start until the replacement is two days old).
+    let elements = repo.get_all_elements().await.unwrap().len();
+    for _ in 0..3 {
+        c.advance(Duration::hours(1));
+        let later = build(repo.clone(), c.clone()).await.unwrap();
+        assert_eq!(
+            later.key_ring().unwrap().default_key_id(),
+            ring.default_key_id()
+        );
+    }
+    assert_eq!(repo.get_all_elements().await.unwrap().len(), elements);
 }
 
 #[tokio::test]

@@ -1,0 +1,69 @@
+//! Key encryption at rest: the hook where key encryptors (e.g. Azure Key
+//! Vault) plug in.
+
+use std::fmt;
+use std::sync::Arc;
+
+use dataprotection::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
+use dataprotection::repository::XmlRepository;
+use dataprotection::{DataProtectionProviderBuilder, KeyManager};
+
+use crate::cli::KeyEncryptionArgs;
+use crate::error::Result;
+
+/// What encrypts new keys and decrypts stored ones.
+#[derive(Clone, Default)]
+pub struct KeyEncryption {
+    /// Encrypts the master key of new keys (none: stored in clear, with a warning).
+    pub encryptor: Option<Arc<dyn XmlEncryptor>>,
+    /// Decryptors by `decryptorType`, in addition to `NullXmlDecryptor`.
+    pub decryptors: Vec<(String, Arc<dyn XmlDecryptor>)>,
+}
+
+impl fmt::Debug for KeyEncryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyEncryption")
+            .field("encryptor", &self.encryptor)
+            .field(
+                "decryptors",
+                &self.decryptors.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl KeyEncryption {
+    /// Configures a provider builder with the encryptor and decryptors.
+    pub fn apply(
+        &self,
+        mut builder: DataProtectionProviderBuilder,
+    ) -> DataProtectionProviderBuilder {
+        if let Some(encryptor) = &self.encryptor {
+            builder = builder.key_encryptor(encryptor.clone());
+        }
+        for (type_name, decryptor) in &self.decryptors {
+            builder = builder.add_decryptor(type_name, decryptor.clone());
+        }
+        builder
+    }
+
+    /// The decryptors as a registry (for reading keys without a provider).
+    pub fn registry(&self) -> DecryptorRegistry {
+        let mut registry = DecryptorRegistry::default();
+        for (type_name, decryptor) in &self.decryptors {
+            registry.register(type_name, decryptor.clone());
+        }
+        registry
+    }
+
+    /// A key manager over `repository` that encrypts new keys.
+    pub fn key_manager(&self, repository: Arc<dyn XmlRepository>) -> KeyManager {
+        KeyManager::new(repository, self.encryptor.clone())
+    }
+}
+
+/// Sets up key encryption from the command line. No options exist yet.
+pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
+    let KeyEncryptionArgs {} = args;
+    Ok(KeyEncryption::default())
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every check and every test, Azurite- and emulator-backed ones included.
+# Needs Rust, Node.js (with npm) and Python 3; installs Azurite from tests/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing the pinned Azurite (tests/package-lock.json)"
+(cd tests && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== formatting, lints, docs"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+echo "== tests"
+cargo test --workspace --locked
