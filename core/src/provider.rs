@@ -211,6 +211,7 @@ impl DataProtectionProviderBuilder {
             runtime: tokio::runtime::Handle::try_current().ok(),
             slots: Mutex::new(HashMap::new()),
             key_errors: Mutex::new(HashMap::new()),
+            decrypting: Mutex::new(HashSet::new()),
         });
         inner.refresh(RefreshReason::Initial).await?;
         Ok(DataProtectionProvider { inner })
@@ -359,6 +360,8 @@ pub(crate) struct Inner {
     slots: Mutex<HashMap<Uuid, EncryptorSlot>>,
     /// Keys that failed to decrypt: permanent reason, or a retry time.
     key_errors: Mutex<HashMap<Uuid, KeyError>>,
+    /// Keys being decrypted in the background.
+    decrypting: Mutex<HashSet<Uuid>>,
 }
 
 #[derive(Clone)]
@@ -436,6 +439,16 @@ impl Inner {
     /// Decrypts a key in the background (sync unprotect of a key not yet decrypted).
     pub fn schedule_key_decryption(self: &Arc<Self>, entry: &RingEntry) {
         let Some(runtime) = &self.runtime else { return };
+        let id = entry.key.id();
+        // One background attempt per key at a time, however many callers ask.
+        if !self
+            .decrypting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id)
+        {
+            return;
+        }
         let inner = self.clone();
         let key = entry.key.clone();
         let slot = entry.slot.clone();
@@ -443,6 +456,11 @@ impl Inner {
             if let Err(e) = inner.ensure_encryptor(&key, &slot).await {
                 tracing::debug!(key_id = %key.id(), error = %e, "background key decryption failed");
             }
+            inner
+                .decrypting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key.id());
         });
     }
 
