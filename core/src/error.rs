@@ -141,7 +141,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn malformed(element: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// A [`Error::MalformedXml`] naming the element and what is wrong.
+    pub fn malformed(element: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::MalformedXml {
             element: element.into(),
             reason: reason.into(),

@@ -619,7 +619,15 @@ impl Inner {
                         message: e.to_string(),
                     },
                 );
-                Err(e)
+                Err(match e {
+                    Error::KeyDecryption { what, source } if !what.contains(&id.to_string()) => {
+                        Error::KeyDecryption {
+                            what: format!("key {id} ({what})"),
+                            source,
+                        }
+                    }
+                    other => other,
+                })
             }
         }
     }

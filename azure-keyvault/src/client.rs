@@ -1,0 +1,361 @@
+//! The vault abstraction ([`KeyWrapClient`]) and its implementation over the
+//! official `azure_security_keyvault_keys::KeyClient`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::ClientOptions;
+use azure_security_keyvault_keys::models::{
+    EncryptionAlgorithm, KeyClientWrapKeyOptions, KeyOperationParameters,
+};
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+
+use crate::error::{KeyVaultError, RequestFailure};
+use crate::key_id::KeyVaultKeyId;
+
+/// The key-wrap algorithm ASP.NET Core's Key Vault encryptor uses
+/// (RSAES-OAEP with SHA-1 and MGF1-SHA-1).
+pub const RSA_OAEP: &str = "RSA-OAEP";
+
+/// The result of a wrap call.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The identifier of the key that wrapped, as the vault reports it: the
+    /// **versioned** `kid`, even when a versionless key was configured.
+    pub kid: String,
+    /// The wrapped (encrypted) key.
+    pub wrapped: Vec<u8>,
+}
+
+impl fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrappedKey")
+            .field("kid", &self.kid)
+            .field("wrapped_len", &self.wrapped.len())
+            .finish()
+    }
+}
+
+/// What the Key Vault encryptor needs from a vault: wrap with the configured
+/// key, unwrap with exactly the key (version) a `kid` names.
+///
+/// [`AzureKeyVaultKeyClient`] implements it over the official SDK; tests
+/// implement it with fakes (the known-answer vector uses byte reversal).
+#[async_trait]
+pub trait KeyWrapClient: fmt::Debug + Send + Sync {
+    /// The configured key, for messages and logs (never a secret).
+    fn describe(&self) -> String;
+
+    /// Wraps `key` with the configured key using `algorithm`; returns the
+    /// versioned `kid` of the key that wrapped it and the wrapped bytes.
+    async fn wrap_key(&self, algorithm: &str, key: &[u8]) -> Result<WrappedKey, KeyVaultError>;
+
+    /// Unwraps `wrapped` with exactly the key version named by `kid`.
+    ///
+    /// Must return [`KeyVaultError::InvalidKeyId`] when `kid` cannot name a
+    /// key (the stored XML is then unusable, not the vault unreachable).
+    async fn unwrap_key(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, KeyVaultError>;
+}
+
+/// Options for the Key Vault key protection, Azure SDK style: public fields
+/// and `Default`.
+///
+/// Retries: `client_options.retry` is the SDK's retry policy. Its default
+/// (exponential from 200 ms, 8 retries, at most 60 s) retries 408, 429, 500,
+/// 502, 503 and 504 and honours `Retry-After` / `retry-after-ms` /
+/// `x-ms-retry-after-ms` on 429 and 503. `client_options.transport` can
+/// replace the HTTP client (e.g. one trusting a test CA).
+#[derive(Clone, Debug)]
+pub struct KeyVaultOptions {
+    /// HTTP pipeline options for the `KeyClient`: retry policy, transport,
+    /// extra policies, logging.
+    pub client_options: ClientOptions,
+    /// The Key Vault REST API version; `None` uses the SDK's default.
+    pub api_version: Option<String>,
+    /// How many unwrap calls may be in flight at once per decryptor
+    /// (default 4), so a cold start with many keys does not burst the vault.
+    pub max_concurrent_unwraps: usize,
+}
+
+impl Default for KeyVaultOptions {
+    fn default() -> Self {
+        KeyVaultOptions {
+            client_options: ClientOptions::default(),
+            api_version: None,
+            max_concurrent_unwraps: 4,
+        }
+    }
+}
+
+/// [`KeyWrapClient`] over the official `KeyClient` and any
+/// `TokenCredential`.
+///
+/// Wraps with the configured key (versionless = the latest version) and
+/// records the versioned `kid` the vault returns; unwraps with the vault,
+/// key and version the stored `kid` names. A `kid` on another vault host is
+/// accepted (as .NET does) only if that host is not a loopback address,
+/// so challenge-resource verification always stays on for it.
+pub struct AzureKeyVaultKeyClient {
+    key: KeyVaultKeyId,
+    credential: Arc<dyn TokenCredential>,
+    options: KeyVaultOptions,
+    /// One `KeyClient` per vault URL (the configured one is created eagerly).
+    clients: Mutex<HashMap<String, Arc<KeyClient>>>,
+}
+
+impl fmt::Debug for AzureKeyVaultKeyClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureKeyVaultKeyClient")
+            .field("key", &self.key.to_string())
+            .field("verify_challenge_resource", &!self.key.is_loopback())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureKeyVaultKeyClient {
+    /// A client for the key `key_id_url` (versionless or versioned).
+    ///
+    /// # Errors
+    /// [`KeyVaultError::InvalidKeyId`] for a malformed identifier,
+    /// [`KeyVaultError::Configuration`] if the SDK client cannot be built.
+    pub fn new(
+        key_id_url: &str,
+        credential: Arc<dyn TokenCredential>,
+        options: KeyVaultOptions,
+    ) -> Result<Self, KeyVaultError> {
+        let key = KeyVaultKeyId::parse(key_id_url)?;
+        let client = Self {
+            key,
+            credential,
+            options,
+            clients: Mutex::new(HashMap::new()),
+        };
+        client.client_for(&client.key)?;
+        Ok(client)
+    }
+
+    /// The configured key.
+    pub fn key_id(&self) -> &KeyVaultKeyId {
+        &self.key
+    }
+
+    fn client_for(&self, id: &KeyVaultKeyId) -> Result<Arc<KeyClient>, KeyVaultError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(id.vault_url()) {
+            return Ok(c.clone());
+        }
+        let mut kc_options = KeyClientOptions {
+            client_options: self.options.client_options.clone(),
+            // Relaxed only where no real vault can live (an emulator on loopback).
+            verify_challenge_resource: Some(!id.is_loopback()),
+            ..Default::default()
+        };
+        if let Some(v) = &self.options.api_version {
+            kc_options.api_version = v.clone();
+        }
+        if id.is_loopback() {
+            tracing::debug!(
+                vault = %id.host(),
+                "loopback vault host (an emulator): challenge-resource verification is relaxed"
+            );
+        }
+        let client = KeyClient::new(id.vault_url(), self.credential.clone(), Some(kc_options))
+            .map_err(|e| {
+                KeyVaultError::Configuration(format!(
+                    "cannot create a Key Vault client for {}: {}",
+                    id.vault_url(),
+                    crate::error::redact(&e.to_string())
+                ))
+            })?;
+        let client = Arc::new(client);
+        clients.insert(id.vault_url().to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+fn failure(operation: &'static str, key: &str, host: &str, e: &azure_core::Error) -> KeyVaultError {
+    let (status, code) = match e.kind() {
+        ErrorKind::HttpResponse {
+            status, error_code, ..
+        } => (Some(u16::from(*status)), error_code.clone()),
+        _ => (None, None),
+    };
+    let message = match e.kind() {
+        ErrorKind::HttpResponse { .. } => e.to_string(),
+        other => format!("{other}: {e}"),
+    };
+    KeyVaultError::Request(RequestFailure::new(
+        operation, key, host, status, code, message,
+    ))
+}
+
+fn invalid_response(operation: &'static str, key: &str, host: &str, what: &str) -> KeyVaultError {
+    KeyVaultError::Request(RequestFailure::new(
+        operation,
+        key,
+        host,
+        None,
+        None,
+        format!("invalid response: {what}"),
+    ))
+}
+
+fn params(algorithm: &str, value: &[u8]) -> KeyOperationParameters {
+    KeyOperationParameters {
+        algorithm: Some(
+            algorithm
+                .parse::<EncryptionAlgorithm>()
+                .unwrap_or_else(|never| match never {}),
+        ),
+        value: Some(value.to_vec()),
+        ..Default::default()
+    }
+}
+
+#[async_trait]
+impl KeyWrapClient for AzureKeyVaultKeyClient {
+    fn describe(&self) -> String {
+        format!("Azure Key Vault key {}", self.key)
+    }
+
+    async fn wrap_key(&self, algorithm: &str, key: &[u8]) -> Result<WrappedKey, KeyVaultError> {
+        const OP: &str = "wrapKey";
+        let id = &self.key;
+        let key_str = id.to_string();
+        let client = self.client_for(id)?;
+        let body = params(algorithm, key)
+            .try_into()
+            .map_err(|e| failure(OP, &key_str, id.host(), &e))?;
+        let options = KeyClientWrapKeyOptions {
+            key_version: id.version().map(str::to_string),
+            ..Default::default()
+        };
+        let result = client
+            .wrap_key(id.name(), body, Some(options))
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| failure(OP, &key_str, id.host(), &e))?;
+        let kid = result
+            .kid
+            .ok_or_else(|| invalid_response(OP, &key_str, id.host(), "no kid"))?;
+        let wrapped = result
+            .result
+            .ok_or_else(|| invalid_response(OP, &key_str, id.host(), "no value"))?;
+        // The vault reports the versioned kid of the key that wrapped.
+        let reported = KeyVaultKeyId::parse(&kid).map_err(|_| {
+            invalid_response(OP, &key_str, id.host(), &format!("unusable kid {kid:?}"))
+        })?;
+        if reported.name() != id.name() || reported.version().is_none() {
+            return Err(invalid_response(
+                OP,
+                &key_str,
+                id.host(),
+                &format!("the kid {kid:?} does not name a version of the configured key"),
+            ));
+        }
+        Ok(WrappedKey { kid, wrapped })
+    }
+
+    async fn unwrap_key(
+        &self,
+        kid: &str,
+        algorithm: &str,
+        wrapped: &[u8],
+    ) -> Result<Vec<u8>, KeyVaultError> {
+        const OP: &str = "unwrapKey";
+        let id = KeyVaultKeyId::parse(kid)?;
+        if id.host() != self.key.host() && id.is_loopback() {
+            return Err(KeyVaultError::InvalidKeyId {
+                input: kid.to_string(),
+                reason: format!(
+                    "it names a loopback vault host while the configured vault is {}; \
+                     refusing to send credentials there",
+                    self.key.host()
+                ),
+            });
+        }
+        if id.version().is_none() {
+            tracing::warn!(
+                kid,
+                "the stored kid has no version; unwrapping with the latest key version"
+            );
+        }
+        let client = self.client_for(&id)?;
+        let body = params(algorithm, wrapped)
+            .try_into()
+            .map_err(|e| failure(OP, kid, id.host(), &e))?;
+        let result = client
+            .unwrap_key(id.name(), id.version().unwrap_or(""), body, None)
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| failure(OP, kid, id.host(), &e))?;
+        result
+            .result
+            .ok_or_else(|| invalid_response(OP, kid, id.host(), "no value"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use azure_core::credentials::{AccessToken, TokenRequestOptions};
+
+    #[derive(Debug)]
+    struct NoCredential;
+
+    #[async_trait]
+    impl TokenCredential for NoCredential {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            panic!("no token may be requested in these tests");
+        }
+    }
+
+    #[tokio::test]
+    async fn refuses_unusable_and_loopback_kids_without_network() {
+        let client = AzureKeyVaultKeyClient::new(
+            "https://myvault.vault.azure.net/keys/k",
+            Arc::new(NoCredential),
+            KeyVaultOptions::default(),
+        )
+        .unwrap();
+        assert!(format!("{client:?}").contains("verify_challenge_resource: true"));
+        for kid in [
+            "KeyId",
+            "https://127.0.0.1:1/keys/k/v1",
+            "https://localhost/keys/k/v1",
+        ] {
+            match client.unwrap_key(kid, RSA_OAEP, &[1, 2, 3]).await {
+                Err(KeyVaultError::InvalidKeyId { input, .. }) => assert_eq!(input, kid),
+                other => panic!("{kid}: {other:?}"),
+            }
+        }
+        let local = AzureKeyVaultKeyClient::new(
+            "https://127.0.0.1:8443/keys/k",
+            Arc::new(NoCredential),
+            KeyVaultOptions::default(),
+        )
+        .unwrap();
+        assert!(format!("{local:?}").contains("verify_challenge_resource: false"));
+        assert!(matches!(
+            AzureKeyVaultKeyClient::new(
+                "https://myvault.vault.azure.net/secrets/k",
+                Arc::new(NoCredential),
+                KeyVaultOptions::default(),
+            ),
+            Err(KeyVaultError::InvalidKeyId { .. })
+        ));
+    }
+}

@@ -1,0 +1,168 @@
+//! The error type of Key Vault operations.
+
+use std::fmt;
+
+/// What went wrong talking to (or configuring) Azure Key Vault.
+///
+/// Messages name the operation, the key and the vault host, and carry the
+/// HTTP status, the service's error code and its message. They never contain
+/// a bearer token: they are built from the response status and error body
+/// only, and anything that looks like a token is redacted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyVaultError {
+    /// A key identifier is not `https://{vault}/keys/{name}[/{version}]`.
+    #[error(
+        "invalid Azure Key Vault key identifier {input:?}: {reason} \
+         (expected https://{{vault-host}}/keys/{{name}} or https://{{vault-host}}/keys/{{name}}/{{version}})"
+    )]
+    InvalidKeyId {
+        /// The identifier given (or read from a stored `<kid>`).
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A Key Vault request failed (after the SDK's retries).
+    #[error("{0}")]
+    Request(RequestFailure),
+    /// A client or credential could not be constructed.
+    #[error("Azure Key Vault configuration error: {0}")]
+    Configuration(String),
+}
+
+/// Details of a failed Key Vault request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestFailure {
+    /// `wrapKey` or `unwrapKey`.
+    pub operation: &'static str,
+    /// The key identifier used (versioned for unwrap).
+    pub key: String,
+    /// The vault host (and port, if not 443).
+    pub vault_host: String,
+    /// The HTTP status, when the vault answered.
+    pub status: Option<u16>,
+    /// The service error code (`Forbidden`, `Throttled`, …), when known.
+    pub error_code: Option<String>,
+    /// The service's message, or the transport/credential error.
+    pub message: String,
+}
+
+impl RequestFailure {
+    /// A failure with the given parts; `message` is redacted of anything token-like.
+    pub fn new(
+        operation: &'static str,
+        key: impl Into<String>,
+        vault_host: impl Into<String>,
+        status: Option<u16>,
+        error_code: Option<String>,
+        message: impl AsRef<str>,
+    ) -> Self {
+        RequestFailure {
+            operation,
+            key: key.into(),
+            vault_host: vault_host.into(),
+            status,
+            error_code,
+            message: redact(message.as_ref()),
+        }
+    }
+
+    /// Whether retrying later may help: throttling, server errors, and
+    /// failures without an HTTP status (network, credential).
+    pub fn is_transient(&self) -> bool {
+        match self.status {
+            None => true,
+            Some(s) => s == 408 || s == 429 || s >= 500,
+        }
+    }
+}
+
+impl fmt::Display for RequestFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Azure Key Vault {} with key {} on vault {} failed: ",
+            self.operation, self.key, self.vault_host
+        )?;
+        match (self.status, &self.error_code) {
+            (Some(s), Some(c)) => write!(f, "HTTP {s} ({c}): ")?,
+            (Some(s), None) => write!(f, "HTTP {s}: ")?,
+            (None, _) => {}
+        }
+        f.write_str(&self.message)?;
+        match self.status {
+            Some(401) | Some(403) => f.write_str(
+                " (check that the identity may use wrapKey and unwrapKey on the key \
+                 and that the key version is enabled)",
+            ),
+            Some(404) => f.write_str(" (the key or key version does not exist in this vault)"),
+            Some(429) => f.write_str(" (throttled by Key Vault; retries were exhausted)"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Replaces anything that looks like a bearer token or a JWT with `[redacted]`.
+pub(crate) fn redact(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut words = message.split_inclusive(char::is_whitespace).peekable();
+    let mut after_bearer = false;
+    while let Some(word) = words.next() {
+        let trimmed = word.trim_end();
+        let tail = &word[trimmed.len()..];
+        let core = trimmed.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '(' | ')'));
+        if after_bearer || looks_like_jwt(core) {
+            out.push_str("[redacted]");
+            out.push_str(tail);
+            after_bearer = false;
+            continue;
+        }
+        after_bearer = core.eq_ignore_ascii_case("bearer") && words.peek().is_some();
+        out.push_str(word);
+    }
+    out
+}
+
+fn looks_like_jwt(s: &str) -> bool {
+    let s = s.split_once('=').map_or(s, |(_, v)| v);
+    s.len() > 20
+        && s.starts_with("eyJ")
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_tokens() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl";
+        let m = redact(&format!(
+            "got Authorization: Bearer abc.def and token={jwt} here"
+        ));
+        assert!(!m.contains("abc.def"), "{m}");
+        assert!(!m.contains(jwt), "{m}");
+        assert!(m.contains("here"));
+        assert_eq!(redact("plain message"), "plain message");
+    }
+
+    #[test]
+    fn request_failure_message_names_key_host_status() {
+        let e = KeyVaultError::Request(RequestFailure::new(
+            "unwrapKey",
+            "https://v.vault.azure.net/keys/k/0123",
+            "v.vault.azure.net",
+            Some(403),
+            Some("Forbidden".into()),
+            "Operation unwrapKey is not allowed on a disabled key",
+        ));
+        let m = e.to_string();
+        assert!(m.contains("unwrapKey"), "{m}");
+        assert!(m.contains("https://v.vault.azure.net/keys/k/0123"), "{m}");
+        assert!(m.contains("on vault v.vault.azure.net"), "{m}");
+        assert!(m.contains("HTTP 403 (Forbidden)"), "{m}");
+        assert!(m.contains("disabled"), "{m}");
+    }
+}
