@@ -339,6 +339,9 @@ impl Scope {
 /// `<repository>` root that declares prefixes).
 pub(crate) fn parse_with_scope(text: &str, inherited: &[(String, String)]) -> Result<Element> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with('\u{feff}') {
+        return Err(Error::malformed("document", "more than one byte order mark"));
+    }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;

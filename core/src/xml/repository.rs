@@ -107,7 +107,7 @@ impl RepositoryDocument {
             match event {
                 Event::Start(_) => {
                     if depth == 0 {
-                        root_open = Some(text[before..after].to_string());
+                        root_open = Some(tag_text(&text[before..after]).to_string());
                     } else if depth == 1 {
                         child_start = before;
                     }
@@ -116,20 +116,20 @@ impl RepositoryDocument {
                 Event::Empty(_) => {
                     if depth == 0 {
                         // `<repository/>`: an empty ring.
-                        let open = text[before..after]
+                        let open = tag_text(&text[before..after])
                             .trim_end_matches("/>")
                             .trim_end()
                             .to_string()
                             + ">";
                         root_open = Some(open);
                     } else if depth == 1 {
-                        children.push(child(&text[before..after], &scope)?);
+                        children.push(child(tag_text(&text[before..after]), &scope)?);
                     }
                 }
                 Event::End(_) => {
                     depth = depth.saturating_sub(1);
                     if depth == 1 {
-                        children.push(child(&text[child_start..after], &scope)?);
+                        children.push(child(tag_text(&text[child_start..after]), &scope)?);
                     }
                 }
                 Event::Eof => break,
@@ -185,6 +185,12 @@ impl RepositoryDocument {
     }
 }
 
+/// The span of an event starting at its `<` (the reader may have skipped
+/// something before it, such as a stray byte order mark).
+fn tag_text(span: &str) -> &str {
+    span.find('<').map_or(span, |i| &span[i..])
+}
+
 fn child(raw: &str, scope: &[(String, String)]) -> Result<RepositoryChild> {
     Ok(RepositoryChild {
         raw: raw.to_string(),
@@ -213,6 +219,17 @@ mod tests {
         );
         let again = RepositoryDocument::parse(out.as_bytes()).unwrap();
         assert_eq!(again.children().len(), 3);
+    }
+
+    #[test]
+    fn stray_byte_order_marks_do_not_leak_into_the_output() {
+        // Found by the key_xml fuzz target.
+        for input in [
+            "\u{feff}\u{feff}<repository><a/></repository>",
+            "\u{feff}\u{feff}\u{feff}<repository/>",
+        ] {
+            assert!(RepositoryDocument::parse(input.as_bytes()).is_err());
+        }
     }
 
     #[test]
