@@ -53,13 +53,21 @@ pub struct RepositoryArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Key encryption at rest. There are no options yet: keys are written
-/// unencrypted (with a warning) and only keys protected with
-/// `NullXmlEncryptor` or not at all can be read. Key encryptors (e.g. Azure
-/// Key Vault) add their options here and are set up by
-/// [`crate::key_encryption::open_key_encryption`].
+/// Key encryption at rest. Without options, keys are written unencrypted
+/// (with a warning) and only keys protected with `NullXmlEncryptor` or not at
+/// all can be read. Set up by [`crate::key_encryption::open_key_encryption`].
 #[derive(Debug, Clone, Default, Args)]
-pub struct KeyEncryptionArgs {}
+#[command(next_help_heading = "Key encryption at rest")]
+pub struct KeyEncryptionArgs {
+    /// Wrap new keys with this Azure Key Vault key, and unwrap stored keys
+    /// through Key Vault (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
+    /// The credential is chosen from the environment: App Service managed
+    /// identity (IDENTITY_ENDPOINT), workload identity
+    /// (AZURE_FEDERATED_TOKEN_FILE), a client secret (AZURE_CLIENT_SECRET,
+    /// AZURE_TENANT_ID, AZURE_CLIENT_ID), else the Azure CLI / azd login.
+    #[arg(long, value_name = "KEY_ID_URL")]
+    pub keyvault_key: Option<String>,
+}
 
 /// The commands.
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,11 @@ use dataprotection::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use dataprotection::repository::XmlRepository;
 use dataprotection::{DataProtectionProviderBuilder, KeyManager};
 
+use dataprotection_azure_keyvault::{
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, KeyVaultError, KeyVaultOptions,
+    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, credential_from_environment, key_vault_protection,
+};
+
 use crate::cli::KeyEncryptionArgs;
 use crate::error::Result;
 
@@ -62,8 +67,35 @@ impl KeyEncryption {
     }
 }
 
-/// Sets up key encryption from the command line. No options exist yet.
+/// Sets up key encryption from the command line.
 pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
-    let KeyEncryptionArgs {} = args;
-    Ok(KeyEncryption::default())
+    let Some(key_id) = &args.keyvault_key else {
+        return Ok(KeyEncryption::default());
+    };
+    let (credential, kind) = credential_from_environment().map_err(key_vault_setup)?;
+    tracing::info!(credential = %kind, "using a credential from the environment for Key Vault");
+    let (encryptor, decryptor) =
+        key_vault_protection(key_id, credential, KeyVaultOptions::default())
+            .map_err(key_vault_setup)?;
+    let decryptor: Arc<dyn XmlDecryptor> = decryptor;
+    Ok(KeyEncryption {
+        encryptor: Some(encryptor),
+        decryptors: vec![
+            (
+                AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
+                decryptor.clone(),
+            ),
+            (
+                LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
+                decryptor,
+            ),
+        ],
+    })
+}
+
+fn key_vault_setup(e: KeyVaultError) -> crate::error::CliError {
+    crate::error::CliError::Operation {
+        action: "setting up Azure Key Vault",
+        source: dataprotection::Error::InvalidArgument(e.to_string()),
+    }
 }
