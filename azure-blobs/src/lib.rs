@@ -1,13 +1,12 @@
-//! Azure Blob Storage support for dataprotection.
-//!
-//! The official `azure_storage_blob` 1.x SDK authenticates only with Entra ID tokens or a SAS
-//! carried in the URL; it has no shared-key authentication and no connection-string parser.
-//! This crate fills that gap:
-//!
-//! * [`connection_string`] parses Azure Storage connection strings (including
-//!   `UseDevelopmentStorage=true`) into a blob endpoint and a credential;
-//! * [`sas`] mints blob, container and account SAS tokens from an account key, inspects the
-//!   expiry of existing SAS tokens, and redacts signatures before anything is logged.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod connection_string;
+mod error;
+mod options;
+mod repository;
 pub mod sas;
+
+pub use error::BlobError;
+pub use options::BlobRepositoryOptions;
+pub use repository::{BlobXmlRepository, CONTENT_TYPE, SasProvider, SasRequest};

@@ -1,0 +1,117 @@
+//! Errors of this crate.
+//!
+//! Constructors return [`BlobError`]. Repository operations return
+//! [`dataprotection::Error::Repository`], whose message says what failed and what to do about
+//! it, and whose `source()` is a [`BlobError`] (downcast it to read the HTTP status and the
+//! storage error code). No error text ever contains a SAS signature or an account key: every
+//! URL and every SDK message is passed through [`crate::sas::redact`] first.
+
+use crate::connection_string::ConnectionStringError;
+use crate::sas::SasError;
+
+/// Errors from building a [`crate::BlobXmlRepository`], and the `source()` of its repository
+/// errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// The blob URL cannot be used (the URL in the message is redacted).
+    #[error("invalid blob URL {url}: {reason}")]
+    InvalidUrl {
+        /// The URL, with any signature redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The connection string could not be parsed.
+    #[error(transparent)]
+    ConnectionString(#[from] ConnectionStringError),
+    /// The connection string cannot be used for a blob repository.
+    #[error("unusable storage connection string: {0}")]
+    UnsupportedConnectionString(String),
+    /// A SAS could not be minted (bad names, bad account key).
+    #[error(transparent)]
+    Sas(#[from] SasError),
+    /// The application's [`crate::SasProvider`] failed.
+    #[error("the SAS provider failed: {0}")]
+    SasProvider(String),
+    /// The Azure SDK refused to build a client (its message is redacted).
+    #[error("could not create the Azure blob client: {0}")]
+    Client(String),
+    /// The storage service (or the transport) returned an error.
+    #[error("{detail}")]
+    Service {
+        /// HTTP status, if a response was received.
+        status: Option<u16>,
+        /// The storage error code (`x-ms-error-code`), e.g. `ContainerNotFound`.
+        code: Option<String>,
+        /// The SDK's error text, redacted.
+        detail: String,
+    },
+}
+
+impl BlobError {
+    /// Wraps an SDK error, keeping its status and error code and redacting its text.
+    pub(crate) fn service(err: &azure_core::Error) -> Self {
+        let code = match err.kind() {
+            azure_core::error::ErrorKind::HttpResponse { error_code, .. } => error_code.clone(),
+            _ => None,
+        };
+        // The SDK's own text is often generic ("failed to execute `reqwest` request"); the
+        // causes say what happened (and may embed the request URL, hence the redaction).
+        let mut detail = err.to_string();
+        if detail.is_empty() {
+            detail = err.kind().to_string();
+        }
+        let mut source = std::error::Error::source(err);
+        let mut depth = 0;
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !text.is_empty() && !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            source = cause.source();
+            depth += 1;
+            if depth >= 8 {
+                break;
+            }
+        }
+        let detail = crate::sas::redact(&detail);
+        BlobError::Service {
+            status: err.http_status().map(u16::from),
+            code,
+            detail,
+        }
+    }
+
+    /// The HTTP status, for [`BlobError::Service`].
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            BlobError::Service { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The storage error code, for [`BlobError::Service`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            BlobError::Service { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<BlobError> for dataprotection::Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::InvalidUrl { .. }
+            | BlobError::ConnectionString(_)
+            | BlobError::UnsupportedConnectionString(_)
+            | BlobError::Sas(_) => dataprotection::Error::InvalidArgument(e.to_string()),
+            other => dataprotection::Error::Repository {
+                message: other.to_string(),
+                source: None,
+            },
+        }
+    }
+}

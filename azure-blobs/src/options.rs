@@ -1,0 +1,150 @@
+//! [`BlobRepositoryOptions`].
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
+use dataprotection::clock::{Clock, SystemClock};
+use time::{Duration, OffsetDateTime};
+
+/// Options of a [`crate::BlobXmlRepository`], Azure SDK style: public fields and `Default`.
+///
+/// ```
+/// use dataprotection_azure_blobs::BlobRepositoryOptions;
+/// let options = BlobRepositoryOptions {
+///     create_container_if_missing: true,
+///     max_attempts: 20,
+///     ..Default::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug)]
+pub struct BlobRepositoryOptions {
+    /// Options of the SDK pipeline: retry policy, extra per-call / per-try policies, transport.
+    ///
+    /// The default retries transient failures (408, 429, 5xx, connection errors) 3 times within
+    /// 15 s, far less than the SDK's own default (8 times within 60 s): the repository has its own
+    /// conflict-and-ambiguity loop on top (see [`BlobRepositoryOptions::max_attempts`]), and an
+    /// SDK retry of a conditional write whose first response was lost comes back as a spurious
+    /// 412/409 anyway, which the repository resolves by re-reading. Use
+    /// [`RetryOptions::none`] to leave every retry to the repository.
+    pub client_options: ClientOptions,
+    /// Overrides the storage service version (`x-ms-version`) the SDK sends.
+    pub service_version: Option<String>,
+    /// Create the container when the service says it does not exist (404 `ContainerNotFound`).
+    ///
+    /// Needs a credential that may create containers: an account SAS (`srt` containing `c`,
+    /// permission `c`), a token with a data-plane role such as Storage Blob Data Contributor,
+    /// or an account key (a connection string with `AccountKey=`). A blob- or container-scoped
+    /// service SAS cannot create its container. Default: `false`, as in .NET.
+    pub create_container_if_missing: bool,
+    /// How many times one write (append or delete) is attempted: after a conflict (409/412),
+    /// or a failure that leaves unknown whether the write happened (5xx, timeout, lost
+    /// response), the repository re-reads the blob and tries again. Default 10.
+    pub max_attempts: u32,
+    /// Back-off before the second attempt; it doubles at every further attempt, up to
+    /// [`BlobRepositoryOptions::max_backoff`], and each wait is randomised to 50–100 % of its
+    /// value so that competing instances spread out. Default 50 ms.
+    pub initial_backoff: StdDuration,
+    /// Longest back-off between two attempts. Default 1 s.
+    pub max_backoff: StdDuration,
+    /// Validity of the SAS tokens minted from an account key (connection strings with
+    /// `AccountKey=`). Default 1 hour.
+    pub sas_validity: Duration,
+    /// A SAS (minted, or from a [`crate::SasProvider`]) is replaced when it has less than this
+    /// left. Default 10 minutes (so a 1-hour SAS is re-minted after 50 minutes).
+    pub sas_renew_before: Duration,
+    /// A fixed SAS (from a SAS URL or a connection string's `SharedAccessSignature`), which
+    /// cannot be renewed, is reported with a warning log when it has less than this left.
+    /// Default 7 days.
+    pub sas_expiry_warning: Duration,
+    /// The clock used for SAS expiry decisions (tests inject a manual one).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for BlobRepositoryOptions {
+    fn default() -> Self {
+        BlobRepositoryOptions {
+            client_options: ClientOptions {
+                retry: RetryOptions::exponential(ExponentialRetryOptions {
+                    initial_delay: azure_core::time::Duration::milliseconds(200),
+                    max_retries: 3,
+                    max_total_elapsed: azure_core::time::Duration::seconds(15),
+                    max_delay: azure_core::time::Duration::seconds(2),
+                }),
+                ..ClientOptions::default()
+            },
+            service_version: None,
+            create_container_if_missing: false,
+            max_attempts: 10,
+            initial_backoff: StdDuration::from_millis(50),
+            max_backoff: StdDuration::from_secs(1),
+            sas_validity: Duration::hours(1),
+            sas_renew_before: Duration::minutes(10),
+            sas_expiry_warning: Duration::days(7),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl BlobRepositoryOptions {
+    /// Whether a SAS expiring at `expiry` must be replaced at `now`: it has less than
+    /// [`BlobRepositoryOptions::sas_renew_before`] left (or has expired).
+    ///
+    /// ```
+    /// use dataprotection_azure_blobs::BlobRepositoryOptions;
+    /// use time::{Duration, macros::datetime};
+    /// let o = BlobRepositoryOptions::default();
+    /// let minted = datetime!(2030-01-01 0:00 UTC);
+    /// let expiry = minted + o.sas_validity;
+    /// assert!(!o.sas_needs_renewal(expiry, minted + Duration::minutes(49)));
+    /// assert!(o.sas_needs_renewal(expiry, minted + Duration::minutes(50)));
+    /// ```
+    pub fn sas_needs_renewal(&self, expiry: OffsetDateTime, now: OffsetDateTime) -> bool {
+        now >= self.sas_renewal_time(expiry)
+    }
+
+    /// When a SAS expiring at `expiry` is replaced: `expiry - sas_renew_before`.
+    pub fn sas_renewal_time(&self, expiry: OffsetDateTime) -> OffsetDateTime {
+        expiry - self.sas_renew_before
+    }
+
+    /// The back-off before attempt `attempt` (1 = the first retry), given a random number in
+    /// `[0, 1)`: `min(initial_backoff × 2^(attempt-1), max_backoff) × (0.5 + random / 2)`.
+    pub fn backoff(&self, attempt: u32, random_unit: f64) -> StdDuration {
+        let doublings = attempt.saturating_sub(1).min(20);
+        let base = self
+            .initial_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff);
+        base.mul_f64(0.5 + random_unit.clamp(0.0, 1.0) / 2.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn renewal_schedule() {
+        let o = BlobRepositoryOptions::default();
+        let t0 = datetime!(2030-01-01 0:00 UTC);
+        let expiry = t0 + o.sas_validity;
+        assert_eq!(o.sas_renewal_time(expiry), t0 + Duration::minutes(50));
+        assert!(!o.sas_needs_renewal(expiry, t0));
+        assert!(!o.sas_needs_renewal(expiry, t0 + Duration::seconds(2999)));
+        assert!(o.sas_needs_renewal(expiry, t0 + Duration::seconds(3000)));
+        assert!(o.sas_needs_renewal(expiry, t0 + Duration::hours(5)));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let o = BlobRepositoryOptions::default();
+        assert_eq!(o.backoff(1, 1.0), StdDuration::from_millis(50));
+        assert_eq!(o.backoff(1, 0.0), StdDuration::from_millis(25));
+        assert_eq!(o.backoff(3, 1.0), StdDuration::from_millis(200));
+        assert_eq!(o.backoff(10, 1.0), StdDuration::from_secs(1));
+        assert_eq!(o.backoff(1000, 0.0), StdDuration::from_millis(500));
+    }
+}

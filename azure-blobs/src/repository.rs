@@ -1,0 +1,1417 @@
+//! [`BlobXmlRepository`]: the whole key ring in one block blob.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use azure_core::credentials::TokenCredential;
+use azure_core::error::ErrorKind;
+use azure_core::http::{Etag, RequestContent, StatusCode, Url};
+use azure_storage_blob::models::{BlobClientDownloadOptions, BlobClientUploadOptions};
+use azure_storage_blob::{
+    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
+};
+use dataprotection::error::BoxError;
+use dataprotection::repository::{DeletionChooser, StorePrecondition, XmlRepository};
+use dataprotection::xml::{Element, Format, RepositoryDocument};
+use dataprotection::{Error, Result};
+use percent_encoding::percent_decode_str;
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+
+use crate::connection_string::{ConnectionString, Credential};
+use crate::error::BlobError;
+use crate::options::BlobRepositoryOptions;
+use crate::sas::{self, AccountKey, Permissions, SasInfo, SasWindow};
+
+/// The `Content-Type` of the uploaded blob, as .NET's repository sets it.
+pub const CONTENT_TYPE: &str = "application/xml; charset=utf-8";
+
+/// Validity of the account SAS minted (from an account key) to create a missing container.
+const CONTAINER_SAS_VALIDITY: time::Duration = time::Duration::minutes(15);
+
+/// A fixed SAS that is about to expire is reported at most this often.
+const EXPIRY_WARNING_INTERVAL: time::Duration = time::Duration::hours(1);
+
+/// Why a [`SasProvider`] is asked for a SAS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SasRequest {
+    /// The repository has no SAS yet.
+    Initial,
+    /// The current SAS expires within [`BlobRepositoryOptions::sas_renew_before`].
+    Expiring,
+    /// The service refused the current SAS (HTTP 403): return a *new* one, not a cached copy.
+    Rejected,
+}
+
+/// Supplies SAS tokens for the key-ring blob, for applications that get them from elsewhere
+/// (a secrets store, a token broker, a user-delegation SAS minted with a managed identity...).
+///
+/// The repository asks for a SAS before its first request, again when the current one has less
+/// than [`BlobRepositoryOptions::sas_renew_before`] left (judged from its `se` parameter), and
+/// once more, with [`SasRequest::Rejected`], when the service answers 403; the request is then
+/// retried once with the new SAS.
+///
+/// ```
+/// use dataprotection_azure_blobs::{SasProvider, SasRequest};
+/// use dataprotection::error::BoxError;
+///
+/// #[derive(Debug)]
+/// struct FromVault;
+///
+/// #[async_trait::async_trait]
+/// impl SasProvider for FromVault {
+///     async fn get_sas(&self, _reason: SasRequest) -> Result<String, BoxError> {
+///         // Fetch "sv=...&sr=b&sp=racwd&se=...&sig=..." from wherever it lives.
+///         Ok(std::env::var("KEY_RING_SAS")?)
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait SasProvider: fmt::Debug + Send + Sync {
+    /// Returns a SAS query string for the blob (with or without a leading `?`), for example
+    /// `sv=2026-04-06&sr=b&sp=racwd&se=2030-01-01T00:00:00Z&sig=...`. It is a secret: the
+    /// repository never logs it. It needs permissions `racwd` on the blob (`r` and `w` at least;
+    /// `c` to create the blob), and to create a missing container, an account SAS.
+    async fn get_sas(&self, reason: SasRequest) -> std::result::Result<String, BoxError>;
+}
+
+/// The blob and its container.
+#[derive(Clone)]
+struct Target {
+    /// The blob URL without a query.
+    blob_url: Url,
+    /// The container URL without a query.
+    container_url: Url,
+    /// The container name.
+    container: String,
+}
+
+/// How requests are authorised.
+enum Auth {
+    /// A fixed SAS carried in the URL.
+    Sas {
+        client: Arc<BlobClient>,
+        query: String,
+        info: Option<SasInfo>,
+    },
+    /// An Entra ID token credential.
+    Token {
+        client: Arc<BlobClient>,
+        credential: Arc<dyn TokenCredential>,
+    },
+    /// A client built by the application.
+    Client {
+        client: Arc<BlobClient>,
+        container_client: Option<Arc<BlobContainerClient>>,
+    },
+    /// SAS tokens minted from an account key.
+    AccountKey {
+        account: String,
+        key: AccountKey,
+        blob: String,
+    },
+    /// SAS tokens from the application.
+    Provider(Arc<dyn SasProvider>),
+}
+
+impl Auth {
+    fn kind(&self) -> &'static str {
+        match self {
+            Auth::Sas { .. } => "SAS URL",
+            Auth::Token { .. } => "token credential",
+            Auth::Client { .. } => "application-supplied client",
+            Auth::AccountKey { .. } => "account key (short-lived SAS minted locally)",
+            Auth::Provider(_) => "SAS provider",
+        }
+    }
+
+    fn renewable(&self) -> bool {
+        matches!(self, Auth::AccountKey { .. } | Auth::Provider(_))
+    }
+}
+
+/// A SAS obtained from an account key or a provider, and the client that carries it.
+struct Current {
+    client: Arc<BlobClient>,
+    query: String,
+    info: Option<SasInfo>,
+}
+
+/// What is known of the blob.
+enum Cache {
+    /// Not read yet (or its state is unknown).
+    Unknown,
+    /// The blob does not exist (or its container does not, and may be created).
+    Absent,
+    /// The blob as last read or written.
+    Present { etag: Etag, doc: RepositoryDocument },
+}
+
+struct State {
+    cache: Cache,
+    current: Option<Current>,
+    last_expiry_warning: Option<OffsetDateTime>,
+}
+
+/// How a write is conditioned.
+enum Condition {
+    /// `If-Match: <etag>`: replace exactly the version that was read.
+    IfMatch(Etag),
+    /// `If-None-Match: *`: create the blob, only if it does not exist.
+    IfNoneMatchAny,
+}
+
+/// Result of one conditional upload.
+enum Written {
+    /// Stored; the new ETag.
+    Stored(Etag),
+    /// 409 or 412: someone else wrote first (or our own earlier write did).
+    Conflict(BlobError),
+    /// The outcome is unknown (5xx, timeout, connection lost after sending).
+    Ambiguous(BlobError),
+}
+
+/// A failed read: transient failures are retried by the write loops.
+enum ReadFailure {
+    Transient(Error, BlobError),
+    Fatal(Error),
+}
+
+impl From<ReadFailure> for Error {
+    fn from(f: ReadFailure) -> Self {
+        match f {
+            ReadFailure::Transient(e, _) | ReadFailure::Fatal(e) => e,
+        }
+    }
+}
+
+/// How an SDK error is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    NotModified,
+    BlobNotFound,
+    ContainerNotFound,
+    Conflict,
+    Forbidden,
+    Transient,
+    Other,
+}
+
+fn classify(e: &azure_core::Error) -> Class {
+    let code = match e.kind() {
+        ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+        ErrorKind::Io | ErrorKind::Connection => return Class::Transient,
+        _ => return Class::Other,
+    };
+    match e.http_status() {
+        Some(StatusCode::NotModified) => Class::NotModified,
+        Some(StatusCode::NotFound) if code == Some("ContainerNotFound") => Class::ContainerNotFound,
+        Some(StatusCode::NotFound) => Class::BlobNotFound,
+        Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed) => Class::Conflict,
+        Some(StatusCode::Forbidden) | Some(StatusCode::Unauthorized) => Class::Forbidden,
+        Some(
+            StatusCode::RequestTimeout
+            | StatusCode::TooManyRequests
+            | StatusCode::InternalServerError
+            | StatusCode::BadGateway
+            | StatusCode::ServiceUnavailable
+            | StatusCode::GatewayTimeout,
+        ) => Class::Transient,
+        _ => Class::Other,
+    }
+}
+
+/// The `id` of a `<key>` element, normalised for comparison.
+fn key_id(e: &Element) -> Option<String> {
+    if !e.is("key") {
+        return None;
+    }
+    e.attr("id").map(|id| id.trim().to_ascii_lowercase())
+}
+
+/// Whether `element` (whose compact XML is `raw`) is already stored: same key id, same raw
+/// text, or an equal element.
+fn already_stored(doc: &RepositoryDocument, element: &Element, raw: &str) -> bool {
+    let id = key_id(element);
+    doc.children().iter().any(|c| {
+        c.raw() == raw || c.element() == element || (id.is_some() && key_id(c.element()) == id)
+    })
+}
+
+/// Splits a blob URL into the container URL (no query), the container name and the blob name.
+///
+/// URLs whose host is an IP address, `localhost` or a name without a dot (Azurite, the storage
+/// emulator, IP-style endpoints) carry the account as the first path segment.
+fn split_blob_url(url: &Url) -> std::result::Result<(Url, String, String), String> {
+    let host = url.host_str().ok_or("the URL has no host")?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let path_style = bare.parse::<std::net::IpAddr>().is_ok()
+        || bare.eq_ignore_ascii_case("localhost")
+        || !bare.contains('.');
+    let segments: Vec<&str> = url.path().trim_start_matches('/').split('/').collect();
+    let skip = usize::from(path_style);
+    if segments.len() < skip + 2
+        || segments[..skip + 2].iter().any(|s| s.is_empty())
+        || segments[skip + 1..].join("/").is_empty()
+    {
+        return Err(if path_style {
+            "expected http(s)://host:port/<account>/<container>/<blob>".into()
+        } else {
+            "expected https://<account>.blob.core.windows.net/<container>/<blob>".into()
+        });
+    }
+    let mut container_url = url.clone();
+    container_url.set_query(None);
+    container_url.set_fragment(None);
+    container_url.set_path(&format!("/{}", segments[..=skip].join("/")));
+    let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+    Ok((
+        container_url,
+        decode(segments[skip]),
+        decode(&segments[skip + 1..].join("/")),
+    ))
+}
+
+/// `url` without its query and fragment.
+fn without_query(url: &Url) -> Url {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u
+}
+
+/// `url` with `query` (a SAS) as its query string.
+fn with_query(url: &Url, query: &str) -> Url {
+    let mut u = without_query(url);
+    u.set_query(Some(query.trim_start_matches('?')));
+    u
+}
+
+fn parse_url(url: &str) -> std::result::Result<Url, BlobError> {
+    Url::parse(url.trim()).map_err(|e| BlobError::InvalidUrl {
+        url: sas::redact(url),
+        reason: e.to_string(),
+    })
+}
+
+/// An [`XmlRepository`] that keeps the whole key ring in one block blob, in the format of
+/// `Azure.Extensions.AspNetCore.DataProtection.Blobs` (a `<repository>` document whose children
+/// are the keys and revocations), so that .NET and Rust applications can share it.
+///
+/// See the [crate documentation](crate) for the format, the concurrency rules and examples.
+///
+/// Writes are optimistic: the blob's ETag is cached with its content; an append re-reads the
+/// blob (a conditional GET, cheap when nothing changed), checks that the element is not already
+/// there (so a retried append never duplicates a key), evaluates the caller's precondition,
+/// and uploads with `If-Match` (or `If-None-Match: *` when creating the blob). On a conflict
+/// (409/412) or an ambiguous failure (5xx, timeout, lost response) it backs off and starts
+/// over. Elements already in the blob are always written back byte for byte, including ones
+/// this library cannot interpret; a blob that is not well-formed XML is never overwritten.
+///
+/// Operations of one instance are serialised; separate instances (processes) coordinate
+/// through the ETag.
+pub struct BlobXmlRepository {
+    target: Target,
+    auth: Auth,
+    options: BlobRepositoryOptions,
+    description: String,
+    state: Mutex<State>,
+}
+
+impl fmt::Debug for BlobXmlRepository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobXmlRepository")
+            .field("blob_url", &self.target.blob_url.as_str())
+            .field("auth", &self.auth.kind())
+            .field(
+                "create_container_if_missing",
+                &self.options.create_container_if_missing,
+            )
+            .field("max_attempts", &self.options.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobXmlRepository {
+    fn build(
+        target: Target,
+        auth: Auth,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let description = format!("Azure blob {} ({})", target.blob_url, auth.kind());
+        Ok(BlobXmlRepository {
+            target,
+            auth,
+            options,
+            description,
+            state: Mutex::new(State {
+                cache: Cache::Unknown,
+                current: None,
+                last_expiry_warning: None,
+            }),
+        })
+    }
+
+    /// A repository on the blob addressed by `sas_url`, a full blob URL carrying a SAS
+    /// (`https://acct.blob.core.windows.net/container/blob?sv=...&sig=...`), used without any
+    /// other credential.
+    ///
+    /// A SAS URL cannot be renewed: when it has less than
+    /// [`BlobRepositoryOptions::sas_expiry_warning`] left a warning is logged, and once it has
+    /// expired every request fails with an error naming the expiry time. Prefer
+    /// [`BlobXmlRepository::with_sas_provider`], a connection string with an account key, or a
+    /// token credential for long-running applications. The SAS needs permissions `racwd` on the
+    /// blob (`rw` at least, `c` to create it).
+    pub fn from_sas_url(
+        sas_url: &str,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let url = parse_url(sas_url)?;
+        let query = url.query().unwrap_or("").to_owned();
+        let info = match SasInfo::parse(&query) {
+            Ok(info) => Some(info),
+            Err(sas::SasParseError::MissingSignature) => {
+                return Err(BlobError::InvalidUrl {
+                    url: sas::redact(sas_url),
+                    reason:
+                        "the URL carries no SAS (no sig= parameter); use BlobXmlRepository::new \
+                             with a token credential for URLs without a SAS"
+                            .into(),
+                });
+            }
+            // E.g. a SAS bound to a stored access policy carries no `se`.
+            Err(_) => None,
+        };
+        let target = Self::target_from_url(&url, sas_url)?;
+        let client = Self::blob_client(&url, None, &options)?;
+        let now = options.clock.now();
+        if let Some(info) = &info
+            && info.is_expired_at(now)
+        {
+            tracing::warn!(
+                blob = %target.blob_url,
+                "the key ring {} (a SAS URL cannot be renewed)",
+                info.describe_at(now)
+            );
+        }
+        Self::build(
+            target,
+            Auth::Sas {
+                client: Arc::new(client),
+                query,
+                info,
+            },
+            options,
+        )
+    }
+
+    /// A repository on the blob at `blob_url` (an `https` URL without a SAS), authorised with
+    /// an Entra ID token credential (managed identity, workload identity, a client secret...).
+    ///
+    /// The identity needs a data-plane role on the container, such as Storage Blob Data
+    /// Contributor; the token scope is `https://storage.azure.com/.default`.
+    pub fn new(
+        blob_url: &str,
+        credential: Arc<dyn TokenCredential>,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let url = parse_url(blob_url)?;
+        if url.scheme() != "https" {
+            return Err(BlobError::InvalidUrl {
+                url: sas::redact(blob_url),
+                reason: "a token credential is only sent over https".into(),
+            });
+        }
+        if url.query().is_some_and(|q| SasInfo::parse(q).is_ok()) {
+            return Err(BlobError::InvalidUrl {
+                url: sas::redact(blob_url),
+                reason: "the URL carries a SAS; use BlobXmlRepository::from_sas_url for SAS URLs, \
+                         or remove the query to use the token credential"
+                    .into(),
+            });
+        }
+        let target = Self::target_from_url(&url, blob_url)?;
+        let client = Self::blob_client(&url, Some(credential.clone()), &options)?;
+        Self::build(
+            target,
+            Auth::Token {
+                client: Arc::new(client),
+                credential,
+            },
+            options,
+        )
+    }
+
+    /// A repository on blob `blob` of container `container` of the account a storage
+    /// connection string names.
+    ///
+    /// * `AccountKey=` (and `UseDevelopmentStorage=true`): the repository mints a short-lived
+    ///   blob-scoped SAS (`sr=b`, `sp=racwd`, valid [`BlobRepositoryOptions::sas_validity`])
+    ///   and mints a new one [`BlobRepositoryOptions::sas_renew_before`] before it expires, or
+    ///   when the service refuses it; the account key itself is never sent. With
+    ///   [`BlobRepositoryOptions::create_container_if_missing`], a missing container is
+    ///   created with a 15-minute account SAS.
+    /// * `SharedAccessSignature=`: used as a fixed SAS, as with
+    ///   [`BlobXmlRepository::from_sas_url`].
+    pub fn from_connection_string(
+        connection_string: &str,
+        container: &str,
+        blob: &str,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let cs = ConnectionString::parse(connection_string)?;
+        Self::from_parsed_connection_string(&cs, container, blob, options)
+    }
+
+    /// [`BlobXmlRepository::from_connection_string`] with an already parsed connection string.
+    pub fn from_parsed_connection_string(
+        connection_string: &ConnectionString,
+        container: &str,
+        blob: &str,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let endpoint = connection_string.blob_endpoint();
+        match connection_string.credential() {
+            Credential::AccountKey(key) => {
+                let account = connection_string.account_name().ok_or_else(|| {
+                    BlobError::UnsupportedConnectionString("AccountKey needs AccountName".into())
+                })?;
+                // Validates the names (and the key) up front.
+                sas::blob_sas(
+                    account,
+                    key,
+                    container,
+                    blob,
+                    Permissions::READ,
+                    &SasWindow::until(options.clock.now() + time::Duration::minutes(5)),
+                )?;
+                let blob_url = parse_url(&sas::blob_url(endpoint, container, blob))?;
+                let container_url = parse_url(&sas::container_url(endpoint, container))?;
+                let target = Target {
+                    blob_url,
+                    container_url,
+                    container: container.to_owned(),
+                };
+                Self::build(
+                    target,
+                    Auth::AccountKey {
+                        account: account.to_owned(),
+                        key: key.clone(),
+                        blob: blob.to_owned(),
+                    },
+                    options,
+                )
+            }
+            Credential::SharedAccessSignature(query) => {
+                let url = format!("{}?{query}", sas::blob_url(endpoint, container, blob));
+                Self::from_sas_url(&url, options)
+            }
+            Credential::None => Err(BlobError::UnsupportedConnectionString(
+                "it carries no credential (AccountKey or SharedAccessSignature); for managed \
+                 identities use BlobXmlRepository::new with a token credential"
+                    .into(),
+            )),
+        }
+    }
+
+    /// A repository on the blob at `blob_url` (without a query), authorised with SAS tokens
+    /// from `provider` (see [`SasProvider`] for when it is asked).
+    pub fn with_sas_provider(
+        blob_url: &str,
+        provider: Arc<dyn SasProvider>,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let url = parse_url(blob_url)?;
+        if url.query().is_some() {
+            return Err(BlobError::InvalidUrl {
+                url: sas::redact(blob_url),
+                reason: "pass the blob URL without a query; the SAS provider supplies the SAS"
+                    .into(),
+            });
+        }
+        let target = Self::target_from_url(&url, blob_url)?;
+        Self::build(target, Auth::Provider(provider), options)
+    }
+
+    /// A repository using a [`BlobClient`] built by the application (custom transport,
+    /// pipeline policies, credential...). Only `options`' repository settings apply (not
+    /// `client_options`).
+    ///
+    /// Creating a missing container uses the client's URL (with its query) and no credential,
+    /// unless a container client is given with
+    /// [`BlobXmlRepository::with_container_client`].
+    pub fn with_client(
+        client: BlobClient,
+        options: BlobRepositoryOptions,
+    ) -> std::result::Result<Self, BlobError> {
+        let url = client.url().clone();
+        let target = Self::target_from_url(&url, url.as_str())?;
+        Self::build(
+            target,
+            Auth::Client {
+                client: Arc::new(client),
+                container_client: None,
+            },
+            options,
+        )
+    }
+
+    /// Sets the client used to create the container (for [`BlobXmlRepository::with_client`];
+    /// ignored otherwise).
+    #[must_use]
+    pub fn with_container_client(mut self, container_client: BlobContainerClient) -> Self {
+        if let Auth::Client {
+            container_client: slot,
+            ..
+        } = &mut self.auth
+        {
+            *slot = Some(Arc::new(container_client));
+        }
+        self
+    }
+
+    /// The blob URL, without any query (so without a SAS).
+    pub fn blob_url(&self) -> &Url {
+        &self.target.blob_url
+    }
+
+    /// The expiry of the SAS currently in use, if requests carry a SAS whose expiry is known
+    /// (for minted and provider SAS tokens, `None` until the first request).
+    pub async fn sas_expiry(&self) -> Option<OffsetDateTime> {
+        match &self.auth {
+            Auth::Sas { info, .. } => info.as_ref().map(|i| i.expiry),
+            Auth::AccountKey { .. } | Auth::Provider(_) => self
+                .state
+                .lock()
+                .await
+                .current
+                .as_ref()
+                .and_then(|c| c.info.as_ref().map(|i| i.expiry)),
+            _ => None,
+        }
+    }
+
+    fn target_from_url(url: &Url, original: &str) -> std::result::Result<Target, BlobError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(BlobError::InvalidUrl {
+                url: sas::redact(original),
+                reason: "expected an http or https URL".into(),
+            });
+        }
+        let (container_url, container, _blob) =
+            split_blob_url(url).map_err(|reason| BlobError::InvalidUrl {
+                url: sas::redact(original),
+                reason,
+            })?;
+        Ok(Target {
+            blob_url: without_query(url),
+            container_url,
+            container,
+        })
+    }
+
+    fn blob_client_options(options: &BlobRepositoryOptions) -> BlobClientOptions {
+        let mut o = BlobClientOptions {
+            client_options: options.client_options.clone(),
+            ..BlobClientOptions::default()
+        };
+        if let Some(v) = &options.service_version {
+            o.version = v.clone();
+        }
+        o
+    }
+
+    fn blob_client(
+        url: &Url,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: &BlobRepositoryOptions,
+    ) -> std::result::Result<BlobClient, BlobError> {
+        BlobClient::new(
+            url.clone(),
+            credential,
+            Some(Self::blob_client_options(options)),
+        )
+        .map_err(|e| BlobError::Client(sas::redact(&e.to_string())))
+    }
+
+    fn container_client(
+        &self,
+        url: Url,
+        credential: Option<Arc<dyn TokenCredential>>,
+    ) -> Result<BlobContainerClient> {
+        let mut o = BlobContainerClientOptions {
+            client_options: self.options.client_options.clone(),
+            ..BlobContainerClientOptions::default()
+        };
+        if let Some(v) = &self.options.service_version {
+            o.version = v.clone();
+        }
+        BlobContainerClient::new(url, credential, Some(o)).map_err(|e| {
+            self.error(
+                "could not create the container client",
+                BlobError::Client(sas::redact(&e.to_string())),
+            )
+        })
+    }
+
+    /// A repository error whose message names the blob.
+    fn error(&self, what: impl fmt::Display, source: BlobError) -> Error {
+        Error::Repository {
+            message: format!("{}: {what}", self.description),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The client to use now, obtaining or renewing the SAS if needed (`force` asks for a new
+    /// one regardless).
+    async fn client(&self, st: &mut State, force: Option<SasRequest>) -> Result<Arc<BlobClient>> {
+        let now = self.options.clock.now();
+        match &self.auth {
+            Auth::Sas { client, info, .. } => {
+                if let Some(info) = info
+                    && info.expiry - now < self.options.sas_expiry_warning
+                    && st
+                        .last_expiry_warning
+                        .is_none_or(|t| now - t >= EXPIRY_WARNING_INTERVAL)
+                {
+                    st.last_expiry_warning = Some(now);
+                    tracing::warn!(
+                        blob = %self.target.blob_url,
+                        "the key ring {}; a SAS URL cannot be renewed: replace it, or use a SAS \
+                         provider, an account key or a token credential",
+                        info.describe_at(now)
+                    );
+                }
+                Ok(client.clone())
+            }
+            Auth::Token { client, .. } | Auth::Client { client, .. } => Ok(client.clone()),
+            Auth::AccountKey { .. } | Auth::Provider(_) => {
+                let reason = match (&st.current, force) {
+                    (_, Some(reason)) => Some(reason),
+                    (None, None) => Some(SasRequest::Initial),
+                    (Some(c), None) => c
+                        .info
+                        .as_ref()
+                        .filter(|i| self.options.sas_needs_renewal(i.expiry, now))
+                        .map(|_| SasRequest::Expiring),
+                };
+                if let Some(reason) = reason {
+                    st.current = Some(self.obtain_sas(reason, now).await?);
+                }
+                match &st.current {
+                    Some(c) => Ok(c.client.clone()),
+                    None => Err(self.error(
+                        "no SAS is available",
+                        BlobError::SasProvider("no SAS".into()),
+                    )),
+                }
+            }
+        }
+    }
+
+    async fn obtain_sas(&self, reason: SasRequest, now: OffsetDateTime) -> Result<Current> {
+        let query = match &self.auth {
+            Auth::AccountKey { account, key, blob } => {
+                let window = SasWindow::until(now + self.options.sas_validity);
+                let token = sas::blob_sas(
+                    account,
+                    key,
+                    &self.target.container,
+                    blob,
+                    Permissions::KEY_RING_BLOB,
+                    &window,
+                )
+                .map_err(|e| self.error("could not mint a SAS", BlobError::Sas(e)))?;
+                tracing::debug!(
+                    blob = %self.target.blob_url,
+                    ?reason,
+                    expiry = %token.expiry(),
+                    "minted a blob SAS from the account key"
+                );
+                token.query().to_owned()
+            }
+            Auth::Provider(provider) => {
+                let sas = provider.get_sas(reason).await.map_err(|e| {
+                    self.error(
+                        format!("the SAS provider failed ({reason:?})"),
+                        BlobError::SasProvider(sas::redact(&e.to_string())),
+                    )
+                })?;
+                let sas = sas.trim().trim_start_matches('?').to_owned();
+                let info = SasInfo::parse(&sas).ok();
+                match &info {
+                    Some(i) if self.options.sas_needs_renewal(i.expiry, now) => tracing::warn!(
+                        blob = %self.target.blob_url,
+                        ?reason,
+                        "the SAS provider returned a SAS that {}",
+                        i.describe_at(now).trim_start_matches("SAS ")
+                    ),
+                    Some(i) => tracing::debug!(
+                        blob = %self.target.blob_url,
+                        ?reason,
+                        "obtained a SAS from the provider; {}",
+                        i.describe_at(now)
+                    ),
+                    None => tracing::debug!(
+                        blob = %self.target.blob_url,
+                        ?reason,
+                        "obtained a SAS without a readable expiry from the provider"
+                    ),
+                }
+                sas
+            }
+            _ => {
+                return Err(Error::NotSupported(format!(
+                    "{} does not renew credentials",
+                    self.description
+                )));
+            }
+        };
+        let url = with_query(&self.target.blob_url, &query);
+        let client = Self::blob_client(&url, None, &self.options)
+            .map_err(|e| self.error("could not create the blob client", e))?;
+        Ok(Current {
+            client: Arc::new(client),
+            info: SasInfo::parse(&query).ok(),
+            query,
+        })
+    }
+
+    /// The explanation of a 401/403.
+    fn forbidden_hint(&self, st: &State) -> String {
+        let now = self.options.clock.now();
+        let sas_hint = |info: Option<&SasInfo>, renewable: &str| match info {
+            Some(i) if i.is_expired_at(now) => format!("the {}; {renewable}", i.describe_at(now)),
+            Some(i) => format!(
+                "the {} — check its signature and permissions (the key ring needs racwd on the \
+                 blob){renewable_sep}{renewable}",
+                i.describe_at(now),
+                renewable_sep = if renewable.is_empty() { "" } else { "; " },
+            ),
+            None => format!(
+                "check the SAS signature, expiry and permissions (the key ring needs racwd on \
+                 the blob){}{renewable}",
+                if renewable.is_empty() { "" } else { "; " }
+            ),
+        };
+        match &self.auth {
+            Auth::Sas { info, .. } => sas_hint(
+                info.as_ref(),
+                "a SAS URL cannot be renewed: replace it (or use a SAS provider, an account key or \
+                 a token credential)",
+            ),
+            Auth::AccountKey { .. } => format!(
+                "a freshly minted SAS was refused too: check that the account key is current \
+                 (keys may have been rotated) and that shared-key access is allowed on the \
+                 account ({})",
+                st.current
+                    .as_ref()
+                    .and_then(|c| c.info.as_ref())
+                    .map_or_else(String::new, |i| i.describe_at(now))
+            ),
+            Auth::Provider(_) => sas_hint(
+                st.current.as_ref().and_then(|c| c.info.as_ref()),
+                "a new SAS from the SAS provider was refused too",
+            ),
+            Auth::Token { .. } => "check that the identity has a data-plane role on the \
+                                   container, such as Storage Blob Data Contributor"
+                .into(),
+            Auth::Client { .. } => "check the client's credential".into(),
+        }
+    }
+
+    fn service_error(&self, st: &State, action: &str, e: &azure_core::Error) -> Error {
+        let source = BlobError::service(e);
+        let status = source
+            .status()
+            .map_or_else(|| "no response".to_owned(), |s| format!("HTTP {s}"));
+        let code = source.code().unwrap_or("").to_owned();
+        let what = match classify(e) {
+            Class::Forbidden => format!(
+                "{action} was refused ({status} {code}): {}",
+                self.forbidden_hint(st)
+            ),
+            Class::ContainerNotFound => format!(
+                "container {} does not exist; create it or set create_container_if_missing",
+                self.target.container
+            ),
+            _ => format!("{action} failed: {source}"),
+        };
+        self.error(what, source)
+    }
+
+    /// Reads the blob into the cache (conditionally, when a version is cached).
+    async fn refresh(&self, st: &mut State) -> std::result::Result<(), ReadFailure> {
+        let if_none_match = match &st.cache {
+            Cache::Present { etag, .. } => Some(etag.clone()),
+            _ => None,
+        };
+        let mut force = None;
+        let mut renewed = false;
+        loop {
+            let client = self
+                .client(st, force.take())
+                .await
+                .map_err(ReadFailure::Fatal)?;
+            let options = BlobClientDownloadOptions {
+                if_none_match: if_none_match.clone(),
+                ..Default::default()
+            };
+            let result = async {
+                let response = client.download(Some(options)).await?;
+                let etag = response.properties.etag.clone();
+                let body = response.body.collect().await?;
+                Ok::<_, azure_core::Error>((etag, body))
+            }
+            .await;
+            let e = match result {
+                Ok((etag, body)) => {
+                    let doc = RepositoryDocument::parse(&body).map_err(|err| {
+                        ReadFailure::Fatal(Error::Repository {
+                            message: format!(
+                                "{}: the blob is not a well-formed key ring document ({err}); \
+                                 it is left untouched and nothing will be written to it until \
+                                 it is repaired",
+                                self.description
+                            ),
+                            source: Some(Box::new(err)),
+                        })
+                    })?;
+                    let etag = etag.ok_or_else(|| {
+                        ReadFailure::Fatal(self.error(
+                            "the service returned no ETag",
+                            BlobError::Service {
+                                status: None,
+                                code: None,
+                                detail: "missing ETag".into(),
+                            },
+                        ))
+                    })?;
+                    tracing::debug!(
+                        blob = %self.target.blob_url,
+                        bytes = body.len(),
+                        elements = doc.children().len(),
+                        "read the key ring blob"
+                    );
+                    st.cache = Cache::Present { etag, doc };
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            match classify(&e) {
+                Class::NotModified if matches!(st.cache, Cache::Present { .. }) => return Ok(()),
+                Class::BlobNotFound => {
+                    st.cache = Cache::Absent;
+                    return Ok(());
+                }
+                Class::ContainerNotFound if self.options.create_container_if_missing => {
+                    // Created on the first write.
+                    st.cache = Cache::Absent;
+                    return Ok(());
+                }
+                Class::Forbidden if !renewed && self.auth.renewable() => {
+                    tracing::warn!(
+                        blob = %self.target.blob_url,
+                        "the service refused the SAS while reading; renewing it and retrying once"
+                    );
+                    renewed = true;
+                    force = Some(SasRequest::Rejected);
+                }
+                Class::Transient => {
+                    let err = self.service_error(st, "reading the blob", &e);
+                    return Err(ReadFailure::Transient(err, BlobError::service(&e)));
+                }
+                _ => {
+                    return Err(ReadFailure::Fatal(self.service_error(
+                        st,
+                        "reading the blob",
+                        &e,
+                    )));
+                }
+            }
+        }
+    }
+
+    /// One conditional upload (plus one SAS renewal on 403, and container creation on 404).
+    async fn put(&self, st: &mut State, bytes: Vec<u8>, condition: &Condition) -> Result<Written> {
+        let mut force = None;
+        let mut renewed = false;
+        let mut created_container = false;
+        loop {
+            let client = self.client(st, force.take()).await?;
+            let mut options = BlobClientUploadOptions {
+                blob_content_type: Some(CONTENT_TYPE.to_owned()),
+                ..Default::default()
+            };
+            match condition {
+                Condition::IfMatch(etag) => options.if_match = Some(etag.clone()),
+                Condition::IfNoneMatchAny => options.if_none_match = Some(Etag::from("*")),
+            }
+            let e = match client
+                .upload(RequestContent::from(bytes.clone()), Some(options))
+                .await
+            {
+                Ok(result) => {
+                    return match result.etag {
+                        Some(etag) => Ok(Written::Stored(etag)),
+                        // Should not happen; re-reading settles it.
+                        None => Ok(Written::Ambiguous(BlobError::Service {
+                            status: None,
+                            code: None,
+                            detail: "the upload response carried no ETag".into(),
+                        })),
+                    };
+                }
+                Err(e) => e,
+            };
+            match classify(&e) {
+                Class::Conflict => return Ok(Written::Conflict(BlobError::service(&e))),
+                Class::Transient => return Ok(Written::Ambiguous(BlobError::service(&e))),
+                Class::ContainerNotFound
+                    if self.options.create_container_if_missing && !created_container =>
+                {
+                    created_container = true;
+                    self.create_container(st).await?;
+                }
+                Class::Forbidden if !renewed && self.auth.renewable() => {
+                    tracing::warn!(
+                        blob = %self.target.blob_url,
+                        "the service refused the SAS while writing; renewing it and retrying once"
+                    );
+                    renewed = true;
+                    force = Some(SasRequest::Rejected);
+                }
+                _ => return Err(self.service_error(st, "writing the blob", &e)),
+            }
+        }
+    }
+
+    /// Creates the container (a 409 from a concurrent creation is fine).
+    async fn create_container(&self, st: &mut State) -> Result<()> {
+        let container_url = &self.target.container_url;
+        let client = match &self.auth {
+            Auth::Sas { query, .. } => {
+                Arc::new(self.container_client(with_query(container_url, query), None)?)
+            }
+            Auth::Token { credential, .. } => {
+                Arc::new(self.container_client(container_url.clone(), Some(credential.clone()))?)
+            }
+            Auth::Client {
+                container_client: Some(c),
+                ..
+            } => c.clone(),
+            Auth::Client { client, .. } => {
+                let query = client.url().query().unwrap_or("").to_owned();
+                Arc::new(self.container_client(with_query(container_url, &query), None)?)
+            }
+            Auth::AccountKey { account, key, .. } => {
+                let window = SasWindow::until(self.options.clock.now() + CONTAINER_SAS_VALIDITY);
+                let create = Permissions {
+                    create: true,
+                    ..Permissions::default()
+                };
+                let token = sas::account_sas(account, key, create, &window)
+                    .map_err(|e| self.error("could not mint an account SAS", BlobError::Sas(e)))?;
+                Arc::new(self.container_client(with_query(container_url, token.query()), None)?)
+            }
+            Auth::Provider(_) => {
+                let query = st
+                    .current
+                    .as_ref()
+                    .map(|c| c.query.clone())
+                    .unwrap_or_default();
+                Arc::new(self.container_client(with_query(container_url, &query), None)?)
+            }
+        };
+        match client.create(None).await {
+            Ok(_) => {
+                tracing::info!(container = %self.target.container, url = %container_url, "created the key ring container");
+                Ok(())
+            }
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) if classify(&e) == Class::Forbidden => {
+                let source = BlobError::service(&e);
+                let hint = match &self.auth {
+                    Auth::Token { .. } => {
+                        "the identity needs a role that may create containers (e.g. Storage Blob \
+                         Data Contributor on the account)"
+                    }
+                    _ => {
+                        "creating a container needs an account SAS (srt containing c, permission \
+                         c), an account key or a token credential; a blob- or container-scoped \
+                         SAS cannot create its container"
+                    }
+                };
+                Err(self.error(
+                    format!(
+                        "container {} does not exist and creating it was refused (HTTP 403 {}): \
+                         {hint}; or create the container beforehand",
+                        self.target.container,
+                        source.code().unwrap_or("")
+                    ),
+                    source,
+                ))
+            }
+            Err(e) => {
+                let source = BlobError::service(&e);
+                Err(self.error(
+                    format!(
+                        "creating container {} failed: {source}",
+                        self.target.container
+                    ),
+                    source,
+                ))
+            }
+        }
+    }
+
+    async fn pause(&self, attempt: u32) {
+        if attempt > 0 {
+            let delay = self.options.backoff(attempt, rand::random::<f64>());
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Appends `element` unless it is already stored or `still_needed` says no.
+    async fn append(
+        &self,
+        element: &Element,
+        still_needed: Option<StorePrecondition<'_>>,
+    ) -> Result<bool> {
+        let raw = element.to_xml(Format::Compact);
+        let mut st = self.state.lock().await;
+        let attempts = self.options.max_attempts.max(1);
+        let mut ambiguous = false;
+        let mut conflicts = 0u32;
+        let mut last: Option<BlobError> = None;
+        for attempt in 0..attempts {
+            self.pause(attempt).await;
+            match self.refresh(&mut st).await {
+                Ok(()) => {}
+                Err(ReadFailure::Transient(e, source)) => {
+                    tracing::debug!(error = %e, attempt, "reading the key ring before a write failed; retrying");
+                    last = Some(source);
+                    continue;
+                }
+                Err(ReadFailure::Fatal(e)) => return Err(e),
+            }
+            let (mut doc, condition) = match &st.cache {
+                Cache::Present { etag, doc } => (doc.clone(), Condition::IfMatch(etag.clone())),
+                _ => (RepositoryDocument::new(), Condition::IfNoneMatchAny),
+            };
+            if already_stored(&doc, element, &raw) {
+                if attempt > 0 {
+                    tracing::info!(
+                        blob = %self.target.blob_url,
+                        "the element is already in the blob (an earlier attempt was stored); \
+                         not writing it again"
+                    );
+                } else {
+                    tracing::debug!(blob = %self.target.blob_url, "the element is already stored");
+                }
+                return Ok(true);
+            }
+            if let Some(still_needed) = still_needed
+                && !still_needed(&doc.elements())
+            {
+                tracing::debug!(
+                    blob = %self.target.blob_url,
+                    attempt,
+                    "the element is no longer needed; not writing it"
+                );
+                return Ok(false);
+            }
+            doc.push(element);
+            let bytes = doc.to_bytes();
+            match self.put(&mut st, bytes, &condition).await? {
+                Written::Stored(etag) => {
+                    st.cache = Cache::Present { etag, doc };
+                    return Ok(true);
+                }
+                Written::Conflict(e) => {
+                    conflicts += 1;
+                    tracing::debug!(blob = %self.target.blob_url, attempt, error = %e, "write conflict; re-reading");
+                    last = Some(e);
+                }
+                Written::Ambiguous(e) => {
+                    ambiguous = true;
+                    tracing::warn!(
+                        blob = %self.target.blob_url,
+                        attempt,
+                        error = %e,
+                        "the outcome of a write is unknown; re-reading before trying again"
+                    );
+                    last = Some(e);
+                }
+            }
+        }
+        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+    }
+
+    fn exhausted(
+        &self,
+        attempts: u32,
+        ambiguous: bool,
+        conflicts: u32,
+        last: Option<BlobError>,
+    ) -> Error {
+        let source = last.unwrap_or(BlobError::Service {
+            status: None,
+            code: None,
+            detail: "no attempt made".into(),
+        });
+        let what = if ambiguous {
+            format!(
+                "could not confirm the write after {attempts} attempts (the service or the \
+                 network failed while writing, so the change may or may not have been applied; \
+                 the next read will show it): {source}"
+            )
+        } else if conflicts > 0 && conflicts + 1 >= attempts {
+            format!(
+                "gave up after {attempts} attempts: the blob kept changing under concurrent \
+                 writers (HTTP 409/412); raise max_attempts if many instances write at once"
+            )
+        } else if conflicts == 0 {
+            format!(
+                "nothing was written: the blob could not be read in {attempts} attempts: {source}"
+            )
+        } else {
+            format!("gave up after {attempts} attempts; last error: {source}")
+        };
+        self.error(what, source)
+    }
+}
+
+#[async_trait]
+impl XmlRepository for BlobXmlRepository {
+    async fn get_all_elements(&self) -> Result<Vec<Element>> {
+        let mut st = self.state.lock().await;
+        self.refresh(&mut st).await?;
+        Ok(match &st.cache {
+            Cache::Present { doc, .. } => doc.elements(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn store_element(&self, element: &Element, _friendly_name: &str) -> Result<()> {
+        self.append(element, None).await.map(|_| ())
+    }
+
+    async fn store_element_if(
+        &self,
+        element: &Element,
+        _friendly_name: &str,
+        still_needed: StorePrecondition<'_>,
+    ) -> Result<bool> {
+        self.append(element, Some(still_needed)).await
+    }
+
+    async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
+        let mut st = self.state.lock().await;
+        let attempts = self.options.max_attempts.max(1);
+        let mut ambiguous = false;
+        let mut conflicts = 0u32;
+        let mut pending = 0usize;
+        let mut last: Option<BlobError> = None;
+        for attempt in 0..attempts {
+            self.pause(attempt).await;
+            match self.refresh(&mut st).await {
+                Ok(()) => {}
+                Err(ReadFailure::Transient(e, source)) => {
+                    tracing::debug!(error = %e, attempt, "reading the key ring before a delete failed; retrying");
+                    last = Some(source);
+                    continue;
+                }
+                Err(ReadFailure::Fatal(e)) => return Err(e),
+            }
+            let (doc, etag) = match &st.cache {
+                Cache::Present { etag, doc } => (doc, etag.clone()),
+                _ => return Ok(pending),
+            };
+            let orders = choose(&doc.elements());
+            let chosen = orders.iter().filter(|o| o.is_some()).count();
+            if chosen == 0 {
+                // Nothing (left) to delete; `pending` counts what an ambiguous attempt removed.
+                return Ok(pending);
+            }
+            let mut doc = doc.clone();
+            let mut index = 0;
+            doc.retain(|_| {
+                let keep = orders.get(index).copied().flatten().is_none();
+                index += 1;
+                keep
+            });
+            let bytes = doc.to_bytes();
+            match self.put(&mut st, bytes, &Condition::IfMatch(etag)).await? {
+                Written::Stored(etag) => {
+                    st.cache = Cache::Present { etag, doc };
+                    tracing::info!(blob = %self.target.blob_url, deleted = chosen, "deleted key ring elements");
+                    return Ok(chosen);
+                }
+                Written::Conflict(e) => {
+                    conflicts += 1;
+                    last = Some(e);
+                }
+                Written::Ambiguous(e) => {
+                    ambiguous = true;
+                    pending = chosen;
+                    last = Some(e);
+                }
+            }
+        }
+        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn split(url: &str) -> (String, String, String) {
+        let (c, container, blob) = split_blob_url(&Url::parse(url).unwrap()).unwrap();
+        (c.to_string(), container, blob)
+    }
+
+    #[test]
+    fn splits_host_and_path_style_urls() {
+        assert_eq!(
+            split("https://acct.blob.core.windows.net/keys/ring.xml?sv=1&sig=x"),
+            (
+                "https://acct.blob.core.windows.net/keys".into(),
+                "keys".into(),
+                "ring.xml".into()
+            )
+        );
+        assert_eq!(
+            split("http://127.0.0.1:10000/devstoreaccount1/keys/dir/ring%20a.xml"),
+            (
+                "http://127.0.0.1:10000/devstoreaccount1/keys".into(),
+                "keys".into(),
+                "dir/ring a.xml".into()
+            )
+        );
+        assert_eq!(
+            split("http://localhost:10000/devstoreaccount1/keys/r").1,
+            "keys"
+        );
+        for bad in [
+            "https://acct.blob.core.windows.net/keys",
+            "https://acct.blob.core.windows.net/keys/",
+            "http://127.0.0.1:10000/devstoreaccount1/keys",
+        ] {
+            assert!(split_blob_url(&Url::parse(bad).unwrap()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn constructors_never_echo_the_signature() {
+        let err = BlobXmlRepository::from_sas_url(
+            "https://acct.blob.core.windows.net/keys?sv=1&se=2030-01-01&sig=SECRETSIG",
+            BlobRepositoryOptions::default(),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            !text.contains("SECRETSIG") && text.contains("sig=REDACTED"),
+            "{text}"
+        );
+
+        let err = BlobXmlRepository::from_sas_url(
+            "https://acct.blob.core.windows.net/keys/ring.xml",
+            BlobRepositoryOptions::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no SAS"), "{err}");
+
+        let repo = BlobXmlRepository::from_sas_url(
+            "https://acct.blob.core.windows.net/keys/ring.xml?sv=1&se=2030-01-01&sig=SECRETSIG",
+            BlobRepositoryOptions::default(),
+        )
+        .unwrap();
+        let dbg = format!("{repo:?} {}", repo.describe());
+        assert!(!dbg.contains("SECRETSIG") && !dbg.contains("sv=1"), "{dbg}");
+        assert_eq!(
+            repo.blob_url().as_str(),
+            "https://acct.blob.core.windows.net/keys/ring.xml"
+        );
+    }
+
+    #[derive(Debug)]
+    struct NoToken;
+
+    #[async_trait]
+    impl TokenCredential for NoToken {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+            Err(azure_core::Error::with_message(
+                ErrorKind::Credential,
+                "no token in unit tests",
+            ))
+        }
+    }
+
+    #[test]
+    fn token_constructor_checks_the_url() {
+        let cred: Arc<dyn TokenCredential> = Arc::new(NoToken);
+        let o = BlobRepositoryOptions::default;
+        let repo = BlobXmlRepository::new(
+            "https://acct.blob.core.windows.net/keys/ring.xml",
+            cred.clone(),
+            o(),
+        )
+        .unwrap();
+        assert!(repo.describe().contains("token credential"));
+        let err = BlobXmlRepository::new("http://127.0.0.1:10000/a/keys/r", cred.clone(), o())
+            .unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+        let err = BlobXmlRepository::new(
+            "https://acct.blob.core.windows.net/keys/ring.xml?se=2030-01-01&sig=SECRET",
+            cred,
+            o(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("from_sas_url") && !err.to_string().contains("SECRET"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn idempotence_check() {
+        let doc = RepositoryDocument::parse(
+            br#"<repository><key id="ABCDEF00-0000-0000-0000-000000000001" version="1"><x/></key><revocation version="1"><a/></revocation></repository>"#,
+        )
+        .unwrap();
+        let same_id = Element::new("key").with_attr("id", "abcdef00-0000-0000-0000-000000000001");
+        assert!(already_stored(
+            &doc,
+            &same_id,
+            &same_id.to_xml(Format::Compact)
+        ));
+        let other = Element::new("key").with_attr("id", "abcdef00-0000-0000-0000-000000000002");
+        assert!(!already_stored(
+            &doc,
+            &other,
+            &other.to_xml(Format::Compact)
+        ));
+        let revocation = Element::new("revocation")
+            .with_attr("version", "1")
+            .with_child(Element::new("a"));
+        assert!(already_stored(
+            &doc,
+            &revocation,
+            &revocation.to_xml(Format::Compact)
+        ));
+    }
+}
