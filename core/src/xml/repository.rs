@@ -77,6 +77,9 @@ impl RepositoryDocument {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::malformed("repository", "the document is not valid UTF-8"))?;
+        if text.starts_with('\u{feff}') {
+            return Err(Error::malformed("repository", "more than one byte order mark"));
+        }
         // Validate the whole document (DTD refusal, balance, entities) first.
         let root = Element::parse(text)?;
         let scope: Vec<(String, String)> = root
@@ -227,6 +230,7 @@ mod tests {
         for input in [
             "\u{feff}\u{feff}<repository><a/></repository>",
             "\u{feff}\u{feff}\u{feff}<repository/>",
+            "\u{feff}\u{feff}<?xml version=\"1.0\"?><repository/>",
         ] {
             assert!(RepositoryDocument::parse(input.as_bytes()).is_err());
         }
