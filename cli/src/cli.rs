@@ -17,7 +17,7 @@ Logging goes to stderr; set RUST_LOG (default: warn) for more detail.")]
 pub struct Cli {
     /// Application name: the first purpose of every payload (like
     /// SetApplicationName). Without it, no application-name purpose is used.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "DATAPROTECTION_APP_NAME")]
     pub app_name: Option<String>,
 
     /// Never create keys automatically (protect/unprotect fail instead when
@@ -49,8 +49,44 @@ pub struct RepositoryArgs {
     /// Use the file-system key ring in DIR (one `key-{id}.xml` per key).
     /// Without it, ASP.NET Core's default location is used (e.g.
     /// `$HOME/.aspnet/DataProtection-Keys`).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", group = "location")]
     pub dir: Option<PathBuf>,
+
+    /// Use the key ring in one Azure blob (the format of .NET's
+    /// `PersistKeysToAzureBlobStorage`). A URL carrying a SAS is used as is;
+    /// an https URL without one uses a credential from the environment (as
+    /// for --keyvault-key).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DATAPROTECTION_BLOB_URL",
+        group = "location"
+    )]
+    pub blob_url: Option<String>,
+
+    /// Use the key ring in a blob addressed by an Azure Storage connection
+    /// string (AccountKey, SharedAccessSignature or UseDevelopmentStorage=true),
+    /// with --container and --blob.
+    #[arg(
+        long,
+        value_name = "CS",
+        group = "location",
+        requires_all = ["container", "blob"]
+    )]
+    pub connection_string: Option<String>,
+
+    /// The container, with --connection-string.
+    #[arg(long, value_name = "C", requires = "connection_string")]
+    pub container: Option<String>,
+
+    /// The blob name, with --connection-string.
+    #[arg(long, value_name = "B", requires = "connection_string")]
+    pub blob: Option<String>,
+
+    /// Create the blob's container if it does not exist (needs a credential
+    /// allowed to create containers).
+    #[arg(long)]
+    pub create_container: bool,
 }
 
 /// Key encryption at rest. Without options, keys are written unencrypted
@@ -65,7 +101,11 @@ pub struct KeyEncryptionArgs {
     /// identity (IDENTITY_ENDPOINT), workload identity
     /// (AZURE_FEDERATED_TOKEN_FILE), a client secret (AZURE_CLIENT_SECRET,
     /// AZURE_TENANT_ID, AZURE_CLIENT_ID), else the Azure CLI / azd login.
-    #[arg(long, value_name = "KEY_ID_URL")]
+    #[arg(
+        long,
+        value_name = "KEY_ID_URL",
+        env = "DATAPROTECTION_KEYVAULT_KEY_ID"
+    )]
     pub keyvault_key: Option<String>,
 }
 

@@ -7,8 +7,20 @@ use dataprotection::repository::{
     default_repository_location,
 };
 
+use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_azure_keyvault::credential_from_environment;
+
 use crate::cli::RepositoryArgs;
-use crate::error::Result;
+use crate::error::{CliError, Result};
+
+/// A repository that cannot be opened (bad URL or connection string, no
+/// credential). The message never contains a SAS signature or account key.
+fn setup_error(message: String) -> CliError {
+    CliError::Operation {
+        action: "opening the key repository",
+        source: dataprotection::Error::InvalidArgument(message),
+    }
+}
 
 /// The repository `args` select: `--dir`, or the zero-configuration default.
 ///
@@ -17,6 +29,30 @@ use crate::error::Result;
 pub fn open_repository(args: &RepositoryArgs) -> Result<Arc<dyn XmlRepository>> {
     if let Some(dir) = &args.dir {
         return Ok(Arc::new(FileSystemXmlRepository::new(dir.clone())));
+    }
+    let options = || BlobRepositoryOptions {
+        create_container_if_missing: args.create_container,
+        ..Default::default()
+    };
+    if let Some(url) = &args.blob_url {
+        let repository = if url.contains("sig=") {
+            BlobXmlRepository::from_sas_url(url, options())
+        } else {
+            let (credential, kind) =
+                credential_from_environment().map_err(|e| setup_error(e.to_string()))?;
+            tracing::info!(credential = %kind, "using a credential from the environment for the blob");
+            BlobXmlRepository::new(url, credential, options())
+        };
+        return Ok(Arc::new(
+            repository.map_err(|e| setup_error(e.to_string()))?,
+        ));
+    }
+    if let (Some(cs), Some(container), Some(blob)) =
+        (&args.connection_string, &args.container, &args.blob)
+    {
+        let repository = BlobXmlRepository::from_connection_string(cs, container, blob, options())
+            .map_err(|e| setup_error(e.to_string()))?;
+        return Ok(Arc::new(repository));
     }
     match default_repository_location() {
         DefaultLocation::InMemory => tracing::warn!(
