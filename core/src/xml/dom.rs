@@ -340,7 +340,10 @@ impl Scope {
 pub(crate) fn parse_with_scope(text: &str, inherited: &[(String, String)]) -> Result<Element> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.starts_with('\u{feff}') {
-        return Err(Error::malformed("document", "more than one byte order mark"));
+        return Err(Error::malformed(
+            "document",
+            "more than one byte order mark",
+        ));
     }
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
@@ -514,16 +517,44 @@ fn drop_insignificant_whitespace(e: &mut Element) {
     }
 }
 
+/// Whether `name` is a valid (qualified) XML name. quick-xml does not check
+/// names, and a name with control characters would not survive a rewrite.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let name_char = |c: char| {
+        c.is_alphanumeric()
+            || matches!(c, '_' | '-' | '.' | ':' | '\u{B7}')
+            || (c as u32 >= 0x300 && !c.is_whitespace() && !c.is_control())
+    };
+    (first.is_alphabetic() || first == '_' || (first as u32 >= 0xC0 && name_char(first)))
+        && chars.all(name_char)
+}
+
 fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
     let name = std::str::from_utf8(start.name().as_ref())
         .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?
         .to_string();
+    if !is_xml_name(&name) {
+        return Err(Error::malformed(
+            "document",
+            format!("invalid element name {name:?}"),
+        ));
+    }
     let mut raw_attrs = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
         let key = std::str::from_utf8(attr.key.as_ref())
             .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?
             .to_string();
+        if !is_xml_name(&key) {
+            return Err(Error::malformed(
+                local(&name),
+                format!("invalid attribute name {key:?}"),
+            ));
+        }
         let value = attr
             .normalized_value(XmlVersion::Explicit1_0)
             .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?
@@ -773,6 +804,10 @@ mod tests {
         ] {
             assert!(Element::parse(bad).is_err(), "{bad:?} should be refused");
         }
+        for bad in ["<cr\u{c}/>", "<1a/>", "<a b\u{7}=\"1\"/>"] {
+            assert!(Element::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(Element::parse("<ünï-code_1.x/>").is_ok());
         let deep = "<a>".repeat(200) + &"</a>".repeat(200);
         assert!(Element::parse(&deep).is_err());
     }

@@ -78,7 +78,10 @@ impl RepositoryDocument {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::malformed("repository", "the document is not valid UTF-8"))?;
         if text.starts_with('\u{feff}') {
-            return Err(Error::malformed("repository", "more than one byte order mark"));
+            return Err(Error::malformed(
+                "repository",
+                "more than one byte order mark",
+            ));
         }
         // Validate the whole document (DTD refusal, balance, entities) first.
         let root = Element::parse(text)?;
@@ -121,7 +124,7 @@ impl RepositoryDocument {
                         // `<repository/>`: an empty ring.
                         let open = tag_text(&text[before..after])
                             .trim_end_matches("/>")
-                            .trim_end()
+                            .trim_end_matches([' ', '\t', '\r', '\n'])
                             .to_string()
                             + ">";
                         root_open = Some(open);
