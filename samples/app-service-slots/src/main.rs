@@ -1,0 +1,2 @@
+//! Run with: cargo run -p app-service-slots
+fn main() {}
