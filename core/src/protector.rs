@@ -11,7 +11,7 @@ use crate::key::KeyRing;
 use crate::payload::{
     HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header,
 };
-use crate::provider::{Inner, RefreshReason};
+use crate::provider::{Inner, RefreshReason, RingState};
 use crate::xml::{from_ticks, to_ticks};
 
 /// The purpose the time-limited protector appends (ASP.NET Core's
@@ -89,16 +89,22 @@ impl DataProtector {
         DataProtector::new(self.inner.clone(), purposes)
     }
 
-    /// Protects `plaintext` with the current default key. No I/O.
-    pub fn protect(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        let state = self.inner.state.load();
-        self.inner.maybe_schedule_refresh(&state);
-        let ring = state
+    /// The current ring, starting a background refresh if one is due.
+    #[inline]
+    fn snapshot<'a>(&self, state: &'a RingState) -> Result<&'a Arc<KeyRing>> {
+        self.inner.maybe_schedule_refresh(state);
+        state
             .ring
             .as_ref()
             .ok_or_else(|| Error::KeyRingUnavailable {
                 reason: "the key ring has not been loaded".into(),
-            })?;
+            })
+    }
+
+    /// Protects `plaintext` with the current default key. No I/O.
+    pub fn protect(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let state = self.inner.state.load();
+        let ring = self.snapshot(&state)?;
         let default = ring.default_or_err()?;
         let mut out = Vec::with_capacity(HEADER_LEN + default.encryptor.body_len(plaintext.len()));
         out.extend_from_slice(&MAGIC_HEADER);
@@ -172,13 +178,7 @@ impl DataProtector {
         ignore_revocation: bool,
     ) -> Result<Unprotected> {
         let state = self.inner.state.load();
-        self.inner.maybe_schedule_refresh(&state);
-        let ring = state
-            .ring
-            .as_ref()
-            .ok_or_else(|| Error::KeyRingUnavailable {
-                reason: "the key ring has not been loaded".into(),
-            })?;
+        let ring = self.snapshot(&state)?;
         match self.try_unprotect(ring, payload, ignore_revocation) {
             Ok(u) => Ok(u),
             Err(Miss::Failed(e)) => Err(e),

@@ -670,45 +670,19 @@ impl Inner {
                 let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
                 usable.insert(p.id, ok);
             }
-            for candidate in
-                policy::recent_replacements(&infos, now, preferred.as_ref().map(|p| p.id))
-            {
-                if usable.contains_key(&candidate.id) {
-                    continue;
-                }
-                let Some(key) = set.get(candidate.id) else {
-                    continue;
-                };
-                let ok = self
-                    .ensure_encryptor(key, &slots[&candidate.id])
-                    .await?
-                    .is_some();
-                usable.insert(candidate.id, ok);
-                if ok {
-                    break;
-                }
-            }
+            let exclude = preferred.as_ref().map(|p| p.id);
+            let replacements = policy::recent_replacements(&infos, now, exclude);
+            self.first_usable(&set, &slots, &replacements, &mut usable)
+                .await?;
             let checked = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
             let resolution = policy::resolve_default_key(&infos, now, &checked);
-            let mut fallback = None;
-            if resolution.default_key.is_none() {
-                for candidate in
-                    policy::fallback_candidates(&infos, now, preferred.as_ref().map(|p| p.id))
-                {
-                    let Some(key) = set.get(candidate.id) else {
-                        continue;
-                    };
-                    let ok = self
-                        .ensure_encryptor(key, &slots[&candidate.id])
-                        .await?
-                        .is_some();
-                    usable.insert(candidate.id, ok);
-                    if ok {
-                        fallback = Some(candidate.id);
-                        break;
-                    }
-                }
-            }
+            let fallback = if resolution.default_key.is_none() {
+                let candidates = policy::fallback_candidates(&infos, now, exclude);
+                self.first_usable(&set, &slots, &candidates, &mut usable)
+                    .await?
+            } else {
+                None
+            };
             let unusable: HashSet<Uuid> = usable
                 .iter()
                 .filter(|(_, ok)| !**ok)
@@ -840,6 +814,34 @@ impl Inner {
             };
             Ok((ring, refresh_at))
         })
+    }
+
+    /// Checks `candidates` in order (recording each in `usable`) and returns
+    /// the first whose encryptor can be created.
+    async fn first_usable(
+        &self,
+        set: &KeySet,
+        slots: &HashMap<Uuid, EncryptorSlot>,
+        candidates: &[&KeyInfo],
+        usable: &mut HashMap<Uuid, bool>,
+    ) -> Result<Option<Uuid>> {
+        for candidate in candidates {
+            if let Some(&known) = usable.get(&candidate.id) {
+                if known {
+                    return Ok(Some(candidate.id));
+                }
+                continue;
+            }
+            let (Some(key), Some(slot)) = (set.get(candidate.id), slots.get(&candidate.id)) else {
+                continue;
+            };
+            let ok = self.ensure_encryptor(key, slot).await?.is_some();
+            usable.insert(candidate.id, ok);
+            if ok {
+                return Ok(Some(candidate.id));
+            }
+        }
+        Ok(None)
     }
 
     /// Writes a new key unless, judged on what is stored at the moment of
