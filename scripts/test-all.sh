@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and every test, Azurite- and emulator-backed ones included.
-# Needs Rust, Node.js (with npm) and Python 3; installs Azurite from tests/package-lock.json.
+# Needs Rust, Node.js (with npm) and Python 3 (with venv); installs Azurite from
+# tests/package-lock.json and checkov/pytest from infra/requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,3 +15,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== infrastructure templates (checkov + property tests, in infra/.venv)"
+bash scripts/check-infra.sh
