@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// Protect and unprotect ASP.NET Core Data Protection payloads, and manage
@@ -12,7 +12,9 @@ use uuid::Uuid;
 #[derive(Debug, Parser)]
 #[command(name = "dpkeys", version)]
 #[command(after_help = "\
-Exit status: 0 on success, 1 when the operation fails, 2 on usage errors.
+Exit status: 0 on success, 1 when the operation fails, 2 on usage errors;
+`rotate` exits 3 when no key was needed, and `doctor`, `rewrap`, `migrate`
+exit 4 when they finished with warnings (see each command's --help).
 Logging goes to stderr; set RUST_LOG (default: warn) for more detail.")]
 pub struct Cli {
     /// Application name: the first purpose of every payload (like
@@ -119,6 +121,140 @@ pub enum Command {
     /// List, create, revoke and delete keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Create the next key: the successor when one is due (--if-needed, for a
+    /// scheduled job), or a new key now.
+    #[command(after_help = "\
+Exit status: 0 = a key was created, 3 = no key was needed (not an error),
+1 = failure. One line on stdout says what was done.")]
+    Rotate(RotateArgs),
+    /// Re-encrypt every key at rest with another Azure Key Vault key or key
+    /// version (e.g. after creating a new version), without downtime.
+    #[command(after_help = "\
+Exit status: 0 = every key is now wrapped with the new key, 4 = done, but
+some keys were left as they were (they cannot be decrypted, or appeared
+while rewrapping: see stderr), 1 = failure. Do not disable the old key
+version unless rewrap exited 0.")]
+    Rewrap(RewrapArgs),
+    /// Copy the key ring to another repository (directory <-> blob),
+    /// idempotently, optionally re-wrapping keys, and verify the copy.
+    #[command(after_help = "\
+Exit status: 0 = copied and verified, 4 = copied, but some keys could only
+be checked for presence (their master key cannot be decrypted), 1 = failure
+(including a copy that does not verify).")]
+    Migrate(MigrateArgs),
+    /// Delete keys that expired more than DURATION ago, with their
+    /// revocations; never the default key or its successor.
+    Prune(PruneArgs),
+    /// Check the key ring, its storage and its key encryption, and explain
+    /// every problem found.
+    #[command(after_help = "\
+Exit status: 0 = no problem, 4 = warnings only, 1 = at least one error.")]
+    Doctor(DoctorArgs),
+}
+
+/// `dpkeys rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Create a key only when the provider's policy would: no usable default
+    /// key, or the default key expires within 3 days (refresh period +
+    /// propagation window) without a successor. The successor is activated
+    /// when the default key expires.
+    #[arg(long)]
+    pub if_needed: bool,
+
+    /// Activate the new key immediately (default without --if-needed: in
+    /// 2 days, so every instance has read it before it is used).
+    #[arg(long, conflicts_with_all = ["activation", "if_needed"])]
+    pub now: bool,
+
+    /// Activation date of the new key.
+    #[arg(long, value_name = "T", value_parser = parse_time, conflicts_with = "if_needed")]
+    pub activation: Option<OffsetDateTime>,
+
+    /// Lifetime of the new key (e.g. 90d, 12w).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "90d")]
+    pub lifetime: Duration,
+}
+
+/// `dpkeys rewrap`.
+#[derive(Debug, Args)]
+pub struct RewrapArgs {
+    /// The Key Vault key (or key version) to wrap every key with
+    /// (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`). Stored keys are
+    /// decrypted with the global --keyvault-key's credential (or this one's).
+    #[arg(
+        long = "keyvault-key",
+        visible_alias = "to-keyvault-key",
+        value_name = "KEY_ID_URL"
+    )]
+    pub keyvault_key: String,
+
+    /// Also rewrap keys already wrapped with exactly the target key version.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `dpkeys migrate`: the destination.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("destination").required(true))]
+pub struct MigrateArgs {
+    /// Copy to the file-system key ring in DIR.
+    #[arg(long, value_name = "DIR", group = "destination")]
+    pub to_dir: Option<PathBuf>,
+
+    /// Copy to the key ring blob at URL (a SAS URL, or an https URL used
+    /// with a credential from the environment).
+    #[arg(long, value_name = "URL", group = "destination")]
+    pub to_blob_url: Option<String>,
+
+    /// Copy to a blob addressed by a storage connection string, with
+    /// --to-container and --to-blob.
+    #[arg(
+        long,
+        value_name = "CS",
+        group = "destination",
+        requires_all = ["to_container", "to_blob"]
+    )]
+    pub to_connection_string: Option<String>,
+
+    /// The destination container, with --to-connection-string.
+    #[arg(long, value_name = "C", requires = "to_connection_string")]
+    pub to_container: Option<String>,
+
+    /// The destination blob name, with --to-connection-string.
+    #[arg(long, value_name = "B", requires = "to_connection_string")]
+    pub to_blob: Option<String>,
+
+    /// Create the destination container if it does not exist.
+    #[arg(long)]
+    pub to_create_container: bool,
+
+    /// Re-wrap keys with this Key Vault key on the way (keys that cannot be
+    /// decrypted are copied as they are).
+    #[arg(long, value_name = "KEY_ID_URL")]
+    pub to_keyvault_key: Option<String>,
+}
+
+/// `dpkeys prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep keys that expired less than this long ago (e.g. 30d, 12h, 2w).
+    /// Choose at least the longest lifetime of anything protected (cookies,
+    /// tokens): a payload made with a deleted key can never be read again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub retain: Duration,
+
+    /// Only print what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `dpkeys doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON array of findings ({check, status, message}) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `dpkeys protect`.
@@ -208,6 +344,40 @@ fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
     })
 }
 
+/// Parses a duration: one or more `<number><unit>` parts, unit `w`, `d`,
+/// `h`, `m` or `s` (e.g. `30d`, `12h`, `2w`, `1d12h`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration (e.g. 30d, 12h, 2w, 1d12h)");
+    let mut total = Duration::ZERO;
+    let mut digits = String::new();
+    let mut any = false;
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        let unit = match c.to_ascii_lowercase() {
+            'w' => Duration::weeks(1),
+            'd' => Duration::days(1),
+            'h' => Duration::hours(1),
+            'm' => Duration::minutes(1),
+            's' => Duration::seconds(1),
+            _ => return Err(bad()),
+        };
+        total = unit
+            .checked_mul(i32::try_from(n).map_err(|_| bad())?)
+            .and_then(|d| total.checked_add(d))
+            .ok_or_else(bad)?;
+        any = true;
+    }
+    if !digits.is_empty() || !any {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +393,16 @@ mod tests {
         assert!(parse_time("2030-01-31T12:00:00Z").is_ok());
         assert!(parse_time("2030-01-31T12:00:00+02:00").is_ok());
         assert!(parse_time("tomorrow").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30d"), Ok(Duration::days(30)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::weeks(2)));
+        assert_eq!(parse_duration("1d12h"), Ok(Duration::hours(36)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        for bad in ["", "30", "d", "3x", "-1d", "1.5d", "99999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -8,11 +8,13 @@ use dataprotection::{DataProtectionProvider, DataProtector, KeyManager};
 use crate::cli::Cli;
 use crate::error::{Context as _, Result};
 use crate::key_encryption::{KeyEncryption, open_key_encryption};
-use crate::repository::open_repository;
+use crate::repository::{Location, open_repository};
 
 /// The global options, resolved.
 #[derive(Debug)]
 pub struct Context {
+    /// Where the key ring is.
+    pub location: Location,
     /// The key ring.
     pub repository: Arc<dyn XmlRepository>,
     /// Key encryption at rest.
@@ -26,8 +28,10 @@ pub struct Context {
 impl Context {
     /// Opens the repository and key encryption the options name.
     pub fn open(cli: &Cli) -> Result<Self> {
+        let (location, repository) = open_repository(&cli.repository)?;
         Ok(Context {
-            repository: open_repository(&cli.repository)?,
+            location,
+            repository,
             encryption: open_key_encryption(&cli.key_encryption)?,
             app_name: cli.app_name.clone().filter(|n| !n.is_empty()),
             auto_generate: !cli.no_auto_generate,

@@ -25,6 +25,17 @@ pub enum CliError {
     /// Writing JSON output failed.
     #[error("writing JSON failed: {0}")]
     Json(#[from] serde_json::Error),
+    /// An operation failed for a reason the tool itself detected (a copy that
+    /// does not verify, a storage service error outside the library...).
+    #[error("{action} failed ({class}): {message}")]
+    Failed {
+        /// What was being done, e.g. "rewrap".
+        action: &'static str,
+        /// A short error class, like the library's (e.g. "verification failure").
+        class: &'static str,
+        /// Why, in plain words (never containing a secret).
+        message: String,
+    },
 }
 
 impl CliError {

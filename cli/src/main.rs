@@ -2,14 +2,19 @@
 //! manage key rings from the command line.
 //!
 //! Exit codes: 0 on success, 2 on usage errors (reported by clap), 1 when the
-//! operation fails (the reason, with its error class, is printed on stderr).
+//! operation fails (the reason, with its error class, is printed on stderr);
+//! 3 when `rotate` had nothing to do, 4 when `doctor`, `rewrap` or `migrate`
+//! finished with warnings.
 
 mod cli;
 mod commands;
 mod context;
 mod error;
 mod key_encryption;
+mod progress;
 mod repository;
+mod ring;
+mod store;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -32,7 +37,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(commands::run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("dpkeys: {e}");
             ExitCode::from(e.exit_code())

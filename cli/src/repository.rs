@@ -1,9 +1,10 @@
 //! Opens the key repository chosen on the command line.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use dataprotection::repository::{
-    DefaultLocation, FileSystemXmlRepository, XmlRepository, default_repository,
+    DefaultLocation, FileSystemXmlRepository, InMemoryXmlRepository, XmlRepository,
     default_repository_location,
 };
 
@@ -15,53 +16,141 @@ use crate::error::{CliError, Result};
 
 /// A repository that cannot be opened (bad URL or connection string, no
 /// credential). The message never contains a SAS signature or account key.
-fn setup_error(message: String) -> CliError {
+pub fn setup_error(message: String) -> CliError {
     CliError::Operation {
         action: "opening the key repository",
         source: dataprotection::Error::InvalidArgument(message),
     }
 }
 
-/// The repository `args` select: `--dir`, or the zero-configuration default.
-///
-/// Returns a `Result` so that back ends which can fail to open (bad URL,
-/// missing credentials) fit the same signature.
-pub fn open_repository(args: &RepositoryArgs) -> Result<Arc<dyn XmlRepository>> {
-    if let Some(dir) = &args.dir {
-        return Ok(Arc::new(FileSystemXmlRepository::new(dir.clone())));
+/// Where a key ring lives, as the command line named it.
+#[derive(Clone)]
+pub enum Location {
+    /// A directory of `key-*.xml` files.
+    Dir(PathBuf),
+    /// A blob addressed by a URL carrying a SAS (a secret: never printed).
+    BlobSasUrl(String),
+    /// A blob addressed by an https URL, with a token credential from the environment.
+    BlobTokenUrl(String),
+    /// A blob addressed by a connection string (a secret: never printed).
+    BlobConnectionString {
+        /// The connection string.
+        connection_string: String,
+        /// The container.
+        container: String,
+        /// The blob name.
+        blob: String,
+    },
+    /// Nowhere: keys live in memory only (no location and no profile directory).
+    Memory,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
     }
-    let options = || BlobRepositoryOptions {
-        create_container_if_missing: args.create_container,
-        ..Default::default()
-    };
-    if let Some(url) = &args.blob_url {
-        let repository = if url.contains("sig=") {
-            BlobXmlRepository::from_sas_url(url, options())
-        } else {
-            let (credential, kind) =
-                credential_from_environment().map_err(|e| setup_error(e.to_string()))?;
-            tracing::info!(credential = %kind, "using a credential from the environment for the blob");
-            BlobXmlRepository::new(url, credential, options())
-        };
-        return Ok(Arc::new(
-            repository.map_err(|e| setup_error(e.to_string()))?,
-        ));
-    }
-    if let (Some(cs), Some(container), Some(blob)) =
-        (&args.connection_string, &args.container, &args.blob)
-    {
-        let repository = BlobXmlRepository::from_connection_string(cs, container, blob, options())
-            .map_err(|e| setup_error(e.to_string()))?;
-        return Ok(Arc::new(repository));
-    }
-    match default_repository_location() {
-        DefaultLocation::InMemory => tracing::warn!(
-            "no key ring location is configured and no user profile directory was found: \
-             keys are kept in memory and lost when dpkeys exits; use --dir"
-        ),
-        DefaultLocation::AppService(dir) | DefaultLocation::UserProfile(dir) => {
-            tracing::info!(directory = %dir.display(), "using the default key ring location");
+}
+
+impl Location {
+    /// The location the options select (the zero-configuration default when none).
+    pub fn from_args(args: &RepositoryArgs) -> Location {
+        if let Some(dir) = &args.dir {
+            return Location::Dir(dir.clone());
+        }
+        if let Some(url) = &args.blob_url {
+            return Self::blob_url(url);
+        }
+        if let (Some(cs), Some(container), Some(blob)) =
+            (&args.connection_string, &args.container, &args.blob)
+        {
+            return Location::BlobConnectionString {
+                connection_string: cs.clone(),
+                container: container.clone(),
+                blob: blob.clone(),
+            };
+        }
+        match default_repository_location() {
+            DefaultLocation::InMemory => {
+                tracing::warn!(
+                    "no key ring location is configured and no user profile directory was found: \
+                     keys are kept in memory and lost when dpkeys exits; use --dir"
+                );
+                Location::Memory
+            }
+            DefaultLocation::AppService(dir) => {
+                tracing::warn!(
+                    directory = %dir.display(),
+                    "using the App Service %HOME% folder: it is not shared between deployment \
+                     slots; configure a shared repository (e.g. an Azure blob) for slots"
+                );
+                Location::Dir(dir)
+            }
+            DefaultLocation::UserProfile(dir) => {
+                tracing::info!(directory = %dir.display(), "using the default key ring location");
+                Location::Dir(dir)
+            }
         }
     }
-    Ok(default_repository())
+
+    /// A blob URL: with a SAS (`sig=`) it is used as is, else with a token credential.
+    pub fn blob_url(url: &str) -> Location {
+        if url.contains("sig=") {
+            Location::BlobSasUrl(url.to_string())
+        } else {
+            Location::BlobTokenUrl(url.to_string())
+        }
+    }
+
+    /// For messages: never contains a SAS signature or an account key.
+    pub fn describe(&self) -> String {
+        use dataprotection_azure_blobs::sas::redact;
+        match self {
+            Location::Dir(dir) => format!("directory {}", dir.display()),
+            Location::BlobSasUrl(url) => {
+                format!("blob {}", redact(url.split('?').next().unwrap_or("")))
+            }
+            Location::BlobTokenUrl(url) => format!("blob {}", redact(url)),
+            Location::BlobConnectionString {
+                container, blob, ..
+            } => format!("blob {container}/{blob} (connection string)"),
+            Location::Memory => "memory (nothing is stored)".to_string(),
+        }
+    }
+
+    /// Opens the repository at this location.
+    pub fn open(&self, create_container: bool) -> Result<Arc<dyn XmlRepository>> {
+        let options = || BlobRepositoryOptions {
+            create_container_if_missing: create_container,
+            ..Default::default()
+        };
+        let blob = match self {
+            Location::Dir(dir) => return Ok(Arc::new(FileSystemXmlRepository::new(dir.clone()))),
+            Location::Memory => return Ok(Arc::new(InMemoryXmlRepository::new())),
+            Location::BlobSasUrl(url) => BlobXmlRepository::from_sas_url(url, options()),
+            Location::BlobTokenUrl(url) => {
+                let (credential, kind) =
+                    credential_from_environment().map_err(|e| setup_error(e.to_string()))?;
+                tracing::info!(credential = %kind, "using a credential from the environment for the blob");
+                BlobXmlRepository::new(url, credential, options())
+            }
+            Location::BlobConnectionString {
+                connection_string,
+                container,
+                blob,
+            } => BlobXmlRepository::from_connection_string(
+                connection_string,
+                container,
+                blob,
+                options(),
+            ),
+        };
+        Ok(Arc::new(blob.map_err(|e| setup_error(e.to_string()))?))
+    }
+}
+
+/// The repository `args` select: `--dir`, a blob, or the zero-configuration default.
+pub fn open_repository(args: &RepositoryArgs) -> Result<(Location, Arc<dyn XmlRepository>)> {
+    let location = Location::from_args(args);
+    let repository = location.open(args.create_container)?;
+    Ok((location, repository))
 }

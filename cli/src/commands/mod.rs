@@ -1,7 +1,12 @@
 //! The commands. Each writes its result to stdout and nothing else there.
 
+mod doctor;
 mod keys;
+mod migrate;
 mod protect;
+mod prune;
+mod rewrap;
+mod rotate;
 mod unprotect;
 
 use std::io::{Read, Write};
@@ -10,14 +15,32 @@ use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::error::{CliError, Result};
 
-/// Runs the command `cli` names.
-pub async fn run(cli: Cli) -> Result<()> {
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: nothing needed to be done (`rotate`); not an error.
+pub const EXIT_NOTHING_TO_DO: u8 = 3;
+/// Exit status: finished, with warnings (`doctor`, `rewrap`, `migrate`).
+pub const EXIT_WARNINGS: u8 = 4;
+
+/// Runs the command `cli` names; returns the exit status.
+pub async fn run(cli: Cli) -> Result<u8> {
     let context = Context::open(&cli)?;
+    let ok = |r: Result<()>| r.map(|()| EXIT_OK);
     match cli.command {
-        Command::Protect(args) => protect::run(&context, args).await,
-        Command::Unprotect(args) => unprotect::run(&context, args).await,
-        Command::Keys(command) => keys::run(&context, command).await,
+        Command::Protect(args) => ok(protect::run(&context, args).await),
+        Command::Unprotect(args) => ok(unprotect::run(&context, args).await),
+        Command::Keys(command) => ok(keys::run(&context, command).await),
+        Command::Rotate(args) => rotate::run(&context, args).await,
+        Command::Rewrap(args) => rewrap::run(&context, args).await,
+        Command::Migrate(args) => migrate::run(&context, args).await,
+        Command::Prune(args) => prune::run(&context, args).await,
+        Command::Doctor(args) => doctor::run(&context, &cli.key_encryption, args).await,
     }
+}
+
+/// Writes `line` and a newline to standard output.
+fn print_line(line: &str) -> Result<()> {
+    write_stdout(format!("{line}\n").as_bytes())
 }
 
 /// All of standard input, as raw bytes.

@@ -1,0 +1,698 @@
+//! `dpkeys doctor [--json]`: check the ring, its storage and its key
+//! encryption, and explain each problem in plain words.
+//!
+//! Nothing is written to the key ring: writability of a directory is probed
+//! with a temporary file that is not an `*.xml` element; for a blob the SAS
+//! (permissions and expiry) is inspected instead of writing.
+
+use std::collections::HashMap;
+
+use azure_security_keyvault_keys::models::KeyClientGetKeyOptions;
+use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
+use dataprotection::Key;
+use dataprotection::key::KeySet;
+use dataprotection::policy::{
+    DEFAULT_KEY_LIFETIME, KeyInfo, MAX_SERVER_CLOCK_SKEW, plan_new_key, resolve_default_key,
+};
+use dataprotection::xml::format_date;
+use dataprotection_azure_keyvault::{
+    AzureKeyVaultKeyClient, KeyVaultKeyId, KeyVaultOptions, KeyWrapClient, RSA_OAEP,
+    credential_from_environment,
+};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::{EXIT_OK, EXIT_WARNINGS, write_stdout};
+use crate::cli::{DoctorArgs, KeyEncryptionArgs};
+use crate::commands::rotate::latest_mass_revocation;
+use crate::context::Context;
+use crate::error::Result;
+use crate::repository::Location;
+use crate::ring::master_key;
+use crate::store::{BlobDocument, fixed_sas};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warning,
+    Error,
+}
+
+/// One finding; the JSON field names are part of the contract.
+#[derive(Debug, Serialize)]
+struct Finding {
+    check: &'static str,
+    status: Status,
+    message: String,
+}
+
+#[derive(Debug, Default)]
+struct Report(Vec<Finding>);
+
+impl Report {
+    fn add(&mut self, check: &'static str, status: Status, message: impl Into<String>) {
+        self.0.push(Finding {
+            check,
+            status,
+            message: message.into(),
+        });
+    }
+    fn ok(&mut self, check: &'static str, message: impl Into<String>) {
+        self.add(check, Status::Ok, message);
+    }
+    fn warning(&mut self, check: &'static str, message: impl Into<String>) {
+        self.add(check, Status::Warning, message);
+    }
+    fn error(&mut self, check: &'static str, message: impl Into<String>) {
+        self.add(check, Status::Error, message);
+    }
+    fn worst(&self) -> Status {
+        self.0.iter().map(|f| f.status).max().unwrap_or(Status::Ok)
+    }
+}
+
+/// A duration for people: `3d 4h`, `5h 2m`, `40s`.
+fn human(d: Duration) -> String {
+    let s = d.whole_seconds().unsigned_abs();
+    let (days, hours, mins) = (s / 86_400, s / 3600 % 24, s / 60 % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else if mins > 0 {
+        format!("{mins}m {}s", s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Runs `doctor`.
+pub async fn run(
+    context: &Context,
+    encryption: &KeyEncryptionArgs,
+    args: DoctorArgs,
+) -> Result<u8> {
+    let now = OffsetDateTime::now_utc();
+    let mut report = Report::default();
+    storage(&mut report, context, now).await;
+    if let Some(key) = &encryption.keyvault_key {
+        key_vault(&mut report, key).await;
+    }
+    ring(&mut report, context, now).await;
+
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&report.0)?;
+        text.push('\n');
+        write_stdout(text.as_bytes())?;
+    } else {
+        let mut text = String::new();
+        for f in &report.0 {
+            let status = match f.status {
+                Status::Ok => "ok",
+                Status::Warning => "WARNING",
+                Status::Error => "ERROR",
+            };
+            text.push_str(&format!("{status:<8} {:<20} {}\n", f.check, f.message));
+        }
+        let count = |s| report.0.iter().filter(|f| f.status == s).count();
+        text.push_str(&format!(
+            "{} errors, {} warnings, {} checks passed\n",
+            count(Status::Error),
+            count(Status::Warning),
+            count(Status::Ok)
+        ));
+        write_stdout(text.as_bytes())?;
+    }
+    Ok(match report.worst() {
+        Status::Ok => EXIT_OK,
+        Status::Warning => EXIT_WARNINGS,
+        Status::Error => 1,
+    })
+}
+
+/// Reachability, writability, SAS and clock checks.
+async fn storage(report: &mut Report, context: &Context, now: OffsetDateTime) {
+    let location = &context.location;
+    match context.repository.get_all_elements().await {
+        Ok(elements) => report.ok(
+            "repository.read",
+            format!(
+                "read {} elements from {}",
+                elements.len(),
+                location.describe()
+            ),
+        ),
+        Err(e) => report.error(
+            "repository.read",
+            format!(
+                "cannot read the key ring at {}: {e} ({}); applications cannot load their keys",
+                location.describe(),
+                e.class()
+            ),
+        ),
+    }
+    match location {
+        Location::Dir(dir) => {
+            directory_writable(report, dir);
+            report.ok(
+                "clock.skew",
+                "not measured: a local directory has no remote clock to compare with",
+            );
+        }
+        Location::Memory => report.warning(
+            "repository.write",
+            "no key ring location: keys would live in memory and be lost at exit; pass --dir or --blob-url",
+        ),
+        _ => {
+            blob_credential(report, location, now);
+            blob_clock(report, location, now).await;
+        }
+    }
+}
+
+fn directory_writable(report: &mut Report, dir: &std::path::Path) {
+    if !dir.exists() {
+        report.warning(
+            "repository.write",
+            format!(
+                "directory {} does not exist; it is created when the first key is written",
+                dir.display()
+            ),
+        );
+        return;
+    }
+    // A probe that core never reads as an element (not *.xml).
+    let probe = dir.join(format!(".dpkeys-doctor-{}.probe", Uuid::new_v4().simple()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(file) => {
+            drop(file);
+            let _ = std::fs::remove_file(&probe);
+            report.ok(
+                "repository.write",
+                format!("directory {} is writable", dir.display()),
+            );
+        }
+        Err(e) => report.warning(
+            "repository.write",
+            format!(
+                "directory {} is not writable ({e}): keys cannot be created or revoked through \
+                 it; fine only for read-only consumers with a rotator elsewhere",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+fn blob_credential(report: &mut Report, location: &Location, now: OffsetDateTime) {
+    let Some(sas) = fixed_sas(location) else {
+        let message = match location {
+            Location::BlobConnectionString { .. } => {
+                "account key: a blob SAS with racwd is minted (and renewed) as needed"
+            }
+            _ => {
+                "token credential (Entra ID): its role cannot be checked without writing; it \
+                 needs Storage Blob Data Contributor (or read/write on the blob)"
+            }
+        };
+        report.ok("repository.write", message);
+        return;
+    };
+    let info = match sas {
+        Ok(info) => info,
+        Err(e) => {
+            report.warning(
+                "sas.expiry",
+                format!("the SAS cannot be inspected ({e}); e.g. one bound to a stored access policy: check its expiry there"),
+            );
+            return;
+        }
+    };
+    let left = info.expiry - now;
+    if info.is_expired_at(now) {
+        report.error(
+            "sas.expiry",
+            format!("the {}: every request fails; issue a new SAS (or use an account key or a managed identity, which renew themselves)", info.describe_at(now)),
+        );
+    } else if info.start.is_some_and(|s| s > now) {
+        report.error("sas.expiry", format!("the {}", info.describe_at(now)));
+    } else if left < Duration::days(7) {
+        report.warning(
+            "sas.expiry",
+            format!(
+                "the {}: applications read the ring about once a day, so it fails late; replace it before then",
+                info.describe_at(now)
+            ),
+        );
+    } else {
+        report.ok("sas.expiry", format!("the {}", info.describe_at(now)));
+    }
+    let letters = info.permissions.clone().unwrap_or_default();
+    let has = |c| letters.contains(c);
+    if !has('r') {
+        report.error(
+            "sas.permissions",
+            format!(
+                "the SAS allows {letters:?} but not r (read): applications cannot load their keys"
+            ),
+        );
+    } else if !has('w') {
+        report.warning(
+            "sas.permissions",
+            format!(
+                "the SAS allows {letters:?}: read-only, so keys cannot be created, revoked or \
+                 deleted through it; fine only for applications with automatic key generation \
+                 disabled and a rotator with a writable credential (racwd)"
+            ),
+        );
+    } else if !has('c') {
+        report.warning(
+            "sas.permissions",
+            format!("the SAS allows {letters:?} but not c (create): the blob cannot be created if it does not exist yet (racwd is recommended)"),
+        );
+    } else {
+        report.ok(
+            "sas.permissions",
+            format!("the SAS allows {letters:?} (read and write)"),
+        );
+    }
+}
+
+async fn blob_clock(report: &mut Report, location: &Location, now: OffsetDateTime) {
+    let snapshot = match BlobDocument::open(location) {
+        Ok(blob) => blob.read().await,
+        Err(e) => Err(e),
+    };
+    let date = match snapshot {
+        Ok(s) => s.date,
+        Err(e) => {
+            report.ok("clock.skew", format!("not measured: {e}"));
+            return;
+        }
+    };
+    let Some(date) = date else {
+        report.ok(
+            "clock.skew",
+            "not measured: the storage service sent no Date header (the blob may not exist yet)",
+        );
+        return;
+    };
+    // The Date header has a one-second resolution.
+    let skew = now - date;
+    let text = format!(
+        "this machine's clock is {} {} the storage service's",
+        human(skew),
+        if skew.is_negative() {
+            "behind"
+        } else {
+            "ahead of"
+        }
+    );
+    if skew.abs() > MAX_SERVER_CLOCK_SKEW {
+        report.error(
+            "clock.skew",
+            format!("{text}: more than the 5 minutes key activation tolerates; key dates and revocations written here will be off"),
+        );
+    } else if skew.abs() > Duration::seconds(30) {
+        report.warning("clock.skew", format!("{text}; synchronise it (NTP)"));
+    } else {
+        report.ok("clock.skew", text);
+    }
+}
+
+/// The Key Vault key: get (its state and allowed operations), then a wrap
+/// and unwrap of random bytes.
+async fn key_vault(report: &mut Report, key_url: &str) {
+    let id = match KeyVaultKeyId::parse(key_url) {
+        Ok(id) => id,
+        Err(e) => {
+            report.error("keyvault.key", e.to_string());
+            return;
+        }
+    };
+    let credential = match credential_from_environment() {
+        Ok((c, _)) => c,
+        Err(e) => {
+            report.error("keyvault.key", format!("no credential for Key Vault: {e}"));
+            return;
+        }
+    };
+    // get: .NET's encryptor needs it (it reads the key before wrapping).
+    let options = KeyClientOptions {
+        verify_challenge_resource: Some(!id.is_loopback()),
+        ..Default::default()
+    };
+    let got = match KeyClient::new(id.vault_url(), credential.clone(), Some(options)) {
+        Ok(client) => client
+            .get_key(
+                id.name(),
+                Some(KeyClientGetKeyOptions {
+                    key_version: id.version().map(str::to_string),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .and_then(|r| r.into_model()),
+        Err(e) => Err(e),
+    };
+    match got {
+        Ok(key) => {
+            let enabled = key.attributes.as_ref().and_then(|a| a.enabled);
+            let ops: Vec<String> = key
+                .key
+                .as_ref()
+                .and_then(|k| k.key_ops.clone())
+                .unwrap_or_default();
+            let kid = key
+                .key
+                .as_ref()
+                .and_then(|k| k.kid.clone())
+                .unwrap_or_default();
+            let missing: Vec<&str> = ["wrapKey", "unwrapKey"]
+                .into_iter()
+                .filter(|op| !ops.is_empty() && !ops.iter().any(|o| o == op))
+                .collect();
+            if enabled == Some(false) {
+                report.error("keyvault.key", format!("key {kid} is disabled: keys wrapped with it cannot be unwrapped and no key can be wrapped"));
+            } else if !missing.is_empty() {
+                report.error(
+                    "keyvault.key",
+                    format!(
+                        "key {kid} does not allow {} (its operations are {}): allow wrapKey and unwrapKey on the key",
+                        missing.join(" and "),
+                        ops.join(", ")
+                    ),
+                );
+            } else {
+                report.ok(
+                    "keyvault.key",
+                    format!("key {kid} is enabled and allows {}", ops.join(", ")),
+                );
+            }
+        }
+        Err(e) => {
+            let message = dataprotection_azure_blobs::sas::redact(&e.to_string());
+            if message.to_lowercase().contains("disabled key") {
+                report.error(
+                    "keyvault.key",
+                    format!("key {key_url} is disabled ({message}): keys wrapped with it cannot be unwrapped and no key can be wrapped"),
+                );
+            } else {
+                report.warning(
+                    "keyvault.key",
+                    format!(
+                        "reading the key (get) failed: {message}; .NET applications need the get \
+                         permission as well as wrapKey and unwrapKey (Rust applications do not)"
+                    ),
+                );
+            }
+        }
+    }
+    let client = match AzureKeyVaultKeyClient::new(key_url, credential, KeyVaultOptions::default())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report.error("keyvault.wrap", e.to_string());
+            return;
+        }
+    };
+    let probe: Vec<u8> = Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(Uuid::new_v4().as_bytes())
+        .copied()
+        .collect();
+    match client.wrap_key(RSA_OAEP, &probe).await {
+        Err(e) => report.error(
+            "keyvault.wrap",
+            format!("wrapKey failed: {e}; new keys cannot be created (grant wrapKey)"),
+        ),
+        Ok(wrapped) => match client.unwrap_key(&wrapped.kid, RSA_OAEP, &wrapped.wrapped).await {
+            Ok(bytes) if bytes == probe => report.ok(
+                "keyvault.wrap",
+                format!("wrapKey and unwrapKey work with {}", wrapped.kid),
+            ),
+            Ok(_) => report.error(
+                "keyvault.wrap",
+                "unwrapKey returned different bytes than were wrapped",
+            ),
+            Err(e) => report.error(
+                "keyvault.wrap",
+                format!("wrapKey works but unwrapKey failed: {e}; stored keys cannot be read (grant unwrapKey)"),
+            ),
+        },
+    }
+}
+
+/// The keys themselves.
+async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
+    let Ok(elements) = context.repository.get_all_elements().await else {
+        return;
+    };
+    let set = match KeySet::from_elements(&elements) {
+        Ok(set) => set,
+        Err(e) => {
+            report.error(
+                "ring.elements",
+                format!("the ring cannot be interpreted: {e}; applications fail to load it"),
+            );
+            return;
+        }
+    };
+    let duplicates: Vec<&String> = set
+        .problems
+        .iter()
+        .filter(|p| p.starts_with("duplicate"))
+        .collect();
+    let malformed: Vec<&String> = set
+        .problems
+        .iter()
+        .filter(|p| !p.starts_with("duplicate"))
+        .collect();
+    if duplicates.is_empty() {
+        report.ok("ring.duplicates", "no key id appears twice");
+    } else {
+        let ids: Vec<&str> = duplicates
+            .iter()
+            .map(|p| p.rsplit(' ').next().unwrap_or(""))
+            .collect();
+        report.error(
+            "ring.duplicates",
+            format!(
+                "key {} is stored more than once: this library uses the first element, but .NET \
+                 refuses the whole ring; delete the extra element",
+                ids.join(", ")
+            ),
+        );
+    }
+    if malformed.is_empty() {
+        report.ok(
+            "ring.elements",
+            format!(
+                "{} keys, {} revocations, {} other elements, none malformed",
+                set.keys.len(),
+                set.revocations.len(),
+                set.foreign_elements
+            ),
+        );
+    } else {
+        for p in malformed {
+            report.warning(
+                "ring.elements",
+                format!("an element is malformed and ignored: {p}"),
+            );
+        }
+    }
+    if let Some(date) = latest_mass_revocation(&set)
+        && date > now + MAX_SERVER_CLOCK_SKEW
+    {
+        report.error(
+            "ring.revocations",
+            format!(
+                "every key created before {} (in the future) is revoked: keys created until then \
+                 are revoked as soon as they are made; a clock was wrong when it was written",
+                format_date(date)
+            ),
+        );
+    }
+
+    // Which keys decrypt.
+    let registry = context.encryption.registry();
+    let mut usable: HashMap<Uuid, bool> = HashMap::new();
+    let mut failures = 0;
+    for key in &set.keys {
+        let result = master_key(&registry, key.xml()).await;
+        usable.insert(key.id(), result.is_ok());
+        let Err(e) = result else { continue };
+        failures += 1;
+        let hint = if matches!(e, dataprotection::Error::UnknownDecryptor { .. }) {
+            " (pass the --keyvault-key the applications use)"
+        } else {
+            ""
+        };
+        if key.is_revoked() {
+            report.warning(
+                "key.decrypt",
+                format!("revoked key {} cannot be decrypted: {e}{hint}", key.id()),
+            );
+        } else if key.is_expired(now) {
+            report.warning(
+                "key.decrypt",
+                format!(
+                    "expired key {} cannot be decrypted: {e}{hint}; payloads it protected can no longer be read",
+                    key.id()
+                ),
+            );
+        } else {
+            report.error(
+                "key.decrypt",
+                format!(
+                    "key {} cannot be decrypted: {e} ({}){hint}",
+                    key.id(),
+                    e.class()
+                ),
+            );
+        }
+    }
+    if failures == 0 {
+        report.ok(
+            "key.decrypt",
+            format!("all {} keys decrypt", set.keys.len()),
+        );
+    }
+
+    let infos = set.infos();
+    let is_usable = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
+    let resolution = resolve_default_key(&infos, now, &is_usable);
+    match resolution
+        .default_key
+        .and_then(|id| infos.iter().find(|k| k.id == id))
+    {
+        Some(default) => {
+            report.ok(
+                "ring.default",
+                format!(
+                    "default key {} expires at {} (in {})",
+                    default.id,
+                    format_date(default.expiration_date),
+                    human(default.expiration_date - now)
+                ),
+            );
+            match plan_new_key(&infos, now, DEFAULT_KEY_LIFETIME, &is_usable) {
+                Some(_) => report.warning(
+                    "ring.successor",
+                    format!(
+                        "the default key expires in {} and no usable successor is in place: \
+                         applications with automatic generation will each create one (and may \
+                         disagree), others will fail after it expires; run `dpkeys rotate --if-needed`",
+                        human(default.expiration_date - now)
+                    ),
+                ),
+                None => report.ok("ring.successor", successor_text(&infos, default, &is_usable)),
+            }
+        }
+        None => {
+            let fallback = resolution
+                .fallback_key
+                .map(|id| {
+                    format!(
+                        "; until then applications that may not create keys protect with key {id}"
+                    )
+                })
+                .unwrap_or_default();
+            report.error(
+                "ring.default",
+                format!(
+                    "there is no usable default key: applications with automatic generation create one at startup, \
+                     others cannot protect; run `dpkeys rotate --now`{fallback}"
+                ),
+            );
+        }
+    }
+
+    unused_keys(report, &set, now);
+
+    let clear: Vec<String> = set
+        .keys
+        .iter()
+        .filter(|k| k.is_stored_unencrypted())
+        .map(|k| k.id().to_string())
+        .collect();
+    if clear.is_empty() {
+        report.ok("key.at_rest", "every key's master key is encrypted at rest");
+    } else {
+        report.warning(
+            "key.at_rest",
+            format!(
+                "{} keys are stored unencrypted ({}): anyone who can read the repository can read \
+                 and forge payloads; configure a Key Vault key and run `dpkeys rewrap`",
+                clear.len(),
+                clear.join(", ")
+            ),
+        );
+    }
+}
+
+fn successor_text(
+    infos: &[KeyInfo],
+    default: &KeyInfo,
+    usable: &dyn Fn(&KeyInfo) -> bool,
+) -> String {
+    match resolve_default_key(infos, default.expiration_date, usable)
+        .default_key
+        .filter(|id| *id != default.id)
+    {
+        Some(id) => format!("key {id} takes over when the default key expires"),
+        None => "no successor is needed yet (one is created within 3 days of expiry)".to_string(),
+    }
+}
+
+/// Keys that will never protect anything.
+fn unused_keys(report: &mut Report, set: &KeySet, now: OffsetDateTime) {
+    let live: Vec<&Key> = set.keys.iter().filter(|k| !k.is_revoked()).collect();
+    let mut found = false;
+    for k in &live {
+        if k.is_expired(now) {
+            continue;
+        }
+        let reason = if k.activation_date() >= k.expiration_date() {
+            Some("its activation date is not before its expiration date".to_string())
+        } else if let Some(l) = live.iter().find(|l| {
+            l.activation_date() > k.activation_date() && l.activation_date() <= k.creation_date()
+        }) {
+            Some(format!(
+                "key {} was already active when it was created, with a later activation date",
+                l.id()
+            ))
+        } else {
+            live.iter()
+                .find(|l| {
+                    l.id() < k.id()
+                        && l.activation_date() == k.activation_date()
+                        && !l.is_expired(now)
+                })
+                .map(|l| {
+                    format!(
+                        "key {} has the same activation date and wins the tie (keys created concurrently)",
+                        l.id()
+                    )
+                })
+        };
+        if let Some(reason) = reason {
+            found = true;
+            report.warning(
+                "key.unused",
+                format!("key {} will never be used: {reason}", k.id()),
+            );
+        }
+    }
+    if !found {
+        report.ok("key.unused", "no key is superseded or never active");
+    }
+}

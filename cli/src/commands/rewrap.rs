@@ -1,0 +1,205 @@
+//! `dpkeys rewrap --keyvault-key NEW`: re-encrypt every key at rest under
+//! another Key Vault key or key version.
+//!
+//! 1. One wrap with the target key first: it checks access and tells which
+//!    versioned `kid` the target is (a versionless URL names the latest).
+//! 2. Every `<key>` element not already wrapped with that `kid` is decrypted
+//!    (with the global decryptors, or the target's credential) and its
+//!    master key encrypted again with the target; the new element differs
+//!    from the old one only in its descriptor. Elements that cannot be
+//!    decrypted are left as they are and reported.
+//! 3. The replacements are written with [`crate::store::replace_elements`]:
+//!    one conditional upload for a blob, an atomic rename per file for a
+//!    directory. At no moment is a key missing or present twice.
+//! 4. The ring is read again and every rewrapped key's master key decrypted
+//!    and compared with the original.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dataprotection::encryption::{XmlDecryptor, encrypt_if_necessary};
+use dataprotection::key::KeySet;
+use dataprotection::xml::{Element, StoredElement};
+use dataprotection_azure_keyvault::{
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
+    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, RSA_OAEP, credential_from_environment,
+    key_vault_protection,
+};
+use uuid::Uuid;
+
+use super::{EXIT_OK, EXIT_WARNINGS, print_line};
+use crate::cli::RewrapArgs;
+use crate::context::Context;
+use crate::error::{CliError, Context as _, Result};
+use crate::progress::Progress;
+use crate::ring::{decrypted_descriptor, master_key, with_descriptor, wrapping_kid};
+use crate::store::{Replacement, replace_elements};
+
+const ACTION: &str = "rewrap";
+
+fn key_vault_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed {
+        action: ACTION,
+        class: "key encryption failure",
+        message: e.to_string(),
+    }
+}
+
+/// Runs `rewrap`.
+pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
+    let (credential, _) = credential_from_environment().map_err(key_vault_error)?;
+    let (encryptor, decryptor) = key_vault_protection(
+        &args.keyvault_key,
+        credential.clone(),
+        KeyVaultOptions::default(),
+    )
+    .map_err(key_vault_error)?;
+    // Which key version the target is, and whether we may wrap with it.
+    let probe =
+        AzureKeyVaultKeyClient::new(&args.keyvault_key, credential, KeyVaultOptions::default())
+            .map_err(key_vault_error)?;
+    let target_kid = probe
+        .wrap_key(RSA_OAEP, &[0u8; 32])
+        .await
+        .map_err(|e| key_vault_error(format!("wrapping with the target key failed: {e}")))?
+        .kid;
+
+    // Decrypt with what the global options configure, else with the
+    // target's client (it unwraps with whatever kid an element names).
+    let mut registry = context.encryption.registry();
+    if context.encryption.decryptors.is_empty() {
+        let decryptor: Arc<dyn XmlDecryptor> = decryptor;
+        registry.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
+        registry.register(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor);
+    }
+
+    let elements = context.repository.get_all_elements().await.during(ACTION)?;
+    let key_elements: Vec<&Element> = elements.iter().filter(|e| e.is("key")).collect();
+    let mut replacements = Vec::new();
+    let mut originals = HashMap::new();
+    let mut already = 0usize;
+    let mut skipped: Vec<String> = Vec::new();
+    let mut progress = Progress::new("rewrap", key_elements.len());
+    for element in key_elements {
+        progress.step();
+        let key = match StoredElement::classify(element) {
+            Ok(StoredElement::Key(k)) => k,
+            Ok(_) => continue,
+            Err(e) => {
+                skipped.push(format!("an unreadable <key> element ({e})"));
+                continue;
+            }
+        };
+        if !args.force && wrapping_kid(&key.descriptor).as_deref() == Some(target_kid.as_str()) {
+            already += 1;
+            continue;
+        }
+        let plain = match decrypted_descriptor(&registry, &key).await {
+            Ok(d) => d,
+            Err(e) => {
+                skipped.push(format!("key {} ({e}; {})", key.id, e.class()));
+                continue;
+            }
+        };
+        let master = match master_key(&registry, &key).await {
+            Ok(m) => m,
+            Err(e) => {
+                skipped.push(format!("key {} ({e}; {})", key.id, e.class()));
+                continue;
+            }
+        };
+        let Some(wrapped) = encrypt_if_necessary(&plain, encryptor.as_ref())
+            .await
+            .during(ACTION)?
+        else {
+            skipped.push(format!(
+                "key {} (its descriptor marks nothing as requiring encryption)",
+                key.id
+            ));
+            continue;
+        };
+        originals.insert(key.id, master);
+        replacements.push(Replacement {
+            old: element.clone(),
+            new: with_descriptor(element, wrapped),
+        });
+    }
+    progress.finish();
+
+    let replaced = replace_elements(&context.location, &context.repository, &replacements).await?;
+
+    // Verify: every rewrapped key reads back, wrapped with the target, and
+    // decrypts to the same master key.
+    let after = context.key_manager().get_all_keys().await.during(ACTION)?;
+    let mut verified = 0usize;
+    for (id, master) in &originals {
+        let Some(key) = after.get(*id) else {
+            return Err(CliError::Failed {
+                action: ACTION,
+                class: "verification failure",
+                message: format!("key {id} is no longer in the ring after rewrapping"),
+            });
+        };
+        if wrapping_kid(&key.xml().descriptor).as_deref() != Some(target_kid.as_str()) {
+            // Replaced concurrently (another rewrap) or removed: reported below.
+            continue;
+        }
+        match master_key(&registry, key.xml()).await {
+            Ok(m) if m.expose() == master.expose() => verified += 1,
+            Ok(_) => {
+                return Err(CliError::Failed {
+                    action: ACTION,
+                    class: "verification failure",
+                    message: format!(
+                        "key {id} decrypts to a different master key after rewrapping"
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(CliError::Failed {
+                    action: ACTION,
+                    class: "verification failure",
+                    message: format!("key {id} cannot be decrypted after rewrapping: {e}"),
+                });
+            }
+        }
+    }
+    // Keys that appeared while rewrapping (written by applications with the
+    // previous configuration) are not wrapped with the target yet.
+    let behind: Vec<Uuid> = not_wrapped_with(&after, &target_kid)
+        .into_iter()
+        .filter(|id| !skipped.iter().any(|s| s.contains(&id.to_string())))
+        .collect();
+    print_line(&format!(
+        "rewrapped {} keys with {target_kid} ({verified} verified); {already} already wrapped with it; {} left as they were",
+        replaced.replaced,
+        skipped.len()
+    ))?;
+    for s in &skipped {
+        eprintln!("dpkeys: warning: left as it was: {s}");
+    }
+    if !behind.is_empty() {
+        eprintln!(
+            "dpkeys: warning: not wrapped with the target key (added or changed while rewrapping; run rewrap again): {}",
+            behind
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(if skipped.is_empty() && behind.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_WARNINGS
+    })
+}
+
+/// Keys whose master key is not wrapped with exactly `kid`.
+fn not_wrapped_with(set: &KeySet, kid: &str) -> Vec<Uuid> {
+    set.keys
+        .iter()
+        .filter(|k| wrapping_kid(&k.xml().descriptor).as_deref() != Some(kid))
+        .map(|k| k.id())
+        .collect()
+}
