@@ -201,10 +201,7 @@ impl DataProtectionProviderBuilder {
             decryptors: self.decryptors,
             clock: self.clock,
             random: self.random,
-            state: ArcSwap::from_pointee(RingState {
-                ring: None,
-                refresh_at: now,
-            }),
+            state: ArcSwap::new(RingState::new(None, now)),
             refresh_lock: tokio::sync::Mutex::new(RefreshBook::default()),
             refreshes: AtomicU64::new(0),
             background_refresh: AtomicBool::new(false),
@@ -325,6 +322,18 @@ type LoadFuture<'a> = std::pin::Pin<
 pub(crate) struct RingState {
     pub ring: Option<Arc<KeyRing>>,
     pub refresh_at: OffsetDateTime,
+    /// `refresh_at` as Unix nanoseconds, for the hot-path check.
+    refresh_at_nanos: i128,
+}
+
+impl RingState {
+    fn new(ring: Option<Arc<KeyRing>>, refresh_at: OffsetDateTime) -> Arc<Self> {
+        Arc::new(RingState {
+            ring,
+            refresh_at,
+            refresh_at_nanos: refresh_at.unix_timestamp_nanos(),
+        })
+    }
 }
 
 #[derive(Default)]
@@ -398,16 +407,16 @@ impl Inner {
     /// Marks the ring stale and reloads it in the background.
     fn invalidate(&self) {
         let current = self.state.load_full();
-        self.state.store(Arc::new(RingState {
-            ring: current.ring.clone(),
-            refresh_at: OffsetDateTime::UNIX_EPOCH,
-        }));
+        self.state.store(RingState::new(
+            current.ring.clone(),
+            OffsetDateTime::UNIX_EPOCH,
+        ));
     }
 
     /// Hot-path check: start a background refresh if one is due. Never waits.
     #[inline]
     pub fn maybe_schedule_refresh(self: &Arc<Self>, state: &RingState) {
-        if self.clock.now() >= state.refresh_at {
+        if self.clock.unix_nanos() >= state.refresh_at_nanos {
             self.schedule_refresh(RefreshReason::Scheduled);
         }
     }
@@ -513,10 +522,8 @@ impl Inner {
                 );
                 book.failures = 0;
                 book.last_error = None;
-                self.state.store(Arc::new(RingState {
-                    ring: Some(Arc::new(ring)),
-                    refresh_at,
-                }));
+                self.state
+                    .store(RingState::new(Some(Arc::new(ring)), refresh_at));
                 Ok(())
             }
             Err(e) => {
@@ -532,10 +539,8 @@ impl Inner {
                     retry_in = %backoff,
                     "key ring refresh failed; no key was created"
                 );
-                self.state.store(Arc::new(RingState {
-                    ring: current.ring.clone(),
-                    refresh_at: now + backoff,
-                }));
+                self.state
+                    .store(RingState::new(current.ring.clone(), now + backoff));
                 Err(e)
             }
         }
