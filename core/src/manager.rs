@@ -48,8 +48,12 @@ impl fmt::Debug for KeyManager {
     }
 }
 
-/// Which elements [`KeyManager::delete_keys`] removes, in the order it removes them.
-pub(crate) fn deletion_orders(
+/// Which elements [`KeyManager::delete_keys`] removes, and in which order:
+/// for each element, `None` (kept) or `Some(order)` — 1 for the chosen keys
+/// (expired ones only unless `include_unexpired`), 2 for revocations of keys
+/// that are deleted or absent, 3 for superseded mass revocations. Exposed so
+/// tools can preview a deletion exactly.
+pub fn deletion_orders(
     elements: &[Element],
     now: OffsetDateTime,
     include_unexpired: bool,
@@ -140,8 +144,12 @@ impl KeyManager {
         &self.repository
     }
 
-    /// Builds the element for a new key (escrowed, then encrypted at rest).
-    pub(crate) async fn new_key_element(
+    /// Builds, without storing, the element for a new key: a fresh master
+    /// key, creation date from the clock, escrowed, then encrypted at rest
+    /// with the configured encryptor. For conditional stores
+    /// ([`XmlRepository::store_element_if`]); [`KeyManager::create_key`]
+    /// stores at once.
+    pub async fn new_key_element(
         &self,
         activation: OffsetDateTime,
         expiration: OffsetDateTime,

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use dataprotection::Key;
 use dataprotection::key::KeySet;
+use dataprotection::manager::deletion_orders;
 use dataprotection::policy::{KeyInfo, resolve_default_key};
 use dataprotection::xml::{Element, RevocationTarget, StoredElement, format_date};
 use time::OffsetDateTime;
@@ -37,46 +38,32 @@ pub fn protected_keys(infos: &[KeyInfo], now: OffsetDateTime) -> HashSet<Uuid> {
     out
 }
 
-/// What `delete_keys` with `doomed` keys would remove, as lines for the operator
-/// (the same rules as core's deletion order).
-fn preview(elements: &[Element], set: &KeySet, doomed: &HashSet<Uuid>) -> Vec<String> {
-    let latest_mass = set
-        .revocations
+/// What `delete_keys` with `doomed` keys would remove, in its order, as
+/// lines for the operator (computed by core's own `deletion_orders`).
+fn preview(elements: &[Element], doomed: &HashSet<Uuid>, now: OffsetDateTime) -> Vec<String> {
+    let orders = deletion_orders(elements, now, false, &|k: &Key| doomed.contains(&k.id()));
+    let mut chosen: Vec<(u32, String)> = elements
         .iter()
-        .filter(|r| r.target == RevocationTarget::AllCreatedBefore)
-        .map(|r| r.date)
-        .max();
-    let mut keys = Vec::new();
-    let mut revocations = Vec::new();
-    let mut mass = Vec::new();
-    for e in elements {
-        match StoredElement::classify(e) {
-            // Only the element that defines the key (a duplicate stays).
-            Ok(StoredElement::Key(k))
-                if doomed.contains(&k.id) && set.get(k.id).is_some_and(|key| key.xml() == &k) =>
-            {
-                keys.push(format!(
-                    "key {} (expired {})",
-                    k.id,
-                    format_date(k.expiration_date)
-                ));
-            }
-            Ok(StoredElement::Revocation(r)) => match r.target {
-                RevocationTarget::Key(id) if doomed.contains(&id) || set.get(id).is_none() => {
-                    revocations.push(format!("revocation of key {id}"));
+        .zip(orders)
+        .filter_map(|(e, order)| {
+            let line = match StoredElement::classify(e) {
+                Ok(StoredElement::Key(k)) => {
+                    format!("key {} (expired {})", k.id, format_date(k.expiration_date))
                 }
-                RevocationTarget::AllCreatedBefore if Some(r.date) < latest_mass => {
-                    mass.push(format!(
+                Ok(StoredElement::Revocation(r)) => match r.target {
+                    RevocationTarget::Key(id) => format!("revocation of key {id}"),
+                    RevocationTarget::AllCreatedBefore => format!(
                         "superseded revocation of every key created before {}",
                         format_date(r.date)
-                    ));
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-    }
-    keys.into_iter().chain(revocations).chain(mass).collect()
+                    ),
+                },
+                _ => format!("<{}> element", e.local_name()),
+            };
+            order.map(|o| (o, line))
+        })
+        .collect();
+    chosen.sort_by_key(|(o, _)| *o);
+    chosen.into_iter().map(|(_, line)| line).collect()
 }
 
 /// Runs `prune`.
@@ -92,7 +79,7 @@ pub async fn run(context: &Context, args: PruneArgs) -> Result<u8> {
         .filter(|k| k.expiration_date() < cutoff && !protected.contains(&k.id()))
         .map(Key::id)
         .collect();
-    let lines = preview(&elements, &set, &doomed);
+    let lines = preview(&elements, &doomed, now);
     let verb = if args.dry_run {
         "would delete"
     } else {

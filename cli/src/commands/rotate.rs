@@ -8,13 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dataprotection::crypto::{Algorithm, MASTER_KEY_LEN, OsRandom, RandomSource, Secret};
-use dataprotection::encryption::encrypt_if_necessary;
 use dataprotection::key::KeySet;
 use dataprotection::policy::{
     KEY_PROPAGATION_WINDOW, KeyInfo, MIN_KEY_LIFETIME, plan_new_key, resolve_default_key,
 };
-use dataprotection::xml::{Element, KeyXml, RevocationTarget, descriptor_element, format_date};
+use dataprotection::xml::{Element, RevocationTarget, format_date};
 use dataprotection::{Error, Key};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -194,7 +192,11 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         .during(ACTION);
     }
 
-    let (xml, element) = new_key_element(context, activation, expiration).await?;
+    let (xml, element) = context
+        .key_manager()
+        .new_key_element(activation, expiration)
+        .await
+        .during(ACTION)?;
     let stored = context
         .repository
         .store_element_if(&element, &xml.friendly_name(), precondition.as_ref())
@@ -225,38 +227,4 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         }
     ))?;
     Ok(EXIT_NOTHING_TO_DO)
-}
-
-/// A new key with a fresh 512-bit master key, encrypted at rest with the
-/// configured encryptor (like `KeyManager::create_key`, which cannot store
-/// conditionally).
-async fn new_key_element(
-    context: &Context,
-    activation: OffsetDateTime,
-    expiration: OffsetDateTime,
-) -> Result<(KeyXml, Element)> {
-    let mut master = vec![0u8; MASTER_KEY_LEN];
-    OsRandom.fill(&mut master).during(ACTION)?;
-    let xml = KeyXml {
-        id: Uuid::new_v4(),
-        creation_date: OffsetDateTime::now_utc(),
-        activation_date: activation,
-        expiration_date: expiration,
-        descriptor: descriptor_element(Algorithm::default(), &Secret::new(master)),
-    };
-    let element = xml.to_element();
-    let stored = match &context.encryption.encryptor {
-        Some(encryptor) => encrypt_if_necessary(&element, encryptor.as_ref())
-            .await
-            .during(ACTION)?
-            .unwrap_or(element),
-        None => {
-            tracing::warn!(
-                key_id = %xml.id,
-                "no key encryptor is configured: the new key's master key is stored unencrypted"
-            );
-            element
-        }
-    };
-    Ok((xml, stored))
 }
