@@ -9,4 +9,4 @@ pub mod sas;
 
 pub use error::BlobError;
 pub use options::BlobRepositoryOptions;
-pub use repository::{BlobXmlRepository, CONTENT_TYPE, SasProvider, SasRequest};
+pub use repository::{BlobProbe, BlobXmlRepository, CONTENT_TYPE, SasProvider, SasRequest};

@@ -12,7 +12,9 @@ use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
 use dataprotection::error::BoxError;
-use dataprotection::repository::{DeletionChooser, StorePrecondition, XmlRepository};
+use dataprotection::repository::{
+    DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository,
+};
 use dataprotection::xml::{Element, Format, RepositoryDocument};
 use dataprotection::{Error, Result};
 use percent_encoding::percent_decode_str;
@@ -32,6 +34,19 @@ const CONTAINER_SAS_VALIDITY: time::Duration = time::Duration::minutes(15);
 
 /// A fixed SAS that is about to expire is reported at most this often.
 const EXPIRY_WARNING_INTERVAL: time::Duration = time::Duration::hours(1);
+
+/// What [`BlobXmlRepository::probe`] saw of the blob, for diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlobProbe {
+    /// Whether the blob exists (`false` also when its container does not).
+    pub exists: bool,
+    /// The blob's ETag (`None` when it does not exist).
+    pub etag: Option<String>,
+    /// The storage service's clock: its `Date` response header, when it sent one (only
+    /// read when the blob exists). It has a one-second resolution.
+    pub server_date: Option<OffsetDateTime>,
+}
 
 /// Why a [`SasProvider`] is asked for a SAS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -590,6 +605,51 @@ impl BlobXmlRepository {
                 .as_ref()
                 .and_then(|c| c.info.as_ref().map(|i| i.expiry)),
             _ => None,
+        }
+    }
+
+    /// Asks the service for the blob's properties (one `HEAD` request, authorised as every
+    /// other request, with the same SAS renewal on 403): whether it exists, its ETag and the
+    /// service's clock. Reads nothing of the content and changes nothing.
+    pub async fn probe(&self) -> Result<BlobProbe> {
+        let mut st = self.state.lock().await;
+        let mut force = None;
+        let mut renewed = false;
+        loop {
+            let client = self.client(&mut st, force.take()).await?;
+            let e = match client.get_properties(None).await {
+                Ok(response) => {
+                    let headers = response.headers();
+                    let header = |name: &'static str| {
+                        headers
+                            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                                name,
+                            ))
+                            .map(str::to_owned)
+                    };
+                    return Ok(BlobProbe {
+                        exists: true,
+                        etag: header("etag"),
+                        server_date: header("date")
+                            .and_then(|d| azure_core::time::parse_rfc7231(&d).ok()),
+                    });
+                }
+                Err(e) => e,
+            };
+            match classify(&e) {
+                Class::BlobNotFound | Class::ContainerNotFound => {
+                    return Ok(BlobProbe {
+                        exists: false,
+                        etag: None,
+                        server_date: None,
+                    });
+                }
+                Class::Forbidden if !renewed && self.auth.renewable() => {
+                    renewed = true;
+                    force = Some(SasRequest::Rejected);
+                }
+                _ => return Err(self.service_error(&st, "reading the blob's properties", &e)),
+            }
         }
     }
 
@@ -1257,6 +1317,75 @@ impl XmlRepository for BlobXmlRepository {
                 Written::Ambiguous(e) => {
                     ambiguous = true;
                     pending = chosen;
+                    last = Some(e);
+                }
+            }
+        }
+        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+    }
+
+    /// One conditional rewrite of the whole document: the chosen children are replaced in
+    /// place (written compactly), every other child is written back byte for byte, and the
+    /// upload carries `If-Match` with the ETag the elements were read with. On a conflict
+    /// (409/412) or an ambiguous failure the blob is read again and `choose` re-run on what it
+    /// holds then, after the usual backoff.
+    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
+        let mut st = self.state.lock().await;
+        let attempts = self.options.max_attempts.max(1);
+        let mut ambiguous = false;
+        let mut conflicts = 0u32;
+        let mut pending = 0usize;
+        let mut last: Option<BlobError> = None;
+        for attempt in 0..attempts {
+            self.pause(attempt).await;
+            match self.refresh(&mut st).await {
+                Ok(()) => {}
+                Err(ReadFailure::Transient(e, source)) => {
+                    tracing::debug!(error = %e, attempt, "reading the key ring before a replacement failed; retrying");
+                    last = Some(source);
+                    continue;
+                }
+                Err(ReadFailure::Fatal(e)) => return Err(e),
+            }
+            let (doc, etag) = match &st.cache {
+                Cache::Present { etag, doc } => (doc, etag.clone()),
+                _ => return Ok(pending),
+            };
+            let replacements = choose(&doc.elements());
+            let mut doc = doc.clone();
+            let mut chosen = 0usize;
+            for (index, new) in replacements.into_iter().enumerate() {
+                if let Some(new) = new
+                    && doc.replace(index, &new)
+                {
+                    chosen += 1;
+                }
+            }
+            if chosen == 0 {
+                // Nothing (left) to replace; `pending` counts what an ambiguous attempt wrote.
+                return Ok(pending);
+            }
+            let bytes = doc.to_bytes();
+            match self.put(&mut st, bytes, &Condition::IfMatch(etag)).await? {
+                Written::Stored(etag) => {
+                    st.cache = Cache::Present { etag, doc };
+                    tracing::info!(blob = %self.target.blob_url, replaced = chosen, "replaced key ring elements");
+                    return Ok(chosen);
+                }
+                Written::Conflict(e) => {
+                    conflicts += 1;
+                    tracing::debug!(blob = %self.target.blob_url, attempt, error = %e, "write conflict; re-reading");
+                    last = Some(e);
+                }
+                Written::Ambiguous(e) => {
+                    ambiguous = true;
+                    pending = chosen;
+                    tracing::warn!(
+                        blob = %self.target.blob_url,
+                        attempt,
+                        error = %e,
+                        "the outcome of a write is unknown; re-reading before trying again"
+                    );
                     last = Some(e);
                 }
             }

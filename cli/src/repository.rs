@@ -119,13 +119,24 @@ impl Location {
 
     /// Opens the repository at this location.
     pub fn open(&self, create_container: bool) -> Result<Arc<dyn XmlRepository>> {
+        match self {
+            Location::Dir(dir) => Ok(Arc::new(FileSystemXmlRepository::new(dir.clone()))),
+            Location::Memory => Ok(Arc::new(InMemoryXmlRepository::new())),
+            _ => Ok(Arc::new(self.open_blob(create_container)?)),
+        }
+    }
+
+    /// Opens the blob repository at this location (an error for a directory
+    /// or memory).
+    pub fn open_blob(&self, create_container: bool) -> Result<BlobXmlRepository> {
         let options = || BlobRepositoryOptions {
             create_container_if_missing: create_container,
             ..Default::default()
         };
         let blob = match self {
-            Location::Dir(dir) => return Ok(Arc::new(FileSystemXmlRepository::new(dir.clone()))),
-            Location::Memory => return Ok(Arc::new(InMemoryXmlRepository::new())),
+            Location::Dir(_) | Location::Memory => {
+                return Err(setup_error(format!("{} is not a blob", self.describe())));
+            }
             Location::BlobSasUrl(url) => BlobXmlRepository::from_sas_url(url, options()),
             Location::BlobTokenUrl(url) => {
                 let (credential, kind) =
@@ -144,7 +155,7 @@ impl Location {
                 options(),
             ),
         };
-        Ok(Arc::new(blob.map_err(|e| setup_error(e.to_string()))?))
+        blob.map_err(|e| setup_error(e.to_string()))
     }
 }
 

@@ -30,7 +30,8 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::repository::Location;
 use crate::ring::master_key;
-use crate::store::{BlobDocument, fixed_sas};
+use dataprotection_azure_blobs::connection_string::{ConnectionString, Credential};
+use dataprotection_azure_blobs::sas::SasInfo;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -284,13 +285,32 @@ fn blob_credential(report: &mut Report, location: &Location, now: OffsetDateTime
     }
 }
 
-async fn blob_clock(report: &mut Report, location: &Location, now: OffsetDateTime) {
-    let snapshot = match BlobDocument::open(location) {
-        Ok(blob) => blob.read().await,
-        Err(e) => Err(e),
+/// What the SAS of a blob location says about itself (`None`: not a SAS, or
+/// a SAS minted from an account key, which is always fresh and complete).
+fn fixed_sas(location: &Location) -> Option<std::result::Result<SasInfo, String>> {
+    let query = match location {
+        Location::BlobSasUrl(url) => url.clone(),
+        Location::BlobConnectionString {
+            connection_string, ..
+        } => match ConnectionString::parse(connection_string)
+            .ok()?
+            .credential()
+        {
+            Credential::SharedAccessSignature(q) => q.clone(),
+            _ => return None,
+        },
+        _ => return None,
     };
-    let date = match snapshot {
-        Ok(s) => s.date,
+    Some(SasInfo::parse(&query).map_err(|e| e.to_string()))
+}
+
+async fn blob_clock(report: &mut Report, location: &Location, now: OffsetDateTime) {
+    let probe = match location.open_blob(false) {
+        Ok(blob) => blob.probe().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let date = match probe {
+        Ok(p) => p.server_date,
         Err(e) => {
             report.ok("clock.skew", format!("not measured: {e}"));
             return;

@@ -8,9 +8,12 @@
 //!    master key encrypted again with the target; the new element differs
 //!    from the old one only in its descriptor. Elements that cannot be
 //!    decrypted are left as they are and reported.
-//! 3. The replacements are written with [`crate::store::replace_elements`]:
+//! 3. The replacements are written with the repository's
+//!    [`XmlRepository::replace_elements`](dataprotection::repository::XmlRepository::replace_elements):
 //!    one conditional upload for a blob, an atomic rename per file for a
-//!    directory. At no moment is a key missing or present twice.
+//!    directory. At no moment is a key missing or present twice. Elements
+//!    are matched by content, so a conflict re-applies the same
+//!    replacements without encrypting again.
 //! 4. The ring is read again and every rewrapped key's master key decrypted
 //!    and compared with the original.
 
@@ -33,7 +36,6 @@ use crate::context::Context;
 use crate::error::{CliError, Context as _, Result};
 use crate::progress::Progress;
 use crate::ring::{decrypted_descriptor, master_key, with_descriptor, wrapping_kid};
-use crate::store::{Replacement, replace_elements};
 
 const ACTION: &str = "rewrap";
 
@@ -119,14 +121,33 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
             continue;
         };
         originals.insert(key.id, master);
-        replacements.push(Replacement {
-            old: element.clone(),
-            new: with_descriptor(element, wrapped),
-        });
+        replacements.push((element.clone(), with_descriptor(element, wrapped)));
     }
     progress.finish();
 
-    let replaced = replace_elements(&context.location, &context.repository, &replacements).await?;
+    // Every stored element equal to a rewrapped one is replaced by its new
+    // version (a pure function of the stored elements, as the repository
+    // may call it again after a conflict).
+    let choose = |stored: &[Element]| -> Vec<Option<Element>> {
+        stored
+            .iter()
+            .map(|e| {
+                replacements
+                    .iter()
+                    .find(|(old, _)| old == e)
+                    .map(|(_, new)| new.clone())
+            })
+            .collect()
+    };
+    let replaced = if replacements.is_empty() {
+        0
+    } else {
+        context
+            .repository
+            .replace_elements(&choose)
+            .await
+            .during(ACTION)?
+    };
 
     // Verify: every rewrapped key reads back, wrapped with the target, and
     // decrypts to the same master key.
@@ -172,7 +193,7 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
         .collect();
     print_line(&format!(
         "rewrapped {} keys with {target_kid} ({verified} verified); {already} already wrapped with it; {} left as they were",
-        replaced.replaced,
+        replaced,
         skipped.len()
     ))?;
     for s in &skipped {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use super::{DeletionChooser, StorePrecondition, XmlRepository};
+use super::{DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository};
 use crate::error::{Error, Result};
 use crate::xml::{Element, Format};
 
@@ -170,6 +170,33 @@ fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<P
     result
 }
 
+/// Writes `element` to a temporary file in `dir` (same format and
+/// permissions as [`write_element`]) and renames it over `path`: atomic on
+/// POSIX, so a reader sees the old file or the new one, never neither.
+fn replace_file(dir: &Path, path: &Path, element: &Element) -> Result<()> {
+    let bytes = element.to_document_bytes(Format::Indented);
+    let temp = dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut file = options.open(&temp).map_err(|e| io("creating", &temp, e))?;
+        file.write_all(&bytes)
+            .map_err(|e| io("writing", &temp, e))?;
+        file.sync_all().map_err(|e| io("writing", &temp, e))?;
+        drop(file);
+        fs::rename(&temp, path).map_err(|e| io("replacing", path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
 /// Holds the directory's advisory lock for the duration of a conditional write.
 fn lock_dir(dir: &Path) -> Result<File> {
     create_dir(dir)?;
@@ -254,7 +281,110 @@ impl XmlRepository for FileSystemXmlRepository {
         deleted
     }
 
+    /// Under the directory lock (the one [`XmlRepository::store_element_if`]
+    /// and [`XmlRepository::delete_elements`] take), each chosen file is
+    /// replaced by renaming a fully written temporary file over it; other
+    /// files are not touched.
+    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
+        if !self.dir.is_dir() {
+            return Ok(0);
+        }
+        let dir = self.dir.clone();
+        let lock = tokio::task::spawn_blocking(move || lock_dir(&dir))
+            .await
+            .map_err(|e| Error::repository("file-system repository task failed", e))??;
+        let all = self.blocking(read_all).await?;
+        let elements: Vec<Element> = all.iter().map(|(_, e)| e.clone()).collect();
+        let chosen: Vec<(PathBuf, Element)> = all
+            .into_iter()
+            .zip(choose(&elements))
+            .filter_map(|((path, _), new)| new.map(|new| (path, new)))
+            .collect();
+        let replaced = self
+            .blocking(move |dir| {
+                let mut n = 0;
+                for (path, element) in chosen {
+                    replace_file(dir, &path, &element)?;
+                    tracing::info!(path = %path.display(), "replaced key ring element");
+                    n += 1;
+                }
+                if n > 0
+                    && let Ok(d) = File::open(dir)
+                {
+                    let _ = d.sync_all();
+                }
+                Ok(n)
+            })
+            .await;
+        drop(lock);
+        replaced
+    }
+
     fn describe(&self) -> String {
         format!("directory {}", self.dir.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn replaces_files_in_place_and_leaves_the_others_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FileSystemXmlRepository::new(dir.path());
+        repo.store_element(&Element::new("a"), "key-a")
+            .await
+            .unwrap();
+        repo.store_element(&Element::new("b"), "key-b")
+            .await
+            .unwrap();
+        // A file not written by this library: kept byte for byte.
+        let foreign = b"<c  x='1'><!-- hand written --></c>";
+        fs::write(dir.path().join("key-c.xml"), foreign).unwrap();
+        let choose = |elements: &[Element]| {
+            elements
+                .iter()
+                .map(|e| e.is("b").then(|| Element::new("b").with_attr("v", "2")))
+                .collect()
+        };
+        assert_eq!(repo.replace_elements(&choose).await.unwrap(), 1);
+        assert_eq!(
+            repo.get_all_elements().await.unwrap(),
+            vec![
+                Element::new("a"),
+                Element::new("b").with_attr("v", "2"),
+                Element::parse_bytes(foreign).unwrap()
+            ]
+        );
+        assert_eq!(fs::read(dir.path().join("key-c.xml")).unwrap(), foreign);
+        let b = fs::read(dir.path().join("key-b.xml")).unwrap();
+        assert_eq!(
+            b,
+            Element::new("b")
+                .with_attr("v", "2")
+                .to_document_bytes(Format::Indented)
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path().join("key-b.xml"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No temporary file is left behind.
+        let names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+
+        let missing = FileSystemXmlRepository::new(dir.path().join("missing"));
+        assert_eq!(missing.replace_elements(&choose).await.unwrap(), 0);
+        assert!(!dir.path().join("missing").exists());
     }
 }

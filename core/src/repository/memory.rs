@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DeletionChooser, StorePrecondition, XmlRepository};
+use super::{DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository};
 use crate::error::Result;
 use crate::xml::Element;
 
@@ -68,7 +68,52 @@ impl XmlRepository for InMemoryXmlRepository {
         Ok(before - elements.len())
     }
 
+    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
+        let mut elements = self.lock();
+        let replacements = choose(&elements);
+        let mut replaced = 0;
+        for (slot, new) in elements.iter_mut().zip(replacements) {
+            if let Some(new) = new {
+                *slot = new;
+                replaced += 1;
+            }
+        }
+        Ok(replaced)
+    }
+
     fn describe(&self) -> String {
         "in-memory repository (ephemeral)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn replaces_in_place() {
+        let repo = InMemoryXmlRepository::default();
+        for name in ["a", "b", "c"] {
+            repo.store_element(&Element::new(name), name).await.unwrap();
+        }
+        let choose = |elements: &[Element]| {
+            elements
+                .iter()
+                .map(|e| e.is("b").then(|| Element::new("b").with_attr("v", "2")))
+                .collect()
+        };
+        assert_eq!(repo.replace_elements(&choose).await.unwrap(), 1);
+        let all = repo.get_all_elements().await.unwrap();
+        assert_eq!(
+            all,
+            vec![
+                Element::new("a"),
+                Element::new("b").with_attr("v", "2"),
+                Element::new("c")
+            ]
+        );
+        let none = |elements: &[Element]| vec![None; elements.len()];
+        assert_eq!(repo.replace_elements(&none).await.unwrap(), 0);
     }
 }

@@ -24,6 +24,12 @@ use crate::xml::Element;
 /// first and deletion stops at the first failure.
 pub type DeletionChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Option<u32>> + Send + Sync);
 
+/// Chooses which stored elements to replace in place: receives every stored
+/// element (in document order) and returns, for each, `None` (keep it) or
+/// `Some(new)` (replace it by `new`, at the same position). See
+/// [`XmlRepository::replace_elements`].
+pub type ReplacementChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Option<Element>> + Send + Sync);
+
 /// Decides, from the elements currently stored, whether an element is still
 /// worth storing (used so that concurrent writers do not all add a key).
 pub type StorePrecondition<'a> = &'a (dyn Fn(&[Element]) -> bool + Send + Sync);
@@ -65,6 +71,33 @@ pub trait XmlRepository: Debug + Send + Sync {
         let _ = choose;
         Err(Error::NotSupported(format!(
             "{self:?} cannot delete elements"
+        )))
+    }
+
+    /// Replaces stored elements in place; returns how many were replaced.
+    ///
+    /// `choose` receives every stored element, in document order, and
+    /// returns, per element, `None` (keep it) or `Some(new)` (store `new`
+    /// instead, at the same position); a shorter result keeps the rest.
+    /// This is how a key is re-encrypted at rest without changing its id.
+    ///
+    /// Implementations guarantee that:
+    ///
+    /// * every element not chosen is kept untouched (byte for byte where the
+    ///   storage keeps bytes), and the order of the elements is kept;
+    /// * a replaced element is never absent, and never present twice, at any
+    ///   moment: a concurrent reader sees either the old or the new element;
+    /// * concurrent writers are not lost: after a conflict the elements are
+    ///   read again and `choose` is called again on them, so it may run more
+    ///   than once and must be a pure function of its input.
+    ///
+    /// The default implementation returns [`Error::NotSupported`]; callers
+    /// that must support such repositories can fall back to storing the new
+    /// element and then deleting the old one.
+    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
+        let _ = choose;
+        Err(Error::NotSupported(format!(
+            "{self:?} cannot replace elements in place"
         )))
     }
 

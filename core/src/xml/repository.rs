@@ -167,6 +167,23 @@ impl RepositoryDocument {
         });
     }
 
+    /// Replaces the child at `index` by `element` (written without
+    /// formatting, as [`RepositoryDocument::push`] does); every other child
+    /// keeps its raw text. Returns `false` (and changes nothing) when there
+    /// is no child at `index`.
+    pub fn replace(&mut self, index: usize, element: &Element) -> bool {
+        match self.children.get_mut(index) {
+            Some(child) => {
+                *child = RepositoryChild {
+                    raw: element.to_xml(Format::Compact),
+                    element: element.clone(),
+                };
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Keeps only the children for which `keep` returns true.
     pub fn retain(&mut self, mut keep: impl FnMut(&Element) -> bool) {
         self.children.retain(|c| keep(&c.element));
@@ -225,6 +242,24 @@ mod tests {
         );
         let again = RepositoryDocument::parse(out.as_bytes()).unwrap();
         assert_eq!(again.children().len(), 3);
+    }
+
+    #[test]
+    fn replace_keeps_the_other_children_byte_for_byte() {
+        let mut doc = RepositoryDocument::parse(
+            b"<?xml version=\"1.0\"?><repository a='1'><x  b='1'/><y>t</y><z/></repository>",
+        )
+        .unwrap();
+        assert!(doc.replace(1, &Element::new("n")));
+        assert!(!doc.replace(3, &Element::new("m")));
+        let out = String::from_utf8(doc.to_bytes()).unwrap();
+        assert_eq!(
+            out,
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><repository a='1'><x  b='1'/><n /><z/></repository>"
+        );
+        let again = RepositoryDocument::parse(out.as_bytes()).unwrap();
+        assert_eq!(again.elements(), doc.elements());
+        assert_eq!(again.children()[1].element(), &Element::new("n"));
     }
 
     #[test]
