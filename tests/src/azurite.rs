@@ -426,17 +426,14 @@ impl Azurite {
         let stderr = File::create(&stderr_path)
             .map_err(|e| Launch::Failed(HarnessError::io("creating the Azurite log file")(e)))?;
 
-        let mut args: Vec<String> = vec![
-            "--blobHost".into(),
-            "127.0.0.1".into(),
-            "--blobPort".into(),
-            self.port.to_string(),
-            "--skipApiVersionCheck".into(),
-            "--disableTelemetry".into(),
-            "--silent".into(),
-        ];
+        // Loopback only, and never without --disableTelemetry (Azurite
+        // otherwise reports to a public endpoint).
+        const ALWAYS: &str =
+            "--disableTelemetry --skipApiVersionCheck --silent --blobHost 127.0.0.1";
+        let mut args: Vec<String> = ALWAYS.split(' ').map(str::to_string).collect();
+        args.extend(["--blobPort".to_string(), self.port.to_string()]); // after ALWAYS: --disableTelemetry
         match self.persistence {
-            Persistence::InMemory => args.push("--inMemoryPersistence".into()),
+            Persistence::InMemory => args.push("--inMemoryPersistence".into()), // with ALWAYS: --disableTelemetry
             Persistence::Location => {
                 let dir = self.data_dir();
                 fs::create_dir_all(&dir).map_err(|e| {
