@@ -1210,6 +1210,70 @@ impl BlobXmlRepository {
         Err(self.exhausted(attempts, ambiguous, conflicts, last))
     }
 
+    /// Rewrites the document conditionally: `edit` changes a copy of the
+    /// current document and returns how many elements it changed (0: nothing
+    /// to write). The upload carries `If-Match`; after a conflict or an
+    /// ambiguous failure the blob is read again and `edit` re-run, with the
+    /// usual backoff. `done` names the change in the log ("deleted", ...).
+    async fn rewrite(
+        &self,
+        done: &'static str,
+        edit: &(dyn Fn(&mut RepositoryDocument) -> usize + Send + Sync),
+    ) -> Result<usize> {
+        let mut st = self.state.lock().await;
+        let attempts = self.options.max_attempts.max(1);
+        let mut ambiguous = false;
+        let mut conflicts = 0u32;
+        let mut pending = 0usize;
+        let mut last: Option<BlobError> = None;
+        for attempt in 0..attempts {
+            self.pause(attempt).await;
+            match self.refresh(&mut st).await {
+                Ok(()) => {}
+                Err(ReadFailure::Transient(e, source)) => {
+                    tracing::debug!(error = %e, attempt, "reading the key ring before a rewrite failed; retrying");
+                    last = Some(source);
+                    continue;
+                }
+                Err(ReadFailure::Fatal(e)) => return Err(e),
+            }
+            let (mut doc, etag) = match &st.cache {
+                Cache::Present { etag, doc } => (doc.clone(), etag.clone()),
+                _ => return Ok(pending),
+            };
+            let changed = edit(&mut doc);
+            if changed == 0 {
+                // Nothing (left) to change; `pending` counts what an ambiguous attempt wrote.
+                return Ok(pending);
+            }
+            let bytes = doc.to_bytes();
+            match self.put(&mut st, bytes, &Condition::IfMatch(etag)).await? {
+                Written::Stored(etag) => {
+                    st.cache = Cache::Present { etag, doc };
+                    tracing::info!(blob = %self.target.blob_url, elements = changed, "{done} key ring elements");
+                    return Ok(changed);
+                }
+                Written::Conflict(e) => {
+                    conflicts += 1;
+                    tracing::debug!(blob = %self.target.blob_url, attempt, error = %e, "write conflict; re-reading");
+                    last = Some(e);
+                }
+                Written::Ambiguous(e) => {
+                    ambiguous = true;
+                    pending = changed;
+                    tracing::warn!(
+                        blob = %self.target.blob_url,
+                        attempt,
+                        error = %e,
+                        "the outcome of a write is unknown; re-reading before trying again"
+                    );
+                    last = Some(e);
+                }
+            }
+        }
+        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+    }
+
     fn exhausted(
         &self,
         attempts: u32,
@@ -1269,59 +1333,20 @@ impl XmlRepository for BlobXmlRepository {
     }
 
     async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
-        let mut st = self.state.lock().await;
-        let attempts = self.options.max_attempts.max(1);
-        let mut ambiguous = false;
-        let mut conflicts = 0u32;
-        let mut pending = 0usize;
-        let mut last: Option<BlobError> = None;
-        for attempt in 0..attempts {
-            self.pause(attempt).await;
-            match self.refresh(&mut st).await {
-                Ok(()) => {}
-                Err(ReadFailure::Transient(e, source)) => {
-                    tracing::debug!(error = %e, attempt, "reading the key ring before a delete failed; retrying");
-                    last = Some(source);
-                    continue;
-                }
-                Err(ReadFailure::Fatal(e)) => return Err(e),
-            }
-            let (doc, etag) = match &st.cache {
-                Cache::Present { etag, doc } => (doc, etag.clone()),
-                _ => return Ok(pending),
-            };
+        let edit = |doc: &mut RepositoryDocument| {
             let orders = choose(&doc.elements());
             let chosen = orders.iter().filter(|o| o.is_some()).count();
-            if chosen == 0 {
-                // Nothing (left) to delete; `pending` counts what an ambiguous attempt removed.
-                return Ok(pending);
+            if chosen > 0 {
+                let mut index = 0;
+                doc.retain(|_| {
+                    let keep = orders.get(index).copied().flatten().is_none();
+                    index += 1;
+                    keep
+                });
             }
-            let mut doc = doc.clone();
-            let mut index = 0;
-            doc.retain(|_| {
-                let keep = orders.get(index).copied().flatten().is_none();
-                index += 1;
-                keep
-            });
-            let bytes = doc.to_bytes();
-            match self.put(&mut st, bytes, &Condition::IfMatch(etag)).await? {
-                Written::Stored(etag) => {
-                    st.cache = Cache::Present { etag, doc };
-                    tracing::info!(blob = %self.target.blob_url, deleted = chosen, "deleted key ring elements");
-                    return Ok(chosen);
-                }
-                Written::Conflict(e) => {
-                    conflicts += 1;
-                    last = Some(e);
-                }
-                Written::Ambiguous(e) => {
-                    ambiguous = true;
-                    pending = chosen;
-                    last = Some(e);
-                }
-            }
-        }
-        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+            chosen
+        };
+        self.rewrite("deleted", &edit).await
     }
 
     /// One conditional rewrite of the whole document: the chosen children are replaced in
@@ -1330,67 +1355,18 @@ impl XmlRepository for BlobXmlRepository {
     /// (409/412) or an ambiguous failure the blob is read again and `choose` re-run on what it
     /// holds then, after the usual backoff.
     async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
-        let mut st = self.state.lock().await;
-        let attempts = self.options.max_attempts.max(1);
-        let mut ambiguous = false;
-        let mut conflicts = 0u32;
-        let mut pending = 0usize;
-        let mut last: Option<BlobError> = None;
-        for attempt in 0..attempts {
-            self.pause(attempt).await;
-            match self.refresh(&mut st).await {
-                Ok(()) => {}
-                Err(ReadFailure::Transient(e, source)) => {
-                    tracing::debug!(error = %e, attempt, "reading the key ring before a replacement failed; retrying");
-                    last = Some(source);
-                    continue;
-                }
-                Err(ReadFailure::Fatal(e)) => return Err(e),
-            }
-            let (doc, etag) = match &st.cache {
-                Cache::Present { etag, doc } => (doc, etag.clone()),
-                _ => return Ok(pending),
-            };
-            let replacements = choose(&doc.elements());
-            let mut doc = doc.clone();
+        let edit = |doc: &mut RepositoryDocument| {
             let mut chosen = 0usize;
-            for (index, new) in replacements.into_iter().enumerate() {
+            for (index, new) in choose(&doc.elements()).into_iter().enumerate() {
                 if let Some(new) = new
                     && doc.replace(index, &new)
                 {
                     chosen += 1;
                 }
             }
-            if chosen == 0 {
-                // Nothing (left) to replace; `pending` counts what an ambiguous attempt wrote.
-                return Ok(pending);
-            }
-            let bytes = doc.to_bytes();
-            match self.put(&mut st, bytes, &Condition::IfMatch(etag)).await? {
-                Written::Stored(etag) => {
-                    st.cache = Cache::Present { etag, doc };
-                    tracing::info!(blob = %self.target.blob_url, replaced = chosen, "replaced key ring elements");
-                    return Ok(chosen);
-                }
-                Written::Conflict(e) => {
-                    conflicts += 1;
-                    tracing::debug!(blob = %self.target.blob_url, attempt, error = %e, "write conflict; re-reading");
-                    last = Some(e);
-                }
-                Written::Ambiguous(e) => {
-                    ambiguous = true;
-                    pending = chosen;
-                    tracing::warn!(
-                        blob = %self.target.blob_url,
-                        attempt,
-                        error = %e,
-                        "the outcome of a write is unknown; re-reading before trying again"
-                    );
-                    last = Some(e);
-                }
-            }
-        }
-        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+            chosen
+        };
+        self.rewrite("replaced", &edit).await
     }
 
     fn describe(&self) -> String {
