@@ -10,7 +10,7 @@ use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::ClientOptions;
 use azure_security_keyvault_keys::models::{
-    EncryptionAlgorithm, KeyClientWrapKeyOptions, KeyOperationParameters,
+    EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
@@ -148,6 +148,31 @@ impl AzureKeyVaultKeyClient {
         &self.key
     }
 
+    /// Reads the configured key (Key Vault `get`, the permission .NET's
+    /// encryptor also needs): its versioned kid, whether it is enabled, and
+    /// the operations it permits. For diagnostics; wrapping never needs it.
+    pub async fn key_info(&self) -> Result<VaultKeyInfo, KeyVaultError> {
+        const OP: &str = "get";
+        let id = &self.key;
+        let key_str = id.to_string();
+        let options = KeyClientGetKeyOptions {
+            key_version: id.version().map(str::to_string),
+            ..Default::default()
+        };
+        let key = self
+            .client_for(id)?
+            .get_key(id.name(), Some(options))
+            .await
+            .and_then(|r| r.into_model())
+            .map_err(|e| failure(OP, &key_str, id.host(), &e))?;
+        let jwk = key.key.unwrap_or_default();
+        Ok(VaultKeyInfo {
+            kid: jwk.kid.unwrap_or(key_str),
+            enabled: key.attributes.and_then(|a| a.enabled),
+            operations: jwk.key_ops.unwrap_or_default(),
+        })
+    }
+
     fn client_for(&self, id: &KeyVaultKeyId) -> Result<Arc<KeyClient>, KeyVaultError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(id.vault_url()) {
@@ -180,6 +205,18 @@ impl AzureKeyVaultKeyClient {
         clients.insert(id.vault_url().to_string(), client.clone());
         Ok(client)
     }
+}
+
+/// What Key Vault says about a key ([`AzureKeyVaultKeyClient::key_info`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultKeyInfo {
+    /// The versioned key id.
+    pub kid: String,
+    /// Whether the key (version) is enabled, if the vault said.
+    pub enabled: Option<bool>,
+    /// The operations the key permits (`wrapKey`, `unwrapKey`, ...); empty if
+    /// the vault did not list them.
+    pub operations: Vec<String>,
 }
 
 fn failure(operation: &'static str, key: &str, host: &str, e: &azure_core::Error) -> KeyVaultError {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use azure_core::credentials::TokenCredential;
 use dataprotection::DataProtectionProviderBuilder;
 
-pub use client::{AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, WrappedKey};
+pub use client::{
+    AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, VaultKeyInfo, WrappedKey,
+};
 pub use credential::{
     CredentialKind, credential_from, credential_from_environment, credential_kind_from,
 };

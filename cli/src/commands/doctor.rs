@@ -7,8 +7,6 @@
 
 use std::collections::HashMap;
 
-use azure_security_keyvault_keys::models::KeyClientGetKeyOptions;
-use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use dataprotection::Key;
 use dataprotection::key::KeySet;
 use dataprotection::policy::{
@@ -16,8 +14,7 @@ use dataprotection::policy::{
 };
 use dataprotection::xml::format_date;
 use dataprotection_azure_keyvault::{
-    AzureKeyVaultKeyClient, KeyVaultKeyId, KeyVaultOptions, KeyWrapClient, RSA_OAEP,
-    credential_from_environment,
+    AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, credential_from_environment,
 };
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -349,13 +346,6 @@ async fn blob_clock(report: &mut Report, location: &Location, now: OffsetDateTim
 /// The Key Vault key: get (its state and allowed operations), then a wrap
 /// and unwrap of random bytes.
 async fn key_vault(report: &mut Report, key_url: &str) {
-    let id = match KeyVaultKeyId::parse(key_url) {
-        Ok(id) => id,
-        Err(e) => {
-            report.error("keyvault.key", e.to_string());
-            return;
-        }
-    };
     let credential = match credential_from_environment() {
         Ok((c, _)) => c,
         Err(e) => {
@@ -363,42 +353,24 @@ async fn key_vault(report: &mut Report, key_url: &str) {
             return;
         }
     };
+    let client = match AzureKeyVaultKeyClient::new(key_url, credential, KeyVaultOptions::default())
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report.error("keyvault.key", e.to_string());
+            return;
+        }
+    };
     // get: .NET's encryptor needs it (it reads the key before wrapping).
-    let options = KeyClientOptions {
-        verify_challenge_resource: Some(!id.is_loopback()),
-        ..Default::default()
-    };
-    let got = match KeyClient::new(id.vault_url(), credential.clone(), Some(options)) {
-        Ok(client) => client
-            .get_key(
-                id.name(),
-                Some(KeyClientGetKeyOptions {
-                    key_version: id.version().map(str::to_string),
-                    ..Default::default()
-                }),
-            )
-            .await
-            .and_then(|r| r.into_model()),
-        Err(e) => Err(e),
-    };
-    match got {
-        Ok(key) => {
-            let enabled = key.attributes.as_ref().and_then(|a| a.enabled);
-            let ops: Vec<String> = key
-                .key
-                .as_ref()
-                .and_then(|k| k.key_ops.clone())
-                .unwrap_or_default();
-            let kid = key
-                .key
-                .as_ref()
-                .and_then(|k| k.kid.clone())
-                .unwrap_or_default();
+    match client.key_info().await {
+        Ok(info) => {
+            let kid = &info.kid;
+            let ops = &info.operations;
             let missing: Vec<&str> = ["wrapKey", "unwrapKey"]
                 .into_iter()
                 .filter(|op| !ops.is_empty() && !ops.iter().any(|o| o == op))
                 .collect();
-            if enabled == Some(false) {
+            if info.enabled == Some(false) {
                 report.error("keyvault.key", format!("key {kid} is disabled: keys wrapped with it cannot be unwrapped and no key can be wrapped"));
             } else if !missing.is_empty() {
                 report.error(
@@ -417,7 +389,7 @@ async fn key_vault(report: &mut Report, key_url: &str) {
             }
         }
         Err(e) => {
-            let message = dataprotection_azure_blobs::sas::redact(&e.to_string());
+            let message = e.to_string();
             if message.to_lowercase().contains("disabled key") {
                 report.error(
                     "keyvault.key",
@@ -434,14 +406,6 @@ async fn key_vault(report: &mut Report, key_url: &str) {
             }
         }
     }
-    let client = match AzureKeyVaultKeyClient::new(key_url, credential, KeyVaultOptions::default())
-    {
-        Ok(c) => c,
-        Err(e) => {
-            report.error("keyvault.wrap", e.to_string());
-            return;
-        }
-    };
     let probe: Vec<u8> = Uuid::new_v4()
         .as_bytes()
         .iter()
