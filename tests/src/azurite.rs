@@ -36,7 +36,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use azure_core::http::{ClientOptions, RetryOptions, Url};
+use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
@@ -172,6 +172,8 @@ enum Persistence {
 pub struct Azurite {
     port: u16,
     persistence: Persistence,
+    /// With [`Azurite::start_https_oauth`]: the test CA that signed the server certificate.
+    tls: Option<TlsMaterial>,
     workdir: tempfile::TempDir,
     process: Option<Process>,
     last_startup: Duration,
@@ -188,6 +190,7 @@ impl fmt::Debug for Azurite {
         f.debug_struct("Azurite")
             .field("port", &self.port)
             .field("persistence", &self.persistence)
+            .field("https_oauth", &self.tls.is_some())
             .field("workdir", &self.workdir.path())
             .field("running", &self.process.is_some())
             .field("last_startup", &self.last_startup)
@@ -219,15 +222,37 @@ impl Azurite {
             .map_err(|e| HarnessError::from_cached(e, "the shared instance failed to start: "))
     }
 
+    /// Starts a private in-memory instance that speaks **HTTPS only** and accepts Entra ID
+    /// bearer tokens (`--cert`, `--key`, `--oauth basic`).
+    ///
+    /// The server certificate (for `127.0.0.1` and `localhost`) is signed by a test CA minted
+    /// for this instance; trust it with [`Azurite::ca_pem`] or use
+    /// [`Azurite::https_client_options`]. Azurite checks a token's lifetime (`nbf`/`exp`), its
+    /// issuer prefix (`https://sts.windows.net/`) and its audience (`https://storage.azure.com`),
+    /// never its signature, so an unsigned JWT works. SAS URLs still work too.
+    pub fn start_https_oauth() -> Result<Self, HarnessError> {
+        Self::start_with(Persistence::InMemory, true)
+    }
+
     fn start_mode(persistence: Persistence) -> Result<Self, HarnessError> {
+        Self::start_with(persistence, false)
+    }
+
+    fn start_with(persistence: Persistence, https_oauth: bool) -> Result<Self, HarnessError> {
         let bin = ensure_installed()?;
         let workdir = tempfile::Builder::new()
             .prefix("azurite-")
             .tempdir()
             .map_err(HarnessError::io("creating a temporary directory"))?;
+        let tls = if https_oauth {
+            Some(TlsMaterial::generate(workdir.path())?)
+        } else {
+            None
+        };
         let mut azurite = Self {
             port: 0,
             persistence,
+            tls,
             workdir,
             process: None,
             last_startup: Duration::ZERO,
@@ -316,9 +341,36 @@ impl Azurite {
         (self.persistence == Persistence::Location).then(|| self.data_dir())
     }
 
-    /// `http://127.0.0.1:PORT/devstoreaccount1` (no trailing slash).
+    /// `http://127.0.0.1:PORT/devstoreaccount1` (no trailing slash); `https://` for an
+    /// instance started with [`Azurite::start_https_oauth`].
     pub fn blob_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}/{ACCOUNT_NAME}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{ACCOUNT_NAME}", self.port)
+    }
+
+    /// Whether this instance speaks HTTPS and accepts bearer tokens
+    /// ([`Azurite::start_https_oauth`]).
+    pub fn is_https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The PEM of the test CA that signed the server certificate of an HTTPS instance
+    /// ([`Azurite::start_https_oauth`]); `None` for a plain-http instance.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.ca_pem.as_str())
+    }
+
+    /// [`client_options`] (retries disabled) whose transport trusts only [`Azurite::ca_pem`]
+    /// (for a plain-http instance: just [`client_options`]).
+    ///
+    /// The transport is a reqwest 0.13 client (the SDK's major version) with automatic
+    /// decompression off, as the storage clients expect.
+    pub fn https_client_options(&self) -> Result<ClientOptions, HarnessError> {
+        let mut options = client_options();
+        if let Some(ca_pem) = self.ca_pem() {
+            options.transport = Some(trusting_transport(ca_pem)?);
+        }
+        Ok(options)
     }
 
     /// A connection string for this instance (account key form, blob endpoint only).
@@ -351,8 +403,11 @@ impl Azurite {
         let token = self.account_sas(one_hour())?;
         let url =
             parse_url(&token.append_to(&sas::container_url(&self.blob_endpoint(), container)))?;
-        BlobContainerClient::new(url, None, Some(container_client_options()))
-            .map_err(|e| HarnessError::azure(&e))
+        let options = BlobContainerClientOptions {
+            client_options: self.https_client_options()?,
+            ..Default::default()
+        };
+        BlobContainerClient::new(url, None, Some(options)).map_err(|e| HarnessError::azure(&e))
     }
 
     /// Creates `container` (with an account SAS) and returns its client.
@@ -442,6 +497,15 @@ impl Azurite {
                 args.push("--location".into());
                 args.push(dir.display().to_string());
             }
+        }
+        if let Some(tls) = &self.tls {
+            // HTTPS plus bearer tokens; still loopback only, still with ALWAYS (--disableTelemetry).
+            args.push("--cert".into());
+            args.push(tls.cert_path.display().to_string());
+            args.push("--key".into());
+            args.push(tls.key_path.display().to_string());
+            args.push("--oauth".into());
+            args.push("basic".into());
         }
 
         let mut command = watchdog_command(bin, &args);
@@ -611,6 +675,86 @@ fn free_port() -> Result<u16, HarnessError> {
         .local_addr()
         .map(|a| a.port())
         .map_err(HarnessError::io("reading the free port"))
+}
+
+/// The TLS files of an HTTPS instance: a test CA and a server certificate it signed.
+struct TlsMaterial {
+    ca_pem: String,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+impl TlsMaterial {
+    /// Mints a CA and a leaf for `127.0.0.1` and `localhost`, and writes the leaf (followed by
+    /// the CA) and its key as PEM files into `dir`.
+    fn generate(dir: &Path) -> Result<Self, HarnessError> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let tls =
+            |e: rcgen::Error| HarnessError::Process(format!("generating a test TLS cert: {e}"));
+
+        let ca_key = KeyPair::generate().map_err(tls)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "dataprotection-tests Azurite test CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
+        let ca_pem = ca_cert.pem();
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let leaf_key = KeyPair::generate().map_err(tls)?;
+        let mut leaf_params =
+            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .map_err(tls)?;
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "127.0.0.1");
+        leaf_params.is_ca = IsCa::ExplicitNoCa;
+        leaf_params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf_params.use_authority_key_identifier_extension = true;
+        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
+
+        let cert_path = dir.join("azurite-cert.pem");
+        let key_path = dir.join("azurite-key.pem");
+        fs::write(&cert_path, format!("{}{ca_pem}", leaf_cert.pem()))
+            .map_err(HarnessError::io("writing the Azurite TLS certificate"))?;
+        fs::write(&key_path, leaf_key.serialize_pem())
+            .map_err(HarnessError::io("writing the Azurite TLS key"))?;
+        Ok(Self {
+            ca_pem,
+            cert_path,
+            key_path,
+        })
+    }
+}
+
+/// A reqwest 0.13 transport that trusts only `ca_pem` (no system roots), with automatic
+/// decompression off (reqwest is built without gzip/deflate here).
+pub fn trusting_transport(ca_pem: &str) -> Result<Transport, HarnessError> {
+    let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())
+        .map_err(|e| HarnessError::Process(format!("parsing the test CA PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(HarnessError::Process(
+            "the test CA PEM holds no certificate".into(),
+        ));
+    }
+    let client = reqwest::Client::builder()
+        .tls_certs_only(certs)
+        .build()
+        .map_err(|e| HarnessError::Process(format!("building the reqwest client: {e}")))?;
+    Ok(Transport::new(std::sync::Arc::new(client)))
 }
 
 fn dev_key() -> AccountKey {
@@ -870,6 +1014,20 @@ mod tests {
             );
             assert!(!name.ends_with('-') && !name.contains("--"), "{name}");
         }
+    }
+
+    #[test]
+    fn tls_material_is_written_as_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = TlsMaterial::generate(dir.path()).unwrap();
+        let cert = fs::read_to_string(&tls.cert_path).unwrap();
+        let key = fs::read_to_string(&tls.key_path).unwrap();
+        // The leaf first, then the CA.
+        assert_eq!(cert.matches("BEGIN CERTIFICATE").count(), 2, "{cert}");
+        assert!(cert.ends_with(&tls.ca_pem));
+        assert!(key.contains("BEGIN PRIVATE KEY"));
+        assert!(trusting_transport(&tls.ca_pem).is_ok());
+        assert!(trusting_transport("not a pem").is_err());
     }
 
     #[test]
