@@ -840,7 +840,7 @@ impl BlobXmlRepository {
     }
 
     /// The explanation of a 401/403.
-    fn forbidden_hint(&self, st: &State) -> String {
+    fn forbidden_hint(&self, st: &State, code: &str) -> String {
         let now = self.options.clock.now();
         let sas_hint = |info: Option<&SasInfo>, renewable: &str| match info {
             Some(i) if i.is_expired_at(now) => format!("the {}; {renewable}", i.describe_at(now)),
@@ -875,6 +875,15 @@ impl BlobXmlRepository {
                 st.current.as_ref().and_then(|c| c.info.as_ref()),
                 "a new SAS from the SAS provider was refused too",
             ),
+            // The token itself was refused (audience, issuer/tenant, expiry), as
+            // opposed to a valid identity without a role.
+            Auth::Token { .. }
+                if code == "AuthenticationFailed" || code == "InvalidAuthenticationInfo" =>
+            {
+                "the token was rejected: check its audience (https://storage.azure.com), its \
+                 issuer and tenant, and its expiry"
+                    .into()
+            }
             Auth::Token { .. } => "check that the identity has a data-plane role on the \
                                    container, such as Storage Blob Data Contributor"
                 .into(),
@@ -891,7 +900,7 @@ impl BlobXmlRepository {
         let what = match classify(e) {
             Class::Forbidden => format!(
                 "{action} was refused ({status} {code}): {}",
-                self.forbidden_hint(st)
+                self.forbidden_hint(st, &code)
             ),
             Class::ContainerNotFound => format!(
                 "container {} does not exist; create it or set create_container_if_missing",

@@ -276,7 +276,7 @@ async fn refused_token(claims: Claims, what: &str) {
     let status = blob_error(&err).status();
     assert!(matches!(status, Some(401 | 403)), "{status:?}: {err:?}");
     assert!(text.contains("was refused (HTTP 40"), "{text}");
-    assert!(text.contains("data-plane role"), "{text}");
+    assert!(text.contains("the token was rejected"), "{text}");
     assert_no_token(&err, &bad.token);
 
     let err = repo
