@@ -320,7 +320,12 @@ async fn blob_clock(report: &mut Report, location: &Location, now: OffsetDateTim
         );
         return;
     };
-    // The Date header has a one-second resolution.
+    report_skew(report, now, date);
+}
+
+/// Judges the difference between this machine's clock and the storage
+/// service's `Date` header (one-second resolution).
+fn report_skew(report: &mut Report, now: OffsetDateTime, date: OffsetDateTime) {
     let skew = now - date;
     let text = format!(
         "this machine's clock is {} {} the storage service's",
@@ -678,5 +683,33 @@ fn unused_keys(report: &mut Report, set: &KeySet, now: OffsetDateTime) {
     }
     if !found {
         report.ok("key.unused", "no key is superseded or never active");
+    }
+}
+
+#[cfg(test)]
+mod skew_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn judge(skew: Duration) -> (Status, String) {
+        let mut report = Report(Vec::new());
+        let server = datetime!(2030-01-01 12:00 UTC);
+        report_skew(&mut report, server + skew, server);
+        let f = report.0.pop().unwrap();
+        (f.status, f.message)
+    }
+
+    #[test]
+    fn clock_skew_is_judged_against_the_five_minute_tolerance() {
+        assert!(matches!(judge(Duration::seconds(2)).0, Status::Ok));
+        let (status, message) = judge(Duration::minutes(2));
+        assert!(matches!(status, Status::Warning), "{message}");
+        assert!(message.contains("ahead of"), "{message}");
+        let (status, message) = judge(-Duration::minutes(10));
+        assert!(matches!(status, Status::Error), "{message}");
+        assert!(
+            message.contains("behind") && message.contains("5 minutes"),
+            "{message}"
+        );
     }
 }
