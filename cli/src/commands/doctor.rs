@@ -687,6 +687,7 @@ fn unused_keys(report: &mut Report, set: &KeySet, now: OffsetDateTime) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod skew_tests {
     use super::*;
     use time::macros::datetime;
