@@ -188,6 +188,41 @@ enum Written {
     Ambiguous(BlobError),
 }
 
+/// What the failed attempts of one retried conditional write amounted to.
+#[derive(Default)]
+struct WriteTally {
+    /// Some attempt may have been applied without our knowing.
+    ambiguous: bool,
+    /// Attempts that lost to another writer (409/412).
+    conflicts: u32,
+    /// The last error seen.
+    last: Option<BlobError>,
+}
+
+impl WriteTally {
+    /// Records a write that did not store (a conflict or an unknown outcome).
+    fn failed(&mut self, blob: &Url, attempt: u32, written: Written) {
+        match written {
+            Written::Stored(_) => {}
+            Written::Conflict(e) => {
+                self.conflicts += 1;
+                tracing::debug!(blob = %blob, attempt, error = %e, "write conflict; re-reading");
+                self.last = Some(e);
+            }
+            Written::Ambiguous(e) => {
+                self.ambiguous = true;
+                tracing::warn!(
+                    blob = %blob,
+                    attempt,
+                    error = %e,
+                    "the outcome of a write is unknown; re-reading before trying again"
+                );
+                self.last = Some(e);
+            }
+        }
+    }
+}
+
 /// A failed read: transient failures are retried by the write loops.
 enum ReadFailure {
     Transient(Error, BlobError),
@@ -1152,16 +1187,14 @@ impl BlobXmlRepository {
         let raw = element.to_xml(Format::Compact);
         let mut st = self.state.lock().await;
         let attempts = self.options.max_attempts.max(1);
-        let mut ambiguous = false;
-        let mut conflicts = 0u32;
-        let mut last: Option<BlobError> = None;
+        let mut tally = WriteTally::default();
         for attempt in 0..attempts {
             self.pause(attempt).await;
             match self.refresh(&mut st).await {
                 Ok(()) => {}
                 Err(ReadFailure::Transient(e, source)) => {
                     tracing::debug!(error = %e, attempt, "reading the key ring before a write failed; retrying");
-                    last = Some(source);
+                    tally.last = Some(source);
                     continue;
                 }
                 Err(ReadFailure::Fatal(e)) => return Err(e),
@@ -1199,24 +1232,10 @@ impl BlobXmlRepository {
                     st.cache = Cache::Present { etag, doc };
                     return Ok(true);
                 }
-                Written::Conflict(e) => {
-                    conflicts += 1;
-                    tracing::debug!(blob = %self.target.blob_url, attempt, error = %e, "write conflict; re-reading");
-                    last = Some(e);
-                }
-                Written::Ambiguous(e) => {
-                    ambiguous = true;
-                    tracing::warn!(
-                        blob = %self.target.blob_url,
-                        attempt,
-                        error = %e,
-                        "the outcome of a write is unknown; re-reading before trying again"
-                    );
-                    last = Some(e);
-                }
+                failed => tally.failed(&self.target.blob_url, attempt, failed),
             }
         }
-        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+        Err(self.exhausted(attempts, tally))
     }
 
     /// Rewrites the document conditionally: `edit` changes a copy of the
@@ -1231,17 +1250,15 @@ impl BlobXmlRepository {
     ) -> Result<usize> {
         let mut st = self.state.lock().await;
         let attempts = self.options.max_attempts.max(1);
-        let mut ambiguous = false;
-        let mut conflicts = 0u32;
+        let mut tally = WriteTally::default();
         let mut pending = 0usize;
-        let mut last: Option<BlobError> = None;
         for attempt in 0..attempts {
             self.pause(attempt).await;
             match self.refresh(&mut st).await {
                 Ok(()) => {}
                 Err(ReadFailure::Transient(e, source)) => {
                     tracing::debug!(error = %e, attempt, "reading the key ring before a rewrite failed; retrying");
-                    last = Some(source);
+                    tally.last = Some(source);
                     continue;
                 }
                 Err(ReadFailure::Fatal(e)) => return Err(e),
@@ -1262,34 +1279,23 @@ impl BlobXmlRepository {
                     tracing::info!(blob = %self.target.blob_url, elements = changed, "{done} key ring elements");
                     return Ok(changed);
                 }
-                Written::Conflict(e) => {
-                    conflicts += 1;
-                    tracing::debug!(blob = %self.target.blob_url, attempt, error = %e, "write conflict; re-reading");
-                    last = Some(e);
-                }
-                Written::Ambiguous(e) => {
-                    ambiguous = true;
-                    pending = changed;
-                    tracing::warn!(
-                        blob = %self.target.blob_url,
-                        attempt,
-                        error = %e,
-                        "the outcome of a write is unknown; re-reading before trying again"
-                    );
-                    last = Some(e);
+                failed => {
+                    if matches!(failed, Written::Ambiguous(_)) {
+                        pending = changed;
+                    }
+                    tally.failed(&self.target.blob_url, attempt, failed);
                 }
             }
         }
-        Err(self.exhausted(attempts, ambiguous, conflicts, last))
+        Err(self.exhausted(attempts, tally))
     }
 
-    fn exhausted(
-        &self,
-        attempts: u32,
-        ambiguous: bool,
-        conflicts: u32,
-        last: Option<BlobError>,
-    ) -> Error {
+    fn exhausted(&self, attempts: u32, tally: WriteTally) -> Error {
+        let WriteTally {
+            ambiguous,
+            conflicts,
+            last,
+        } = tally;
         let source = last.unwrap_or(BlobError::Service {
             status: None,
             code: None,
