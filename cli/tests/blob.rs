@@ -184,25 +184,7 @@ async fn blob_and_key_vault_end_to_end() {
     );
 
     // The blob holds .NET's document with the key wrapped and no master key in clear.
-    let blob = azurite::blob_client(
-        az.blob_sas_url(
-            &container,
-            "keys.xml",
-            "r",
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let bytes = blob
-        .download(None)
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = az.download_text(&container, "keys.xml").await.unwrap();
     assert!(
         text.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?><repository><key id="),
         "{text}"
@@ -218,15 +200,7 @@ async fn blob_and_key_vault_end_to_end() {
         &envs,
         None,
     ));
-    let bytes = blob
-        .download(None)
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let text = az.download_text(&container, "keys.xml").await.unwrap();
     assert!(
         text.contains(&format!("<kid>{kid}</kid>"))
             && text.contains(&format!("<kid>{new_kid}</kid>")),

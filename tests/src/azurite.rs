@@ -423,6 +423,34 @@ impl Azurite {
         Ok(client)
     }
 
+    /// The bytes of `blob` in `container`, read with a short-lived read-only SAS.
+    pub async fn download(&self, container: &str, blob: &str) -> Result<Vec<u8>, HarnessError> {
+        let url = self.blob_sas_url(
+            container,
+            blob,
+            "r",
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        )?;
+        let client = blob_client(url)?;
+        let response = client
+            .download(None)
+            .await
+            .map_err(|e| HarnessError::azure(&e))?;
+        let bytes = response
+            .body
+            .collect()
+            .await
+            .map_err(|e| HarnessError::azure(&e))?;
+        Ok(bytes.to_vec())
+    }
+
+    /// [`Azurite::download`] as UTF-8 text.
+    pub async fn download_text(&self, container: &str, blob: &str) -> Result<String, HarnessError> {
+        let bytes = self.download(container, blob).await?;
+        String::from_utf8(bytes)
+            .map_err(|_| HarnessError::Process(format!("blob {container}/{blob} is not UTF-8")))
+    }
+
     /// A blob URL carrying a blob-scoped service SAS (`sr=b`) with `permissions` (letters from
     /// `racwd`, any order) valid until `expiry`. The blob need not exist.
     ///
@@ -688,49 +716,15 @@ impl TlsMaterial {
     /// Mints a CA and a leaf for `127.0.0.1` and `localhost`, and writes the leaf (followed by
     /// the CA) and its key as PEM files into `dir`.
     fn generate(dir: &Path) -> Result<Self, HarnessError> {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-            KeyPair, KeyUsagePurpose,
-        };
-        let tls =
-            |e: rcgen::Error| HarnessError::Process(format!("generating a test TLS cert: {e}"));
-
-        let ca_key = KeyPair::generate().map_err(tls)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "dataprotection-tests Azurite test CA");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(tls)?;
-        let ca_pem = ca_cert.pem();
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let leaf_key = KeyPair::generate().map_err(tls)?;
-        let mut leaf_params =
-            CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-                .map_err(tls)?;
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "127.0.0.1");
-        leaf_params.is_ca = IsCa::ExplicitNoCa;
-        leaf_params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        leaf_params.use_authority_key_identifier_extension = true;
-        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
-
+        let cert =
+            keyvault_emulator::mint_test_certificate("dataprotection-tests Azurite test CA", &[])
+                .map_err(|e| HarnessError::Process(format!("generating a test TLS cert: {e}")))?;
+        let ca_pem = cert.ca_pem;
         let cert_path = dir.join("azurite-cert.pem");
         let key_path = dir.join("azurite-key.pem");
-        fs::write(&cert_path, format!("{}{ca_pem}", leaf_cert.pem()))
+        fs::write(&cert_path, format!("{}{ca_pem}", cert.leaf_pem))
             .map_err(HarnessError::io("writing the Azurite TLS certificate"))?;
-        fs::write(&key_path, leaf_key.serialize_pem())
+        fs::write(&key_path, cert.key_pem)
             .map_err(HarnessError::io("writing the Azurite TLS key"))?;
         Ok(Self {
             ca_pem,

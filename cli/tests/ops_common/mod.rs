@@ -148,19 +148,11 @@ pub fn blob_url(container: &str, permissions: &str, valid: Duration) -> String {
 
 /// The raw text of the blob `keys.xml` in `container`.
 pub async fn blob_text(container: &str) -> String {
-    let client = azurite::blob_client(
-        azure_core::http::Url::parse(&blob_url(container, "r", Duration::hours(1))).unwrap(),
-    )
-    .unwrap();
-    let bytes = client
-        .download(None)
+    Azurite::shared()
+        .unwrap()
+        .download_text(container, "keys.xml")
         .await
         .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 /// The `keys list --json` of a ring (`location` = the location options).

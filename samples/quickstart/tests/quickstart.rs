@@ -165,23 +165,5 @@ async fn azure_step_against_azurite_and_the_key_vault_emulator() {
 }
 
 async fn download(az: &Azurite, container: &str) -> String {
-    let blob = azurite::blob_client(
-        az.blob_sas_url(
-            container,
-            "keys.xml",
-            "r",
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let bytes = blob
-        .download(None)
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap();
-    String::from_utf8(bytes.to_vec()).unwrap()
+    az.download_text(container, "keys.xml").await.unwrap()
 }

@@ -28,6 +28,8 @@ pub mod isolated;
 mod log;
 mod server;
 mod tls;
+
+pub use tls::{TestCertificate, mint_test_certificate};
 mod util;
 mod vault;
 
