@@ -27,10 +27,37 @@ use crate::document::DocumentFileRepository;
 use crate::error::InteropError;
 use crate::key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem};
 use crate::manifest::{
-    Case, CaseKind, DefaultKey, Expect, ExpectedError, KeyEncryption, KeyEntry, MANIFEST_VERSION,
-    Manifest, Ring, Storage,
+    Case, CaseKind, DefaultKey, Expect, ExpectedError, IdentityTokenEntry, KeyEncryption, KeyEntry,
+    MANIFEST_VERSION, Manifest, Ring, Storage,
 };
 use crate::random::SeededRandom;
+use dataprotection_aspnetcore::{
+    DEFAULT_OPENID_CONNECT_SCHEME, IdentityTokenProvider, OPENID_CONNECT_HANDLER_PURPOSE,
+    PropertiesDataFormat, STATE_FORMAT_VERSION_PURPOSE, TOKEN_PROVIDER_PURPOSE, TicketDataFormat,
+    TokenError, UnprotectError, cookie_purposes,
+};
+
+mod sign_in;
+
+fn owned(purposes: &[&str]) -> Vec<String> {
+    purposes.iter().map(|p| p.to_string()).collect()
+}
+
+/// The core error inside a sign-in format error (a format error is reported
+/// as an invalid argument: the generator built the value itself).
+fn unprotect_error(e: UnprotectError) -> dataprotection::Error {
+    match e {
+        UnprotectError::Protection(e) => e,
+        other => dataprotection::Error::InvalidArgument(other.to_string()),
+    }
+}
+
+fn token_error(e: TokenError) -> dataprotection::Error {
+    match e {
+        TokenError::Protection(e) => e,
+        other => dataprotection::Error::InvalidArgument(other.to_string()),
+    }
+}
 
 /// The application name of every ring (`SetApplicationName`).
 pub const APPLICATION_NAME: &str = "dp-fixtures";
@@ -139,6 +166,7 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     g.expired_key_ring().await?;
     g.key_vault_ring().await?;
     g.repository_document_ring().await?;
+    g.sign_ins_ring().await?;
 
     let mut json =
         serde_json::to_string_pretty(&g.manifest).map_err(|source| InteropError::Manifest {
@@ -246,6 +274,7 @@ impl RingWriter {
         label: &str,
     ) -> Result<DataProtectionProvider, InteropError> {
         let mut builder = DataProtectionProvider::builder()
+            .application_name(APPLICATION_NAME)
             .repository(self.repository.clone())
             .clock(Arc::new(ManualClock::new(at)))
             .random(Arc::new(SeededRandom::new(label)))
@@ -425,6 +454,7 @@ impl Generator {
             expires_utc: spec.expires.map(rfc3339),
             scheme: None,
             ticket: None,
+            cookies: None,
             properties: None,
             token: None,
             description: (!spec.description.is_empty()).then(|| spec.description.to_string()),
@@ -788,5 +818,125 @@ impl Generator {
             "two keys in one <repository> document (the blob of PersistKeysToAzureBlobStorage), file keys.xml",
         )
         .await
+    }
+
+    /// Sign-in cookies (several tickets, one chunked), an OpenID Connect
+    /// `state` and Identity tokens, through `dataprotection-aspnetcore`.
+    async fn sign_ins_ring(&mut self) -> Result<(), InteropError> {
+        let name = "sign-ins";
+        let ring = self.ring(
+            name,
+            Algorithm::default(),
+            Storage::FileSystem,
+            KeyEncryption::None,
+        );
+        let key = ring.key(BASE, BASE, FAR_FUTURE).await?;
+        let at = BASE + PROTECT_DELAY;
+        let what = |case: &str| format!("case {case}");
+
+        for (label, ticket, description) in sign_in::tickets(at) {
+            let case = format!("{name}/cookie-{label}");
+            let provider = ring.provider(at, &what(&case)).await?;
+            let scheme = ticket.scheme.clone();
+            let value = TicketDataFormat::for_cookie_scheme(&provider, &scheme)
+                .protect(&ticket)
+                .map_err(|e| InteropError::generate(what(&case), unprotect_error(e)))?;
+            let cookies = sign_in::request_cookies(&scheme, &value)
+                .map_err(|e| InteropError::generate(what(&case), e))?;
+            self.sign_in_case(
+                &ring,
+                key,
+                Case {
+                    kind: CaseKind::Cookie,
+                    purposes: owned(&cookie_purposes(&scheme)),
+                    scheme: Some(scheme),
+                    ticket: Some(ticket),
+                    // Only a chunked cookie needs its request cookies spelled out.
+                    cookies: (cookies.len() > 1).then_some(cookies),
+                    description: Some(description.to_string()),
+                    ..sign_in::case(case, value)
+                },
+            )?;
+        }
+
+        let case = format!("{name}/oidc-state");
+        let provider = ring.provider(at, &what(&case)).await?;
+        let properties = sign_in::oidc_state_properties();
+        let value =
+            PropertiesDataFormat::openid_connect_state(&provider, DEFAULT_OPENID_CONNECT_SCHEME)
+                .protect(&properties)
+                .map_err(|e| InteropError::generate(what(&case), unprotect_error(e)))?;
+        self.sign_in_case(
+            &ring,
+            key,
+            Case {
+                kind: CaseKind::OidcState,
+                purposes: owned(&[
+                    OPENID_CONNECT_HANDLER_PURPOSE,
+                    DEFAULT_OPENID_CONNECT_SCHEME,
+                    STATE_FORMAT_VERSION_PURPOSE,
+                ]),
+                properties: Some(properties),
+                description: Some(
+                    "the state parameter of an OpenID Connect challenge (PropertiesDataFormat)"
+                        .into(),
+                ),
+                ..sign_in::case(case, value)
+            },
+        )?;
+
+        for (label, user_id, purpose, stamp) in sign_in::IDENTITY_TOKENS {
+            let case = format!("{name}/identity-token-{label}");
+            let provider = ring.provider(at, &what(&case)).await?;
+            let created = at + Duration::nanoseconds(123_456_700);
+            let value = IdentityTokenProvider::new(&provider)
+                .generate(user_id, purpose, stamp, created)
+                .map_err(|e| InteropError::generate(what(&case), token_error(e)))?;
+            self.sign_in_case(
+                &ring,
+                key,
+                Case {
+                    kind: CaseKind::IdentityToken,
+                    purposes: owned(&[TOKEN_PROVIDER_PURPOSE]),
+                    token: Some(IdentityTokenEntry {
+                        user_id: user_id.to_string(),
+                        purpose: purpose.to_string(),
+                        security_stamp: stamp.to_string(),
+                        created_utc: rfc3339(created),
+                    }),
+                    description: Some(format!("a DataProtectorTokenProvider token for {purpose}")),
+                    ..sign_in::case(case, value)
+                },
+            )?;
+        }
+        self.finish(
+            ring,
+            "one key for sign-in cookies, an OpenID Connect state and Identity tokens",
+        )
+        .await
+    }
+
+    /// Records a sign-in case after checking which key protected it.
+    fn sign_in_case(
+        &mut self,
+        ring: &RingWriter,
+        key: Uuid,
+        mut case: Case,
+    ) -> Result<(), InteropError> {
+        let bytes = dataprotection::payload::decode_text(&case.value)
+            .and_then(|payload| read_header(&payload))
+            .map_err(|e| InteropError::generate(format!("case {}", case.name), e))?;
+        if bytes != key {
+            return Err(InteropError::generate(
+                format!("case {}", case.name),
+                dataprotection::Error::InvalidArgument(format!(
+                    "protected under {bytes}, not {key}"
+                )),
+            ));
+        }
+        case.ring = ring.name.clone();
+        case.key_id = Some(key.hyphenated().to_string());
+        self.manifest.cases.push(case);
+        Ok(())
     }
 }

@@ -1,8 +1,8 @@
 //! The manifest: what a ring directory holds and what every case must decode
 //! to, in the shape issue 13 fixes (extra fields are allowed on both sides).
 
+use dataprotection_aspnetcore::{AuthenticationProperties, AuthenticationTicket};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The manifest format version this crate writes and reads.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -190,14 +190,40 @@ pub struct Case {
     pub scheme: Option<String>,
     /// The ticket, in the JSON shape of `dpkeys cookie decode` (cookie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ticket: Option<Value>,
-    /// The authentication properties (oidc_state).
+    pub ticket: Option<AuthenticationTicket>,
+    /// The request cookies of a chunked cookie, in order, whose reassembled
+    /// value is `value` (extra field, cookie).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties: Option<Value>,
-    /// `user_id`, `purpose`, `security_stamp`, `created_utc` (identity_token).
+    pub cookies: Option<Vec<RequestCookie>>,
+    /// The authentication properties, in order (oidc_state).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<Value>,
+    pub properties: Option<AuthenticationProperties>,
+    /// What the token holds (identity_token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<IdentityTokenEntry>,
     /// What the case shows (extra field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+/// One cookie of a request's `Cookie` header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCookie {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// What an Identity `DataProtectorTokenProvider` token holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityTokenEntry {
+    /// The user id.
+    pub user_id: String,
+    /// The token purpose (`ResetPassword`, ...), not a Data Protection purpose.
+    pub purpose: String,
+    /// The user's security stamp.
+    pub security_stamp: String,
+    /// When the token was created, RFC 3339 (100 ns precision).
+    pub created_utc: String,
 }

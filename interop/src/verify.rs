@@ -10,7 +10,12 @@ use dataprotection::clock::ManualClock;
 use dataprotection::payload::decode_text;
 use dataprotection::repository::{FileSystemXmlRepository, XmlRepository};
 use dataprotection::xml::read_descriptor_algorithm;
-use dataprotection::{DataProtectionProvider, Error};
+use dataprotection::{DataProtectionProvider, DataProtector, Error};
+use dataprotection_aspnetcore::{
+    AuthenticationProperties, AuthenticationTicket, ChunkingCookieManager, IdentityToken,
+    IdentityTokenProvider, PropertiesDataFormat, RequestCookies, TicketDataFormat, TokenError,
+    UnprotectError, cookie_name,
+};
 use dataprotection_azure_keyvault::{
     AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor, KeyVaultOptions,
 };
@@ -155,6 +160,7 @@ async fn check_ring(dir: &Path, ring: &Ring) -> Result<DataProtectionProvider, S
     };
     let at = parse_instant("default_key.at", &ring.default_key.at)?;
     let mut builder = DataProtectionProvider::builder()
+        .application_name(&ring.application_name)
         .repository(repository.clone())
         .clock(Arc::new(ManualClock::new(at)))
         .auto_generate_keys(false);
@@ -265,30 +271,103 @@ async fn check_ring(dir: &Path, ring: &Ring) -> Result<DataProtectionProvider, S
     Ok(provider)
 }
 
-async fn check_case(
-    ring: &Ring,
-    provider: &DataProtectionProvider,
-    case: &Case,
-) -> Result<(), String> {
-    let mut chain = vec![ring.application_name.clone()];
-    chain.extend(case.purposes.iter().cloned());
-    let protector = provider.create_protector_with_purposes(&chain);
-    let payload = decode_text(&case.value).map_err(|e| format!("the value: {e}"))?;
-    let outcome = match case.kind {
-        CaseKind::Payload => protector.unprotect_async(&payload).await.map(|p| (p, None)),
-        CaseKind::TimeLimited => protector
-            .to_time_limited()
-            .unprotect_async(&payload)
-            .await
-            .map(|(p, expiration)| (p, Some(expiration))),
-        other => {
-            return Err(format!(
-                "{other:?} cases are not verified yet (the dataprotection-aspnetcore crate is not in this workspace)"
-            ));
+/// What a case decoded to.
+enum Decoded {
+    Bytes(Vec<u8>, Option<OffsetDateTime>),
+    Ticket(Box<AuthenticationTicket>),
+    Properties(AuthenticationProperties),
+    Token(IdentityToken),
+}
+
+/// Why a case was refused: the core error when the payload itself was
+/// refused, or what else went wrong.
+enum Refusal {
+    Protection(Error),
+    Other(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Protection(e) => write!(f, "{e}"),
+            Refusal::Other(reason) => f.write_str(reason),
         }
-    };
-    match (case.expect, outcome) {
-        (Expect::Ok, Ok((plaintext, expiration))) => {
+    }
+}
+
+impl From<UnprotectError> for Refusal {
+    fn from(e: UnprotectError) -> Self {
+        match e {
+            UnprotectError::Protection(e) => Refusal::Protection(e),
+            other => Refusal::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<TokenError> for Refusal {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Protection(e) => Refusal::Protection(e),
+            other => Refusal::Other(other.to_string()),
+        }
+    }
+}
+
+async fn decode(protector: DataProtector, case: &Case) -> Result<Decoded, Refusal> {
+    match case.kind {
+        CaseKind::Payload | CaseKind::TimeLimited => {
+            let payload = decode_text(&case.value).map_err(Refusal::Protection)?;
+            if case.kind == CaseKind::Payload {
+                let plaintext = protector
+                    .unprotect_async(&payload)
+                    .await
+                    .map_err(Refusal::Protection)?;
+                Ok(Decoded::Bytes(plaintext, None))
+            } else {
+                let (plaintext, expiration) = protector
+                    .to_time_limited()
+                    .unprotect_async(&payload)
+                    .await
+                    .map_err(Refusal::Protection)?;
+                Ok(Decoded::Bytes(plaintext, Some(expiration)))
+            }
+        }
+        CaseKind::Cookie => {
+            if let Some(cookies) = &case.cookies {
+                let scheme = case
+                    .scheme
+                    .as_deref()
+                    .ok_or_else(|| Refusal::Other("a chunked cookie case without scheme".into()))?;
+                let request = RequestCookies::from_pairs(
+                    cookies.iter().map(|c| (c.name.clone(), c.value.clone())),
+                );
+                let joined = ChunkingCookieManager::default()
+                    .reassemble(&request, &cookie_name(scheme))
+                    .map_err(|e| Refusal::Other(format!("the chunked cookie: {e}")))?;
+                if joined.as_deref() != Some(case.value.as_str()) {
+                    return Err(Refusal::Other(
+                        "the cookies do not reassemble to the value".into(),
+                    ));
+                }
+            }
+            let ticket = TicketDataFormat::new(protector)
+                .unprotect_async(&case.value)
+                .await?;
+            Ok(Decoded::Ticket(Box::new(ticket)))
+        }
+        CaseKind::OidcState => Ok(Decoded::Properties(
+            PropertiesDataFormat::new(protector).unprotect(&case.value)?,
+        )),
+        CaseKind::IdentityToken => Ok(Decoded::Token(
+            IdentityTokenProvider::with_protector(protector).read(&case.value)?,
+        )),
+    }
+}
+
+/// Compares what a case decoded to with what the manifest states.
+fn compare(case: &Case, decoded: Decoded) -> Result<(), String> {
+    match decoded {
+        Decoded::Bytes(plaintext, expiration) => {
             let stated = case
                 .plaintext_hex
                 .as_deref()
@@ -310,22 +389,80 @@ async fn check_case(
                     return Err(format!("expires at {expiration}, the manifest says {text}"));
                 }
             }
-            Ok(())
         }
+        Decoded::Ticket(ticket) => {
+            let stated = case.ticket.as_ref().ok_or("a cookie case without ticket")?;
+            if *ticket != *stated {
+                return Err(format!("decodes to another ticket: {}", ticket.to_json()));
+            }
+            if case.scheme.as_deref() != Some(ticket.scheme.as_str()) {
+                return Err(format!(
+                    "the ticket's scheme is {:?}, the case says {:?}",
+                    ticket.scheme, case.scheme
+                ));
+            }
+        }
+        Decoded::Properties(properties) => {
+            let stated = case
+                .properties
+                .as_ref()
+                .ok_or("an oidc_state case without properties")?;
+            if properties != *stated {
+                return Err(format!(
+                    "decodes to other properties: {:?}",
+                    properties.items()
+                ));
+            }
+        }
+        Decoded::Token(token) => {
+            let stated = case
+                .token
+                .as_ref()
+                .ok_or("an identity_token case without token")?;
+            let created = parse_instant("token.created_utc", &stated.created_utc)?;
+            if token.user_id != stated.user_id
+                || token.purpose != stated.purpose
+                || token.security_stamp != stated.security_stamp
+                || token.created != created
+            {
+                return Err(format!("decodes to another token: {token:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_case(
+    ring: &Ring,
+    provider: &DataProtectionProvider,
+    case: &Case,
+) -> Result<(), String> {
+    let mut chain = vec![ring.application_name.clone()];
+    chain.extend(case.purposes.iter().cloned());
+    let protector = provider.create_protector_with_purposes(&chain);
+    match (case.expect, decode(protector, case).await) {
+        (Expect::Ok, Ok(decoded)) => compare(case, decoded),
         (Expect::Ok, Err(e)) => Err(format!("must decode, but: {e}")),
         (Expect::Error, Ok(_)) => Err("must be refused, but decodes".into()),
-        (Expect::Error, Err(e)) => {
-            let matches = match case.error {
-                None => true,
-                Some(ExpectedError::Revoked) => matches!(e, Error::KeyRevoked { .. }),
-                Some(ExpectedError::Expired) => matches!(e, Error::PayloadExpired { .. }),
-                Some(ExpectedError::Decryption) => matches!(e, Error::DecryptionFailed),
+        (Expect::Error, Err(refusal)) => {
+            let matches = match (case.error, &refusal) {
+                (None, _) => true,
+                (Some(ExpectedError::Revoked), Refusal::Protection(e)) => {
+                    matches!(e, Error::KeyRevoked { .. })
+                }
+                (Some(ExpectedError::Expired), Refusal::Protection(e)) => {
+                    matches!(e, Error::PayloadExpired { .. })
+                }
+                (Some(ExpectedError::Decryption), Refusal::Protection(e)) => {
+                    matches!(e, Error::DecryptionFailed)
+                }
+                (Some(_), Refusal::Other(_)) => false,
             };
             if matches {
                 Ok(())
             } else {
                 Err(format!(
-                    "refused as expected, but for another reason than {:?}: {e}",
+                    "refused as expected, but for another reason than {:?}: {refusal}",
                     case.error
                 ))
             }

@@ -48,7 +48,27 @@ fn committed_manifest_covers_what_the_cross_check_needs() {
         .collect();
     assert!(algorithms.len() >= 9, "every algorithm: {algorithms:?}");
     let kinds: HashSet<CaseKind> = manifest.cases.iter().map(|c| c.kind).collect();
-    assert!(kinds.contains(&CaseKind::Payload) && kinds.contains(&CaseKind::TimeLimited));
+    for kind in [
+        CaseKind::Payload,
+        CaseKind::TimeLimited,
+        CaseKind::Cookie,
+        CaseKind::OidcState,
+        CaseKind::IdentityToken,
+    ] {
+        assert!(kinds.contains(&kind), "no {kind:?} case");
+    }
+    let cookies: Vec<_> = manifest
+        .cases
+        .iter()
+        .filter(|c| c.kind == CaseKind::Cookie)
+        .collect();
+    assert!(cookies.len() >= 3, "several tickets");
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.cookies.as_ref().is_some_and(|chunks| chunks.len() > 2)),
+        "a chunked cookie"
+    );
     let key_vault: Vec<_> = manifest
         .rings
         .iter()
@@ -328,4 +348,43 @@ async fn a_key_vault_ring_under_another_kid_fails() {
             .map(|c| format!("case {}", c.name)),
     );
     assert_eq!(subjects, expected);
+}
+
+#[tokio::test]
+async fn a_different_ticket_properties_or_token_fails() {
+    let mut manifest = committed();
+    let mut expected = Vec::new();
+    for case in &mut manifest.cases {
+        if let Some(ticket) = &mut case.ticket
+            && expected.iter().all(|n: &String| !n.contains("cookie"))
+        {
+            ticket.identities[0].claims[0].value.push('!');
+            expected.push(format!("case {}", case.name));
+        } else if let Some(properties) = &mut case.properties {
+            properties.set(".redirect", "/elsewhere");
+            expected.push(format!("case {}", case.name));
+        } else if let Some(token) = &mut case.token
+            && expected.iter().all(|n| !n.contains("identity-token"))
+        {
+            token.created_utc = "2025-01-04T00:00:00Z".into();
+            expected.push(format!("case {}", case.name));
+        }
+    }
+    assert_eq!(expected.len(), 3);
+    let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
+    assert_eq!(subjects, expected);
+}
+
+#[tokio::test]
+async fn a_chunked_cookie_missing_a_chunk_fails() {
+    let mut manifest = committed();
+    let case = manifest
+        .cases
+        .iter_mut()
+        .find(|c| c.cookies.as_ref().is_some_and(|chunks| chunks.len() > 2))
+        .unwrap();
+    case.cookies.as_mut().unwrap().pop();
+    let name = format!("case {}", case.name);
+    let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
+    assert_eq!(subjects, [name]);
 }
