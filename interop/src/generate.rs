@@ -5,18 +5,20 @@
 //! and every date from a manual clock, so regenerating reproduces the files
 //! byte for byte unless the code that writes them changed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dataprotection::clock::ManualClock;
 use dataprotection::crypto::{AesKeySize, Algorithm, ValidationAlgorithm};
-use dataprotection::encryption::XmlEncryptor;
+use dataprotection::encryption::{DecryptorRegistry, XmlEncryptor};
 use dataprotection::payload::{encode_text, read_header};
 use dataprotection::repository::{FileSystemXmlRepository, XmlRepository};
 use dataprotection::xml::{Element, read_descriptor_algorithm};
 use dataprotection::{DataProtectionProvider, DataProtector, KeyManager};
 use dataprotection_azure_keyvault::{
-    AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor, KeyVaultOptions,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor,
+    AzureKeyVaultXmlEncryptor, KeyVaultOptions,
 };
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -31,6 +33,7 @@ use crate::manifest::{
     MANIFEST_VERSION, Manifest, Ring, Storage,
 };
 use crate::random::SeededRandom;
+use crate::reuse::ReusingXmlEncryptor;
 use dataprotection_aspnetcore::{
     DEFAULT_OPENID_CONNECT_SCHEME, IdentityTokenProvider, OPENID_CONNECT_HANDLER_PURPOSE,
     PropertiesDataFormat, STATE_FORMAT_VERSION_PURPOSE, TOKEN_PROVIDER_PURPOSE, TicketDataFormat,
@@ -142,7 +145,7 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
         &pem,
         &rsa_path,
     )?);
-    remember_wraps(&wrap_client, &out.join(RINGS_DIR)).await?;
+    let previous = previous_rings(&out.join(RINGS_DIR)).await?;
 
     let rings_dir = out.join(RINGS_DIR);
     match std::fs::remove_dir_all(&rings_dir) {
@@ -154,6 +157,7 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     let mut g = Generator {
         out: out.to_path_buf(),
         wrap_client,
+        previous,
         manifest: Manifest {
             version: MANIFEST_VERSION,
             rings: Vec::new(),
@@ -186,55 +190,32 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), InteropError> {
     std::fs::write(path, bytes).map_err(|e| InteropError::io("writing", path, e))
 }
 
-/// Lets `client` reuse every wrap found below `rings` (any `<encryptedKey>`
-/// naming its kid).
-async fn remember_wraps(client: &LocalRsaKeyWrapClient, rings: &Path) -> Result<(), InteropError> {
-    let Ok(entries) = std::fs::read_dir(rings) else {
-        return Ok(());
+/// The elements of every ring directory below `rings`, by directory name,
+/// before regeneration replaces them (their encryptions are reused).
+async fn previous_rings(rings: &Path) -> Result<HashMap<String, Vec<Element>>, InteropError> {
+    let mut out = HashMap::new();
+    let entries = match std::fs::read_dir(rings) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(InteropError::io("reading directory", rings, e)),
     };
     for entry in entries {
         let entry = entry.map_err(|e| InteropError::io("reading directory", rings, e))?;
-        let repository = FileSystemXmlRepository::new(entry.path());
-        // A directory that cannot be read is only a missed reuse: the
-        // generator then wraps afresh.
-        let Ok(elements) = repository.get_all_elements().await else {
-            continue;
-        };
-        for element in &elements {
-            for encrypted in descendants(element, "encryptedKey") {
-                let kid = encrypted.child("kid").map(|k| k.text());
-                let wrapped = encrypted.child("key").map(|k| k.text());
-                if let (Some(kid), Some(wrapped)) = (kid, wrapped)
-                    && kid.trim() == client.kid()
-                {
-                    use base64::Engine;
-                    if let Ok(bytes) =
-                        base64::engine::general_purpose::STANDARD.decode(wrapped.trim())
-                    {
-                        client.remember(&bytes);
-                    }
-                }
-            }
-        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let elements = FileSystemXmlRepository::new(entry.path())
+            .get_all_elements()
+            .await
+            .map_err(|e| InteropError::generate(format!("reading the previous ring {name}"), e))?;
+        out.insert(name, elements);
     }
-    Ok(())
-}
-
-fn descendants<'a>(element: &'a Element, name: &'a str) -> Vec<&'a Element> {
-    let mut found = Vec::new();
-    for child in element.elements() {
-        if child.is(name) {
-            found.push(child);
-        } else {
-            found.extend(descendants(child, name));
-        }
-    }
-    found
+    Ok(out)
 }
 
 struct Generator {
     out: PathBuf,
     wrap_client: Arc<LocalRsaKeyWrapClient>,
+    /// What the rings held before, by name.
+    previous: HashMap<String, Vec<Element>>,
     manifest: Manifest,
 }
 
@@ -371,7 +352,7 @@ fn algorithm_ring_name(algorithm: Algorithm) -> String {
 }
 
 impl Generator {
-    fn ring(
+    async fn ring(
         &self,
         name: &str,
         algorithm: Algorithm,
@@ -395,7 +376,13 @@ impl Generator {
                     .with_random(Arc::new(SeededRandom::new(format!(
                         "ring {name} key encryption"
                     ))));
-                (Some(Arc::new(encryptor)), Some(decryptor))
+                let mut decryptors = DecryptorRegistry::new();
+                decryptors.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
+                let reusing = ReusingXmlEncryptor::new(Arc::new(encryptor));
+                if let Some(previous) = self.previous.get(name) {
+                    reusing.learn(previous, &decryptors).await;
+                }
+                (Some(Arc::new(reusing)), Some(decryptor))
             }
             KeyEncryption::None | KeyEncryption::X509 => (None, None),
         };
@@ -532,7 +519,9 @@ impl Generator {
         for algorithm in Algorithm::ALL {
             // HMACSHA1/384 are never written, so ALL holds only writable ones.
             let name = algorithm_ring_name(algorithm);
-            let ring = self.ring(&name, algorithm, Storage::FileSystem, KeyEncryption::None);
+            let ring = self
+                .ring(&name, algorithm, Storage::FileSystem, KeyEncryption::None)
+                .await;
             ring.key(BASE, BASE, FAR_FUTURE).await?;
             self.case(
                 &ring,
@@ -617,12 +606,14 @@ impl Generator {
     /// Two keys, the first revoked by a single `<revocation>`.
     async fn revoked_key_ring(&mut self) -> Result<(), InteropError> {
         let name = "revoked-key";
-        let ring = self.ring(
-            name,
-            Algorithm::default(),
-            Storage::FileSystem,
-            KeyEncryption::None,
-        );
+        let ring = self
+            .ring(
+                name,
+                Algorithm::default(),
+                Storage::FileSystem,
+                KeyEncryption::None,
+            )
+            .await;
         let revoked = ring.key(BASE, BASE, FAR_FUTURE).await?;
         self.case(
             &ring,
@@ -665,12 +656,14 @@ impl Generator {
     /// Two keys revoked by a mass revocation, and one created after it.
     async fn mass_revocation_ring(&mut self) -> Result<(), InteropError> {
         let name = "mass-revocation";
-        let ring = self.ring(
-            name,
-            Algorithm::default(),
-            Storage::FileSystem,
-            KeyEncryption::None,
-        );
+        let ring = self
+            .ring(
+                name,
+                Algorithm::default(),
+                Storage::FileSystem,
+                KeyEncryption::None,
+            )
+            .await;
         for (i, label) in [(0, "first"), (1, "second")] {
             let created = BASE + KEY_SPACING * i;
             let key = ring.key(created, created, FAR_FUTURE).await?;
@@ -718,12 +711,14 @@ impl Generator {
     /// An expired key next to a current one; both still unprotect.
     async fn expired_key_ring(&mut self) -> Result<(), InteropError> {
         let name = "expired-key";
-        let ring = self.ring(
-            name,
-            Algorithm::default(),
-            Storage::FileSystem,
-            KeyEncryption::None,
-        );
+        let ring = self
+            .ring(
+                name,
+                Algorithm::default(),
+                Storage::FileSystem,
+                KeyEncryption::None,
+            )
+            .await;
         let old = datetime!(2024-01-01 0:00 UTC);
         let old_expiry = datetime!(2024-04-01 0:00 UTC);
         let expired = ring.key(old, old, old_expiry).await?;
@@ -760,12 +755,14 @@ impl Generator {
     /// wraps them, by a local test-only RSA key.
     async fn key_vault_ring(&mut self) -> Result<(), InteropError> {
         let name = "azure-keyvault";
-        let ring = self.ring(
-            name,
-            Algorithm::default(),
-            Storage::FileSystem,
-            KeyEncryption::AzureKeyVault,
-        );
+        let ring = self
+            .ring(
+                name,
+                Algorithm::default(),
+                Storage::FileSystem,
+                KeyEncryption::AzureKeyVault,
+            )
+            .await;
         let at = BASE + PROTECT_DELAY;
         ring.key(BASE, BASE, FAR_FUTURE).await?;
         self.case(
@@ -792,12 +789,14 @@ impl Generator {
     /// A `<repository>` document as the Azure blob repositories store it.
     async fn repository_document_ring(&mut self) -> Result<(), InteropError> {
         let name = "blob-document";
-        let ring = self.ring(
-            name,
-            Algorithm::default(),
-            Storage::RepositoryDocument,
-            KeyEncryption::None,
-        );
+        let ring = self
+            .ring(
+                name,
+                Algorithm::default(),
+                Storage::RepositoryDocument,
+                KeyEncryption::None,
+            )
+            .await;
         for (i, label) in [(0, "first"), (1, "second")] {
             let created = BASE + KEY_SPACING * i;
             let key = ring.key(created, created, FAR_FUTURE).await?;
@@ -824,12 +823,14 @@ impl Generator {
     /// `state` and Identity tokens, through `dataprotection-aspnetcore`.
     async fn sign_ins_ring(&mut self) -> Result<(), InteropError> {
         let name = "sign-ins";
-        let ring = self.ring(
-            name,
-            Algorithm::default(),
-            Storage::FileSystem,
-            KeyEncryption::None,
-        );
+        let ring = self
+            .ring(
+                name,
+                Algorithm::default(),
+                Storage::FileSystem,
+                KeyEncryption::None,
+            )
+            .await;
         let key = ring.key(BASE, BASE, FAR_FUTURE).await?;
         let at = BASE + PROTECT_DELAY;
         let what = |case: &str| format!("case {case}");

@@ -2,10 +2,8 @@
 //! does with `wrapKey`/`unwrapKey` and `RSA-OAEP` (SHA-1, MGF1-SHA-1), so that
 //! a Key Vault-wrapped ring can be written and read without a vault.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_lc_rs::encoding::AsDer;
@@ -44,16 +42,13 @@ pub fn generate_test_rsa_pem(path_for_errors: &Path) -> Result<String, InteropEr
 
 /// Wraps and unwraps with a local RSA key under a fixed Key Vault key id.
 ///
-/// RSA-OAEP encryption is randomized, so wrapping the same AES key twice
-/// gives different bytes. To keep regenerated fixtures identical, wraps
-/// already made (read back from the fixtures with
-/// [`LocalRsaKeyWrapClient::remember`]) are reused for the same AES key: any
-/// OAEP encryption of a key is as valid as another.
+/// RSA-OAEP encryption is randomized: wrapping the same AES key twice gives
+/// different bytes (the generator keeps fixtures stable with
+/// [`crate::ReusingXmlEncryptor`]).
 pub struct LocalRsaKeyWrapClient {
     kid: String,
     private: OaepPrivateDecryptingKey,
     public: OaepPublicEncryptingKey,
-    known_wraps: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 impl fmt::Debug for LocalRsaKeyWrapClient {
@@ -92,28 +87,12 @@ impl LocalRsaKeyWrapClient {
             kid: kid.to_string(),
             private,
             public,
-            known_wraps: Mutex::new(HashMap::new()),
         })
     }
 
     /// The Key Vault key id this client answers as.
     pub fn kid(&self) -> &str {
         &self.kid
-    }
-
-    /// Reuses `wrapped` whenever the key it wraps is wrapped again, if it
-    /// unwraps with this key; returns whether it did.
-    pub fn remember(&self, wrapped: &[u8]) -> bool {
-        match self.unwrap(wrapped) {
-            Ok(key) => {
-                self.known_wraps
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, wrapped.to_vec());
-                true
-            }
-            Err(_) => false,
-        }
     }
 
     fn failure(&self, operation: &'static str, status: u16, message: &str) -> KeyVaultError {
@@ -149,25 +128,13 @@ impl KeyWrapClient for LocalRsaKeyWrapClient {
         if algorithm != RSA_OAEP {
             return Err(self.failure("wrapKey", 400, "only RSA-OAEP is supported"));
         }
-        let known = self
-            .known_wraps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned();
-        let wrapped = match known {
-            Some(wrapped) => wrapped,
-            None => {
-                let mut out = vec![0u8; self.public.ciphertext_size()];
-                let len = self
-                    .public
-                    .encrypt(&OAEP_SHA1_MGF1SHA1, key, &mut out, None)
-                    .map_err(|_| self.failure("wrapKey", 400, "RSA-OAEP encryption failed"))?
-                    .len();
-                out.truncate(len);
-                out
-            }
-        };
+        let mut wrapped = vec![0u8; self.public.ciphertext_size()];
+        let len = self
+            .public
+            .encrypt(&OAEP_SHA1_MGF1SHA1, key, &mut wrapped, None)
+            .map_err(|_| self.failure("wrapKey", 400, "RSA-OAEP encryption failed"))?
+            .len();
+        wrapped.truncate(len);
         Ok(WrappedKey {
             kid: self.kid.clone(),
             wrapped,

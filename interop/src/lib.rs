@@ -7,6 +7,7 @@ mod generate;
 mod key_wrap;
 pub mod manifest;
 mod random;
+mod reuse;
 mod verify;
 
 pub use document::DocumentFileRepository;
@@ -17,6 +18,7 @@ pub use generate::{
 pub use key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem};
 pub use manifest::Manifest;
 pub use random::SeededRandom;
+pub use reuse::ReusingXmlEncryptor;
 pub use verify::{VerifiedCounts, read_manifest, verify, verify_manifest};
 
 /// `interop/fixtures/rust`: what this crate generates.
