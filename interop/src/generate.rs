@@ -603,49 +603,60 @@ impl Generator {
         Ok(())
     }
 
+    /// A ring of default-algorithm keys without encryption at rest.
+    async fn plain_ring(&self, name: &str, storage: Storage) -> RingWriter {
+        self.ring(name, Algorithm::default(), storage, KeyEncryption::None)
+            .await
+    }
+
+    /// Creates a key (created at `created`, active from `activation`) and,
+    /// [`PROTECT_DELAY`] after its activation, protects [`TEXT`] under it
+    /// as the case `{ring}/{label}`, refused for `refused` if given.
+    async fn key_with_text_case(
+        &mut self,
+        ring: &RingWriter,
+        label: &str,
+        (created, activation, expiration): (OffsetDateTime, OffsetDateTime, OffsetDateTime),
+        refused: Option<ExpectedError>,
+        description: &'static str,
+    ) -> Result<Uuid, InteropError> {
+        let key = ring.key(created, activation, expiration).await?;
+        let mut spec = CaseSpec::payload(
+            format!("{}/{label}", ring.name),
+            activation + PROTECT_DELAY,
+            &[PAYLOAD_PURPOSE],
+            TEXT,
+        )
+        .under(key)
+        .describe(description);
+        if let Some(error) = refused {
+            spec = spec.refused(error);
+        }
+        self.case(ring, spec).await?;
+        Ok(key)
+    }
+
     /// Two keys, the first revoked by a single `<revocation>`.
     async fn revoked_key_ring(&mut self) -> Result<(), InteropError> {
-        let name = "revoked-key";
-        let ring = self
-            .ring(
-                name,
-                Algorithm::default(),
-                Storage::FileSystem,
-                KeyEncryption::None,
+        let ring = self.plain_ring("revoked-key", Storage::FileSystem).await;
+        let revoked = self
+            .key_with_text_case(
+                &ring,
+                "under-revoked-key",
+                (BASE, BASE, FAR_FUTURE),
+                Some(ExpectedError::Revoked),
+                "protected before its key was revoked: must be refused",
             )
-            .await;
-        let revoked = ring.key(BASE, BASE, FAR_FUTURE).await?;
-        self.case(
-            &ring,
-            CaseSpec::payload(
-                format!("{name}/under-revoked-key"),
-                BASE + PROTECT_DELAY,
-                &[PAYLOAD_PURPOSE],
-                TEXT,
-            )
-            .under(revoked)
-            .refused(ExpectedError::Revoked)
-            .describe("protected before its key was revoked: must be refused"),
-        )
-        .await?;
+            .await?;
         let created = BASE + KEY_SPACING;
-        let current = ring.key(created, created, FAR_FUTURE).await?;
-        self.case(
-            &ring,
-            CaseSpec::payload(
-                format!("{name}/under-current-key"),
-                created + PROTECT_DELAY,
-                &[PAYLOAD_PURPOSE],
-                TEXT,
-            )
-            .under(current),
-        )
-        .await?;
+        let current = (created, created, FAR_FUTURE);
+        self.key_with_text_case(&ring, "under-current-key", current, None, "")
+            .await?;
         ring.clock.set(BASE + KEY_SPACING * 2);
         ring.manager
             .revoke_key(revoked, Some("fixture: a single revoked key"))
             .await
-            .map_err(|e| InteropError::generate(name, e))?;
+            .map_err(|e| InteropError::generate(&ring.name, e))?;
         self.finish(
             ring,
             "a key revoked by a single revocation, and a current key",
@@ -655,29 +666,20 @@ impl Generator {
 
     /// Two keys revoked by a mass revocation, and one created after it.
     async fn mass_revocation_ring(&mut self) -> Result<(), InteropError> {
-        let name = "mass-revocation";
         let ring = self
-            .ring(
-                name,
-                Algorithm::default(),
-                Storage::FileSystem,
-                KeyEncryption::None,
-            )
+            .plain_ring("mass-revocation", Storage::FileSystem)
             .await;
-        for (i, label) in [(0, "first"), (1, "second")] {
+        for (i, label) in [
+            (0, "under-first-revoked-key"),
+            (1, "under-second-revoked-key"),
+        ] {
             let created = BASE + KEY_SPACING * i;
-            let key = ring.key(created, created, FAR_FUTURE).await?;
-            self.case(
+            self.key_with_text_case(
                 &ring,
-                CaseSpec::payload(
-                    format!("{name}/under-{label}-revoked-key"),
-                    created + PROTECT_DELAY,
-                    &[PAYLOAD_PURPOSE],
-                    TEXT,
-                )
-                .under(key)
-                .refused(ExpectedError::Revoked)
-                .describe("its key was created before the mass revocation date: must be refused"),
+                label,
+                (created, created, FAR_FUTURE),
+                Some(ExpectedError::Revoked),
+                "its key was created before the mass revocation date: must be refused",
             )
             .await?;
         }
@@ -686,19 +688,14 @@ impl Generator {
         ring.manager
             .revoke_all_keys(revocation, Some("fixture: mass revocation"))
             .await
-            .map_err(|e| InteropError::generate(name, e))?;
+            .map_err(|e| InteropError::generate(&ring.name, e))?;
         let created = BASE + KEY_SPACING * 3;
-        let later = ring.key(created, created, FAR_FUTURE).await?;
-        self.case(
+        self.key_with_text_case(
             &ring,
-            CaseSpec::payload(
-                format!("{name}/under-later-key"),
-                created + PROTECT_DELAY,
-                &[PAYLOAD_PURPOSE],
-                TEXT,
-            )
-            .under(later)
-            .describe("its key was created after the mass revocation date"),
+            "under-later-key",
+            (created, created, FAR_FUTURE),
+            None,
+            "its key was created after the mass revocation date",
         )
         .await?;
         self.finish(
@@ -710,43 +707,20 @@ impl Generator {
 
     /// An expired key next to a current one; both still unprotect.
     async fn expired_key_ring(&mut self) -> Result<(), InteropError> {
-        let name = "expired-key";
-        let ring = self
-            .ring(
-                name,
-                Algorithm::default(),
-                Storage::FileSystem,
-                KeyEncryption::None,
-            )
-            .await;
+        let ring = self.plain_ring("expired-key", Storage::FileSystem).await;
         let old = datetime!(2024-01-01 0:00 UTC);
         let old_expiry = datetime!(2024-04-01 0:00 UTC);
-        let expired = ring.key(old, old, old_expiry).await?;
-        self.case(
+        self.key_with_text_case(
             &ring,
-            CaseSpec::payload(
-                format!("{name}/under-expired-key"),
-                old + PROTECT_DELAY,
-                &[PAYLOAD_PURPOSE],
-                TEXT,
-            )
-            .under(expired)
-            .describe("an expired key still unprotects"),
+            "under-expired-key",
+            (old, old, old_expiry),
+            None,
+            "an expired key still unprotects",
         )
         .await?;
-        let created = datetime!(2024-03-20 0:00 UTC);
-        let current = ring.key(created, old_expiry, FAR_FUTURE).await?;
-        self.case(
-            &ring,
-            CaseSpec::payload(
-                format!("{name}/under-current-key"),
-                old_expiry + PROTECT_DELAY,
-                &[PAYLOAD_PURPOSE],
-                TEXT,
-            )
-            .under(current),
-        )
-        .await?;
+        let current = (datetime!(2024-03-20 0:00 UTC), old_expiry, FAR_FUTURE);
+        self.key_with_text_case(&ring, "under-current-key", current, None, "")
+            .await?;
         self.finish(ring, "a key that expired in 2024 next to a current key")
             .await
     }
@@ -754,25 +728,19 @@ impl Generator {
     /// Master keys wrapped as Azure.Extensions.AspNetCore.DataProtection.Keys
     /// wraps them, by a local test-only RSA key.
     async fn key_vault_ring(&mut self) -> Result<(), InteropError> {
-        let name = "azure-keyvault";
         let ring = self
             .ring(
-                name,
+                "azure-keyvault",
                 Algorithm::default(),
                 Storage::FileSystem,
                 KeyEncryption::AzureKeyVault,
             )
             .await;
-        let at = BASE + PROTECT_DELAY;
-        ring.key(BASE, BASE, FAR_FUTURE).await?;
-        self.case(
-            &ring,
-            CaseSpec::payload(format!("{name}/text"), at, &[PAYLOAD_PURPOSE], TEXT),
-        )
-        .await?;
+        self.key_with_text_case(&ring, "text", (BASE, BASE, FAR_FUTURE), None, "")
+            .await?;
         let mut spec = CaseSpec::payload(
-            format!("{name}/time-limited-valid-until-2099"),
-            at,
+            format!("{}/time-limited-valid-until-2099", ring.name),
+            BASE + PROTECT_DELAY,
             &[TIME_LIMITED_PURPOSE],
             TEXT,
         );
@@ -788,29 +756,13 @@ impl Generator {
 
     /// A `<repository>` document as the Azure blob repositories store it.
     async fn repository_document_ring(&mut self) -> Result<(), InteropError> {
-        let name = "blob-document";
         let ring = self
-            .ring(
-                name,
-                Algorithm::default(),
-                Storage::RepositoryDocument,
-                KeyEncryption::None,
-            )
+            .plain_ring("blob-document", Storage::RepositoryDocument)
             .await;
-        for (i, label) in [(0, "first"), (1, "second")] {
+        for (i, label) in [(0, "under-first-key"), (1, "under-second-key")] {
             let created = BASE + KEY_SPACING * i;
-            let key = ring.key(created, created, FAR_FUTURE).await?;
-            self.case(
-                &ring,
-                CaseSpec::payload(
-                    format!("{name}/under-{label}-key"),
-                    created + PROTECT_DELAY,
-                    &[PAYLOAD_PURPOSE],
-                    TEXT,
-                )
-                .under(key),
-            )
-            .await?;
+            self.key_with_text_case(&ring, label, (created, created, FAR_FUTURE), None, "")
+                .await?;
         }
         self.finish(
             ring,
