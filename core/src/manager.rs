@@ -200,7 +200,7 @@ impl KeyManager {
         self.repository
             .store_element(&element, &xml.friendly_name())
             .await?;
-        tracing::info!(key_id = %xml.id, activation = %activation, expiration = %expiration, "created key");
+        tracing::info!(key_id = %xml.id, activation = %crate::xml::format_date(activation), expiration = %crate::xml::format_date(expiration), "created key");
         self.changed();
         key_from(&xml)
     }
@@ -234,7 +234,7 @@ impl KeyManager {
         self.repository
             .store_element(&revocation.to_element(), &revocation.friendly_name())
             .await?;
-        tracing::info!(before = %before, "revoked all keys created before the date");
+        tracing::info!(before = %crate::xml::format_date(before), "revoked all keys created before the date");
         self.changed();
         Ok(())
     }

@@ -18,7 +18,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::{Algorithm, AuthenticatedEncryptor, OsRandom, RandomSource};
+use crate::crypto::{
+    Algorithm, AuthenticatedEncryptor, MIN_MASTER_KEY_LEN, OsRandom, RandomSource,
+};
 use crate::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use crate::error::{Error, Result};
 use crate::key::{DefaultKey, EncryptorSlot, Key, KeyRing, KeySet, RingEntry};
@@ -63,6 +65,7 @@ pub struct DataProtectionProviderBuilder {
     decryptors: DecryptorRegistry,
     key_lifetime: Duration,
     auto_generate: bool,
+    unprotect_only: bool,
     algorithm: Algorithm,
     escrow: Option<Arc<dyn KeyEscrowSink>>,
     clock: Arc<dyn Clock>,
@@ -94,6 +97,7 @@ impl Default for DataProtectionProviderBuilder {
             decryptors: DecryptorRegistry::default(),
             key_lifetime: DEFAULT_KEY_LIFETIME,
             auto_generate: true,
+            unprotect_only: false,
             algorithm: Algorithm::default(),
             escrow: None,
             clock: Arc::new(SystemClock),
@@ -138,6 +142,16 @@ impl DataProtectionProviderBuilder {
     /// read-only consumers whose keys are rotated by a separate job.
     pub fn auto_generate_keys(mut self, enabled: bool) -> Self {
         self.auto_generate = enabled;
+        self
+    }
+
+    /// Loads the ring for unprotecting only (default false): no key is ever
+    /// created, and a ring without a key usable for new payloads still loads
+    /// (protecting then fails with [`Error::NoDefaultKey`]). For read-only
+    /// tools, which must neither change the ring nor fail on a payload whose
+    /// key is in it.
+    pub fn unprotect_only(mut self, enabled: bool) -> Self {
+        self.unprotect_only = enabled;
         self
     }
 
@@ -196,7 +210,8 @@ impl DataProtectionProviderBuilder {
         let inner = Arc::new(Inner {
             application_name: self.application_name.filter(|n| !n.is_empty()),
             key_lifetime: self.key_lifetime,
-            auto_generate: self.auto_generate,
+            auto_generate: self.auto_generate && !self.unprotect_only,
+            unprotect_only: self.unprotect_only,
             manager,
             decryptors: self.decryptors,
             clock: self.clock,
@@ -355,6 +370,7 @@ pub(crate) struct Inner {
     pub application_name: Option<String>,
     key_lifetime: Duration,
     auto_generate: bool,
+    unprotect_only: bool,
     pub manager: KeyManager,
     decryptors: DecryptorRegistry,
     pub clock: Arc<dyn Clock>,
@@ -380,6 +396,22 @@ enum KeyError {
         retry_at: OffsetDateTime,
         message: String,
     },
+}
+
+/// Whether a key may protect new payloads: a master key shorter than 128
+/// bits (planted or damaged) never does, though it still unprotects.
+fn may_protect(id: Uuid, encryptor: &Arc<dyn AuthenticatedEncryptor>) -> bool {
+    match encryptor.master_key_len() {
+        Some(len) if len < MIN_MASTER_KEY_LEN => {
+            tracing::warn!(
+                key_id = %id,
+                bits = len * 8,
+                "key has a master key shorter than 128 bits: it is never used for new payloads"
+            );
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Errors that say the key itself is unusable, as opposed to a failure to
@@ -484,7 +516,7 @@ impl Inner {
         let now = self.clock.now();
         if book
             .last_unknown_key_refresh
-            .is_some_and(|t| now < t + UNKNOWN_KEY_REFRESH_INTERVAL)
+            .is_some_and(|t| now < t.saturating_add(UNKNOWN_KEY_REFRESH_INTERVAL))
         {
             return Ok(false);
         }
@@ -539,8 +571,10 @@ impl Inner {
                     retry_in = %backoff,
                     "key ring refresh failed; no key was created"
                 );
-                self.state
-                    .store(RingState::new(current.ring.clone(), now + backoff));
+                self.state.store(RingState::new(
+                    current.ring.clone(),
+                    now.saturating_add(backoff),
+                ));
                 Err(e)
             }
         }
@@ -603,7 +637,11 @@ impl Inner {
             Some(KeyError::Transient { retry_at, message }) if self.clock.now() < retry_at => {
                 return Err(Error::KeyDecryption {
                     what: format!("key {id}"),
-                    source: format!("{message} (retrying after {retry_at})").into(),
+                    source: format!(
+                        "{message} (retrying after {})",
+                        crate::xml::format_date(retry_at)
+                    )
+                    .into(),
                 });
             }
             _ => {}
@@ -620,7 +658,7 @@ impl Inner {
                 self.set_key_error(
                     id,
                     KeyError::Transient {
-                        retry_at: self.clock.now() + KEY_DECRYPT_BACKOFF,
+                        retry_at: self.clock.now().saturating_add(KEY_DECRYPT_BACKOFF),
                         message: e.to_string(),
                     },
                 );
@@ -672,7 +710,10 @@ impl Inner {
                 let key = set.get(p.id).ok_or_else(|| Error::NoDefaultKey {
                     reason: "inconsistent key set".into(),
                 })?;
-                let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
+                let ok = self
+                    .ensure_encryptor(key, &slots[&p.id])
+                    .await?
+                    .is_some_and(|e| may_protect(p.id, &e));
                 usable.insert(p.id, ok);
             }
             let exclude = preferred.as_ref().map(|p| p.id);
@@ -714,9 +755,10 @@ impl Inner {
                     if let Some(date) = now_revoking {
                         return Err(Error::NoDefaultKey {
                             reason: format!(
-                                "a revocation of all keys created before {date} is dated in the future, \
+                                "a revocation of all keys created before {} is dated in the future, \
                                  so a key created now would be revoked at once; check the clocks \
-                                 (no key was created)"
+                                 (no key was created)",
+                                crate::xml::format_date(date)
                             ),
                         });
                     }
@@ -762,7 +804,7 @@ impl Inner {
                 }
                 None => None,
             };
-            let Some(default_key) = default else {
+            if default.is_none() && !self.unprotect_only {
                 return Err(Error::NoDefaultKey {
                     reason: if self.auto_generate {
                         "the key ring has no usable key".into()
@@ -771,12 +813,13 @@ impl Inner {
                             .into()
                     },
                 });
-            };
+            }
 
             let jitter: f64 = rand::random();
-            let next = now + policy::jittered_refresh_period(jitter);
-            let default_expiration = set
-                .get(default_key.id)
+            let next = now.saturating_add(policy::jittered_refresh_period(jitter));
+            let default_expiration = default
+                .as_ref()
+                .and_then(|d| set.get(d.id))
                 .map(Key::expiration_date)
                 .unwrap_or(next);
             let refresh_at = if default_expiration <= now {
@@ -813,7 +856,7 @@ impl Inner {
             let ring = KeyRing {
                 entries,
                 index,
-                default: Some(default_key),
+                default,
                 problems: set.problems,
                 loaded_at: now,
             };
@@ -840,7 +883,10 @@ impl Inner {
             let (Some(key), Some(slot)) = (set.get(candidate.id), slots.get(&candidate.id)) else {
                 continue;
             };
-            let ok = self.ensure_encryptor(key, slot).await?.is_some();
+            let ok = self
+                .ensure_encryptor(key, slot)
+                .await?
+                .is_some_and(|e| may_protect(candidate.id, &e));
             usable.insert(candidate.id, ok);
             if ok {
                 return Ok(Some(candidate.id));
@@ -881,8 +927,8 @@ impl Inner {
         if stored {
             tracing::info!(
                 key_id = %xml.id,
-                activation = %plan.activation_date,
-                expiration = %plan.expiration_date,
+                activation = %crate::xml::format_date(plan.activation_date),
+                expiration = %crate::xml::format_date(plan.expiration_date),
                 "created a new key"
             );
             Ok(Some(xml.id))

@@ -22,7 +22,7 @@ pub async fn run(context: &Context, args: UnprotectArgs) -> Result<()> {
     // is not a payload never makes the provider create a key.
     let payload = decode_text(&text).during(ACTION)?;
     read_header(&payload).during(ACTION)?;
-    let provider = context.provider(ACTION).await?;
+    let provider = context.unprotect_provider(ACTION).await?;
     let protector = context.protector(&provider, &args.purposes);
     let plaintext = if args.time_limited {
         let (plaintext, expiration) = protector
@@ -30,7 +30,7 @@ pub async fn run(context: &Context, args: UnprotectArgs) -> Result<()> {
             .unprotect_async(&payload)
             .await
             .during(ACTION)?;
-        tracing::info!(%expiration, "time-limited payload is valid");
+        tracing::info!(expiration = %dataprotection::xml::format_date(expiration), "time-limited payload is valid");
         plaintext
     } else {
         protector.unprotect_async(&payload).await.during(ACTION)?
