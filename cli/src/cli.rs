@@ -154,6 +154,9 @@ be checked for presence (their master key cannot be decrypted), 1 = failure
     #[command(after_help = "\
 Exit status: 0 = no problem, 4 = warnings only, 1 = at least one error.")]
     Doctor(DoctorArgs),
+    /// Decode an ASP.NET Core sign-in cookie to its ticket as JSON, or encode one.
+    #[command(subcommand)]
+    Cookie(crate::commands::cookie::CookieCommand),
 }
 
 /// `dpkeys rotate`.
