@@ -192,7 +192,7 @@ impl KeyManager {
             tracing::warn!(
                 key_id = %key_id,
                 repository = %self.repository.describe(),
-                "keys are persisted without encryption at rest: key {key_id} was stored \
+                "keys are persisted without encryption at rest: a new key was stored \
                  unencrypted; anyone who can read the repository can forge and read protected \
                  payloads (configure a key encryptor such as Azure Key Vault)"
             );
