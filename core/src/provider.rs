@@ -70,6 +70,23 @@ pub struct DataProtectionProviderBuilder {
     escrow: Option<Arc<dyn KeyEscrowSink>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
+    /// Set by [`DataProtectionProviderBuilder::build_blocking`].
+    owned_runtime: Option<Arc<OwnedRuntime>>,
+}
+
+/// The Tokio runtime [`DataProtectionProviderBuilder::build_blocking`]
+/// creates, kept alive by the provider (its background refreshes run on it).
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        // The last reference may go away on one of the runtime's own worker
+        // threads (a background refresh holding the provider), where a
+        // blocking shutdown would panic.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl fmt::Debug for DataProtectionProviderBuilder {
@@ -102,6 +119,7 @@ impl Default for DataProtectionProviderBuilder {
             escrow: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
+            owned_runtime: None,
         }
     }
 }
@@ -179,9 +197,57 @@ impl DataProtectionProviderBuilder {
         self
     }
 
+    /// [`DataProtectionProviderBuilder::build`] for programs that are not
+    /// async: starts a small Tokio runtime of its own (one worker thread),
+    /// which the provider keeps for its background refreshes and key
+    /// decryptions, and waits for the ring to load. Use `protect`,
+    /// `unprotect` and `unprotect_str` from plain threads afterwards.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use dataprotection::{DataProtectionProvider, repository::FileSystemXmlRepository};
+    /// fn main() -> dataprotection::Result<()> {
+    ///     let provider = DataProtectionProvider::builder()
+    ///         .application_name("my-app")
+    ///         .repository(Arc::new(FileSystemXmlRepository::new("/var/lib/my-app/keys")))
+    ///         .build_blocking()?;
+    ///     let protector = provider.create_protector("cookies");
+    ///     let token = protector.protect_str("hello")?;
+    ///     assert_eq!(protector.unprotect_str(&token)?, "hello");
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when called inside a Tokio runtime (use
+    /// `build().await` there) or when the runtime cannot be started;
+    /// otherwise as [`DataProtectionProviderBuilder::build`].
+    pub fn build_blocking(mut self) -> Result<DataProtectionProvider> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InvalidArgument(
+                "build_blocking was called inside a Tokio runtime; use build().await there".into(),
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dataprotection")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "cannot start a Tokio runtime for the provider: {e}"
+                ))
+            })?;
+        let handle = runtime.handle().clone();
+        self.owned_runtime = Some(Arc::new(OwnedRuntime(Some(runtime))));
+        handle.block_on(self.build())
+    }
+
     /// Builds the provider and loads the key ring (creating the first key if
     /// the ring is empty and generation is enabled). Fails if the ring cannot
-    /// be read. Must be called inside a Tokio runtime, which later refreshes use.
+    /// be read. Must be called inside a Tokio runtime, which later refreshes
+    /// use; programs that are not async call
+    /// [`DataProtectionProviderBuilder::build_blocking`] instead.
     pub async fn build(self) -> Result<DataProtectionProvider> {
         if self.key_lifetime < MIN_KEY_LIFETIME {
             return Err(Error::InvalidArgument(format!(
@@ -190,13 +256,6 @@ impl DataProtectionProviderBuilder {
             )));
         }
         let repository = self.repository.unwrap_or_else(default_repository);
-        if self.encryptor.is_none() {
-            tracing::warn!(
-                repository = %repository.describe(),
-                "keys are persisted without encryption at rest; configure a key encryptor \
-                 (e.g. Azure Key Vault) so that read access to the repository does not expose them"
-            );
-        }
         let manager = KeyManager {
             repository,
             encryptor: self.encryptor,
@@ -224,6 +283,7 @@ impl DataProtectionProviderBuilder {
             slots: Mutex::new(HashMap::new()),
             key_errors: Mutex::new(HashMap::new()),
             decrypting: Mutex::new(HashSet::new()),
+            _owned_runtime: self.owned_runtime,
         });
         inner.refresh(RefreshReason::Initial).await?;
         Ok(DataProtectionProvider { inner })
@@ -387,6 +447,8 @@ pub(crate) struct Inner {
     key_errors: Mutex<HashMap<Uuid, KeyError>>,
     /// Keys being decrypted in the background.
     decrypting: Mutex<HashSet<Uuid>>,
+    /// The runtime `runtime` points into, when the provider owns it.
+    _owned_runtime: Option<Arc<OwnedRuntime>>,
 }
 
 #[derive(Clone)]
@@ -931,6 +993,7 @@ impl Inner {
                 expiration = %crate::xml::format_date(plan.expiration_date),
                 "created a new key"
             );
+            self.manager.warn_if_stored_unencrypted(xml.id);
             Ok(Some(xml.id))
         } else {
             tracing::info!("another instance created the needed key first; not adding one");
