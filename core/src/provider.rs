@@ -150,6 +150,12 @@ impl DataProtectionProviderBuilder {
         self
     }
 
+    /// The decryptor registered so far for a `decryptorType` name (lets a
+    /// builder extension add to what an earlier call configured).
+    pub fn decryptor(&self, type_name: &str) -> Option<Arc<dyn XmlDecryptor>> {
+        self.decryptors.get(type_name).cloned()
+    }
+
     /// Lifetime of new keys (default 90 days, at least 7 days).
     pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
         self.key_lifetime = lifetime;
