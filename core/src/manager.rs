@@ -190,17 +190,26 @@ impl KeyManager {
             Some(encryptor) => encrypt_if_necessary(&element, encryptor.as_ref())
                 .await?
                 .unwrap_or(element),
-            None => {
-                tracing::warn!(
-                    key_id = %xml.id,
-                    repository = %self.repository.describe(),
-                    "no key encryptor is configured: the new key's master key is stored unencrypted; \
-                     anyone who can read the repository can forge and read protected payloads"
-                );
-                element
-            }
+            None => element,
         };
         Ok((xml, stored))
+    }
+
+    /// Logs, once per key and only after the key was stored, that its
+    /// master key is in the repository unencrypted (no key encryptor is
+    /// configured), as .NET's key manager does. Call it after storing an
+    /// element from [`KeyManager::new_key_element`] yourself; a key that was
+    /// not stored (another instance won the race) must not be named.
+    pub fn warn_if_stored_unencrypted(&self, key_id: Uuid) {
+        if self.encryptor.is_none() {
+            tracing::warn!(
+                key_id = %key_id,
+                repository = %self.repository.describe(),
+                "keys are persisted without encryption at rest: a new key was stored \
+                 unencrypted; anyone who can read the repository can forge and read protected \
+                 payloads (configure a key encryptor such as Azure Key Vault)"
+            );
+        }
     }
 
     /// Creates and stores a key with the given dates.
@@ -213,7 +222,8 @@ impl KeyManager {
         self.repository
             .store_element(&element, &xml.friendly_name())
             .await?;
-        tracing::info!(key_id = %xml.id, activation = %activation, expiration = %expiration, "created key");
+        tracing::info!(key_id = %xml.id, activation = %crate::xml::format_date(activation), expiration = %crate::xml::format_date(expiration), "created key");
+        self.warn_if_stored_unencrypted(xml.id);
         self.changed();
         key_from(&xml)
     }
@@ -247,7 +257,7 @@ impl KeyManager {
         self.repository
             .store_element(&revocation.to_element(), &revocation.friendly_name())
             .await?;
-        tracing::info!(before = %before, "revoked all keys created before the date");
+        tracing::info!(before = %crate::xml::format_date(before), "revoked all keys created before the date");
         self.changed();
         Ok(())
     }
