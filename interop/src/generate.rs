@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::document::DocumentFileRepository;
 use crate::error::InteropError;
-use crate::key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem};
+use crate::key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem, mint_test_certificate_pem};
 use crate::manifest::{
     Case, CaseKind, DefaultKey, Expect, ExpectedError, IdentityTokenEntry, KeyEncryption, KeyEntry,
     MANIFEST_VERSION, Manifest, Ring, Storage,
@@ -38,6 +38,9 @@ use dataprotection_aspnetcore::{
     DEFAULT_OPENID_CONNECT_SCHEME, IdentityTokenProvider, OPENID_CONNECT_HANDLER_PURPOSE,
     PropertiesDataFormat, STATE_FORMAT_VERSION_PURPOSE, TOKEN_PROVIDER_PURPOSE, TicketDataFormat,
     TokenError, UnprotectError, cookie_purposes,
+};
+use dataprotection_x509::{
+    Certificate, CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor,
 };
 
 mod sign_in;
@@ -70,6 +73,10 @@ pub const TEST_RSA_KEY_FILE: &str = "keys/test-only-rsa-oaep-private-key.pem";
 /// The Key Vault key identifier the Key Vault ring names in its `<kid>`.
 /// The vault does not exist: a local key resolver answers for it.
 pub const TEST_KEY_VAULT_KEY_ID: &str = "https://dp-fixtures-test-only.vault.azure.net/keys/test-only-rsa-oaep/00000000000000000000000000000001";
+/// The test-only private key of the X.509 ring's certificate.
+pub const TEST_X509_KEY_FILE: &str = "keys/test-only-x509-private-key.pem";
+/// The X.509 ring's test-only, self-signed certificate.
+pub const TEST_X509_CERTIFICATE_FILE: &str = "keys/test-only-x509-certificate.pem";
 /// The manifest's file name.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Where the rings go, relative to the fixtures directory.
@@ -137,6 +144,19 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
         &pem,
         &rsa_path,
     )?);
+    let x509_key_path = out.join(TEST_X509_KEY_FILE);
+    let x509_key = read_or_create(&x509_key_path, || generate_test_rsa_pem(&x509_key_path))?;
+    let certificate_path = out.join(TEST_X509_CERTIFICATE_FILE);
+    let certificate_pem = read_or_create(&certificate_path, || {
+        mint_test_certificate_pem(&x509_key, &x509_key_path)
+    })?;
+    let certificate =
+        Certificate::from_pem(&format!("{certificate_pem}\n{x509_key}")).map_err(|e| {
+            InteropError::TestRsaKey {
+                path: certificate_path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
     let previous = previous_rings(&out.join(RINGS_DIR)).await?;
 
     let rings_dir = out.join(RINGS_DIR);
@@ -149,6 +169,7 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     let mut g = Generator {
         out: out.to_path_buf(),
         wrap_client,
+        certificate,
         previous,
         manifest: Manifest {
             version: MANIFEST_VERSION,
@@ -163,6 +184,7 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     g.key_vault_ring().await?;
     g.repository_document_ring().await?;
     g.sign_ins_ring().await?;
+    g.x509_ring().await?;
 
     let mut json =
         serde_json::to_string_pretty(&g.manifest).map_err(|source| InteropError::Manifest {
@@ -223,6 +245,8 @@ async fn previous_rings(rings: &Path) -> Result<HashMap<String, Vec<Element>>, I
 struct Generator {
     out: PathBuf,
     wrap_client: Arc<LocalRsaKeyWrapClient>,
+    /// The X.509 ring's certificate, with its private key.
+    certificate: Certificate,
     /// What the rings held before, by name.
     previous: HashMap<String, Vec<Element>>,
     manifest: Manifest,
@@ -398,7 +422,24 @@ impl Generator {
                     Some((AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor)),
                 )
             }
-            KeyEncryption::None | KeyEncryption::X509 => (None, None),
+            KeyEncryption::X509 => {
+                let decryptor: Arc<dyn XmlDecryptor> =
+                    Arc::new(EncryptedXmlDecryptor::new([self.certificate.clone()]));
+                let encryptor = CertificateXmlEncryptor::new(self.certificate.clone()).with_random(
+                    Arc::new(SeededRandom::new(format!("ring {name} key encryption"))),
+                );
+                let mut decryptors = DecryptorRegistry::new();
+                decryptors.register(ENCRYPTED_XML_DECRYPTOR_TYPE, decryptor.clone());
+                let reusing = ReusingXmlEncryptor::new(Arc::new(encryptor));
+                if let Some(previous) = self.previous.get(name) {
+                    reusing.learn(previous, &decryptors).await;
+                }
+                (
+                    Some(Arc::new(reusing)),
+                    Some((ENCRYPTED_XML_DECRYPTOR_TYPE, decryptor)),
+                )
+            }
+            KeyEncryption::None => (None, None),
         };
         let clock = Arc::new(ManualClock::new(BASE));
         let manager = KeyManager::new(repository.clone(), encryptor)
@@ -502,6 +543,7 @@ impl Generator {
             })?;
         let dir = format!("{RINGS_DIR}/{}", ring.name);
         let is_key_vault = ring.key_encryption == KeyEncryption::AzureKeyVault;
+        let is_x509 = ring.key_encryption == KeyEncryption::X509;
         self.manifest.rings.push(Ring {
             name: ring.name.clone(),
             document: (ring.storage == Storage::RepositoryDocument)
@@ -509,8 +551,12 @@ impl Generator {
             dir,
             application_name: APPLICATION_NAME.to_string(),
             key_encryption: ring.key_encryption,
-            test_rsa_private_key: is_key_vault.then(|| TEST_RSA_KEY_FILE.to_string()),
-            test_certificate: None,
+            test_rsa_private_key: match ring.key_encryption {
+                KeyEncryption::AzureKeyVault => Some(TEST_RSA_KEY_FILE.to_string()),
+                KeyEncryption::X509 => Some(TEST_X509_KEY_FILE.to_string()),
+                KeyEncryption::None => None,
+            },
+            test_certificate: is_x509.then(|| TEST_X509_CERTIFICATE_FILE.to_string()),
             key_vault_key_id: is_key_vault.then(|| TEST_KEY_VAULT_KEY_ID.to_string()),
             storage: ring.storage,
             keys,
@@ -764,6 +810,32 @@ impl Generator {
             ring,
             "master keys wrapped with Azure Key Vault (RSA-OAEP) by the test-only RSA key; \
              resolve the kid locally with test_rsa_private_key",
+        )
+        .await
+    }
+
+    /// Master keys protected with a certificate, as `ProtectKeysWithCertificate`
+    /// does (XML Encryption: AES-256-CBC, the AES key RSA-encrypted to the
+    /// certificate).
+    async fn x509_ring(&mut self) -> Result<(), InteropError> {
+        let ring = self
+            .ring(
+                "x509",
+                Algorithm::default(),
+                Storage::FileSystem,
+                KeyEncryption::X509,
+            )
+            .await;
+        self.key_with_text_case(&ring, "text", (BASE, BASE, FAR_FUTURE), None, "")
+            .await?;
+        let created = BASE + KEY_SPACING;
+        let second = (created, created, FAR_FUTURE);
+        self.key_with_text_case(&ring, "under-second-key", second, None, "")
+            .await?;
+        self.finish(
+            ring,
+            "master keys protected with the test-only certificate (ProtectKeysWithCertificate); \
+             decrypt with test_certificate and its key test_rsa_private_key",
         )
         .await
     }

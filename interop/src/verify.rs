@@ -19,6 +19,7 @@ use dataprotection_aspnetcore::{
 use dataprotection_azure_keyvault::{
     AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor, KeyVaultOptions,
 };
+use dataprotection_x509::{Certificate, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -185,7 +186,19 @@ async fn check_ring(dir: &Path, ring: &Ring) -> Result<DataProtectionProvider, S
             ));
         }
         KeyEncryption::X509 => {
-            return Err("x509 rings are not verified yet (the dataprotection-x509 crate is not in this workspace)".into());
+            let (Some(certificate), Some(key)) =
+                (&ring.test_certificate, &ring.test_rsa_private_key)
+            else {
+                return Err(
+                    "an x509 ring without test_certificate and test_rsa_private_key".into(),
+                );
+            };
+            let certificate = Certificate::from_pem_files(dir.join(certificate), dir.join(key))
+                .map_err(|e| format!("the test certificate: {e}"))?;
+            builder = builder.add_decryptor(
+                ENCRYPTED_XML_DECRYPTOR_TYPE,
+                Arc::new(EncryptedXmlDecryptor::new([certificate])),
+            );
         }
     }
     let provider = builder

@@ -388,3 +388,31 @@ async fn a_chunked_cookie_missing_a_chunk_fails() {
     let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
     assert_eq!(subjects, [name]);
 }
+
+#[tokio::test]
+async fn an_x509_ring_with_a_key_that_is_not_its_certificates_fails() {
+    let mut manifest = committed();
+    let key_vault_pem = manifest
+        .rings
+        .iter()
+        .find(|r| r.key_encryption == KeyEncryption::AzureKeyVault)
+        .and_then(|r| r.test_rsa_private_key.clone())
+        .unwrap();
+    let ring = manifest
+        .rings
+        .iter_mut()
+        .find(|r| r.key_encryption == KeyEncryption::X509)
+        .unwrap();
+    ring.test_rsa_private_key = Some(key_vault_pem);
+    let name = ring.name.clone();
+    let mut expected = vec![format!("ring {name}")];
+    expected.extend(
+        manifest
+            .cases
+            .iter()
+            .filter(|c| c.ring == name)
+            .map(|c| format!("case {}", c.name)),
+    );
+    let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
+    assert_eq!(subjects, expected);
+}
