@@ -25,12 +25,12 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::document::DocumentFileRepository;
+use crate::document::{DocumentFileRepository, MirroredRepository};
 use crate::error::InteropError;
 use crate::key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem, mint_test_certificate_pem};
 use crate::manifest::{
     Case, CaseKind, DefaultKey, Expect, ExpectedError, IdentityTokenEntry, KeyEncryption, KeyEntry,
-    MANIFEST_VERSION, Manifest, Ring, Storage,
+    MANIFEST_VERSION, Manifest, Ring,
 };
 use crate::random::SeededRandom;
 use crate::reuse::ReusingXmlEncryptor;
@@ -81,6 +81,8 @@ pub const TEST_X509_CERTIFICATE_FILE: &str = "keys/test-only-x509-certificate.pe
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Where the rings go, relative to the fixtures directory.
 const RINGS_DIR: &str = "rings";
+/// Where the `<repository>` documents go, relative to the fixtures directory.
+const DOCUMENTS_DIR: &str = "documents";
 
 /// When every ring's default key is stated (after every key's activation).
 const DEFAULT_KEY_AT: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
@@ -159,11 +161,13 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
         })?;
     let previous = previous_rings(&out.join(RINGS_DIR)).await?;
 
-    let rings_dir = out.join(RINGS_DIR);
-    match std::fs::remove_dir_all(&rings_dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(InteropError::io("removing", rings_dir, e)),
+    for generated in [RINGS_DIR, DOCUMENTS_DIR] {
+        let dir = out.join(generated);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(InteropError::io("removing", dir, e)),
+        }
     }
 
     let mut g = Generator {
@@ -261,7 +265,8 @@ struct RingWriter {
     manager: KeyManager,
     /// The decryptor of the ring's encryption at rest, with its `decryptorType`.
     decryptor: Option<(&'static str, Arc<dyn XmlDecryptor>)>,
-    storage: Storage,
+    /// The ring's `<repository>` document, relative to the fixtures.
+    document: Option<String>,
     key_encryption: KeyEncryption,
 }
 
@@ -386,20 +391,25 @@ fn algorithm_ring_name(algorithm: Algorithm) -> String {
 }
 
 impl Generator {
+    /// A ring directory, also written as a `<repository>` document if
+    /// `with_document`.
     async fn ring(
         &self,
         name: &str,
         algorithm: Algorithm,
-        storage: Storage,
+        with_document: bool,
         key_encryption: KeyEncryption,
     ) -> RingWriter {
-        let dir = self.out.join(RINGS_DIR).join(name);
-        let repository: Arc<dyn XmlRepository> = match storage {
-            Storage::FileSystem => Arc::new(FileSystemXmlRepository::new(dir)),
-            Storage::RepositoryDocument => {
-                Arc::new(DocumentFileRepository::new(dir.join("keys.xml")))
-            }
-        };
+        let mut repository: Arc<dyn XmlRepository> = Arc::new(FileSystemXmlRepository::new(
+            self.out.join(RINGS_DIR).join(name),
+        ));
+        let document = with_document.then(|| format!("{DOCUMENTS_DIR}/{name}.xml"));
+        if let Some(document) = &document {
+            repository = Arc::new(MirroredRepository {
+                primary: repository,
+                mirror: DocumentFileRepository::new(self.out.join(document)),
+            });
+        }
         let (encryptor, decryptor): (Option<Arc<dyn XmlEncryptor>>, _) = match key_encryption {
             KeyEncryption::AzureKeyVault => {
                 let decryptor = Arc::new(AzureKeyVaultXmlDecryptor::new(
@@ -452,7 +462,7 @@ impl Generator {
             clock,
             manager,
             decryptor,
-            storage,
+            document,
             key_encryption,
         }
     }
@@ -546,8 +556,7 @@ impl Generator {
         let is_x509 = ring.key_encryption == KeyEncryption::X509;
         self.manifest.rings.push(Ring {
             name: ring.name.clone(),
-            document: (ring.storage == Storage::RepositoryDocument)
-                .then(|| format!("{dir}/keys.xml")),
+            document: ring.document.clone(),
             dir,
             application_name: APPLICATION_NAME.to_string(),
             key_encryption: ring.key_encryption,
@@ -558,7 +567,6 @@ impl Generator {
             },
             test_certificate: is_x509.then(|| TEST_X509_CERTIFICATE_FILE.to_string()),
             key_vault_key_id: is_key_vault.then(|| TEST_KEY_VAULT_KEY_ID.to_string()),
-            storage: ring.storage,
             keys,
             default_key: DefaultKey {
                 at: rfc3339(DEFAULT_KEY_AT),
@@ -580,7 +588,7 @@ impl Generator {
             // HMACSHA1/384 are never written, so ALL holds only writable ones.
             let name = algorithm_ring_name(algorithm);
             let ring = self
-                .ring(&name, algorithm, Storage::FileSystem, KeyEncryption::None)
+                .ring(&name, algorithm, false, KeyEncryption::None)
                 .await;
             ring.key(BASE, BASE, FAR_FUTURE).await?;
             self.case(
@@ -664,9 +672,14 @@ impl Generator {
     }
 
     /// A ring of default-algorithm keys without encryption at rest.
-    async fn plain_ring(&self, name: &str, storage: Storage) -> RingWriter {
-        self.ring(name, Algorithm::default(), storage, KeyEncryption::None)
-            .await
+    async fn plain_ring(&self, name: &str, with_document: bool) -> RingWriter {
+        self.ring(
+            name,
+            Algorithm::default(),
+            with_document,
+            KeyEncryption::None,
+        )
+        .await
     }
 
     /// Creates a key (created at `created`, active from `activation`) and,
@@ -698,7 +711,7 @@ impl Generator {
 
     /// Two keys, the first revoked by a single `<revocation>`.
     async fn revoked_key_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self.plain_ring("revoked-key", Storage::FileSystem).await;
+        let ring = self.plain_ring("revoked-key", false).await;
         let revoked = self
             .key_with_text_case(
                 &ring,
@@ -726,9 +739,7 @@ impl Generator {
 
     /// Two keys revoked by a mass revocation, and one created after it.
     async fn mass_revocation_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self
-            .plain_ring("mass-revocation", Storage::FileSystem)
-            .await;
+        let ring = self.plain_ring("mass-revocation", false).await;
         for (i, label) in [
             (0, "under-first-revoked-key"),
             (1, "under-second-revoked-key"),
@@ -767,7 +778,7 @@ impl Generator {
 
     /// An expired key next to a current one; both still unprotect.
     async fn expired_key_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self.plain_ring("expired-key", Storage::FileSystem).await;
+        let ring = self.plain_ring("expired-key", false).await;
         let old = datetime!(2024-01-01 0:00 UTC);
         let old_expiry = datetime!(2024-04-01 0:00 UTC);
         self.key_with_text_case(
@@ -792,7 +803,7 @@ impl Generator {
             .ring(
                 "azure-keyvault",
                 Algorithm::default(),
-                Storage::FileSystem,
+                false,
                 KeyEncryption::AzureKeyVault,
             )
             .await;
@@ -819,12 +830,7 @@ impl Generator {
     /// certificate).
     async fn x509_ring(&mut self) -> Result<(), InteropError> {
         let ring = self
-            .ring(
-                "x509",
-                Algorithm::default(),
-                Storage::FileSystem,
-                KeyEncryption::X509,
-            )
+            .ring("x509", Algorithm::default(), false, KeyEncryption::X509)
             .await;
         self.key_with_text_case(&ring, "text", (BASE, BASE, FAR_FUTURE), None, "")
             .await?;
@@ -840,11 +846,10 @@ impl Generator {
         .await
     }
 
-    /// A `<repository>` document as the Azure blob repositories store it.
+    /// A ring also written as the `<repository>` document the Azure blob
+    /// repositories store.
     async fn repository_document_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self
-            .plain_ring("blob-document", Storage::RepositoryDocument)
-            .await;
+        let ring = self.plain_ring("blob-document", true).await;
         for (i, label) in [(0, "under-first-key"), (1, "under-second-key")] {
             let created = BASE + KEY_SPACING * i;
             self.key_with_text_case(&ring, label, (created, created, FAR_FUTURE), None, "")
@@ -852,7 +857,7 @@ impl Generator {
         }
         self.finish(
             ring,
-            "two keys in one <repository> document (the blob of PersistKeysToAzureBlobStorage), file keys.xml",
+            "two keys, also as one <repository> document: the blob of PersistKeysToAzureBlobStorage",
         )
         .await
     }
@@ -862,12 +867,7 @@ impl Generator {
     async fn sign_ins_ring(&mut self) -> Result<(), InteropError> {
         let name = "sign-ins";
         let ring = self
-            .ring(
-                name,
-                Algorithm::default(),
-                Storage::FileSystem,
-                KeyEncryption::None,
-            )
+            .ring(name, Algorithm::default(), false, KeyEncryption::None)
             .await;
         let key = ring.key(BASE, BASE, FAR_FUTURE).await?;
         let at = BASE + PROTECT_DELAY;

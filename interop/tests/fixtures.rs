@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use dataprotection_interop::manifest::{CaseKind, Expect, KeyEncryption, Storage};
+use dataprotection_interop::manifest::{CaseKind, Expect, KeyEncryption};
 use dataprotection_interop::{
     InteropError, Manifest, dotnet_fixtures_dir, generate, read_manifest, rust_fixtures_dir,
     verify, verify_manifest,
@@ -88,12 +88,7 @@ fn committed_manifest_covers_what_the_cross_check_needs() {
                 .any(|c| c.ring == ring.name && c.expect == Expect::Ok)
         );
     }
-    assert!(
-        manifest
-            .rings
-            .iter()
-            .any(|r| r.storage == Storage::RepositoryDocument)
-    );
+    assert!(manifest.rings.iter().any(|r| r.document.is_some()));
     assert!(
         manifest
             .rings
@@ -406,6 +401,28 @@ async fn an_x509_ring_with_a_key_that_is_not_its_certificates_fails() {
     ring.test_rsa_private_key = Some(key_vault_pem);
     let name = ring.name.clone();
     let mut expected = vec![format!("ring {name}")];
+    expected.extend(
+        manifest
+            .cases
+            .iter()
+            .filter(|c| c.ring == name)
+            .map(|c| format!("case {}", c.name)),
+    );
+    let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
+    assert_eq!(subjects, expected);
+}
+
+#[tokio::test]
+async fn a_ring_whose_document_is_missing_fails_with_its_cases() {
+    let mut manifest = committed();
+    let ring = manifest
+        .rings
+        .iter_mut()
+        .find(|r| r.document.is_some())
+        .unwrap();
+    ring.document = Some("documents/does-not-exist.xml".into());
+    let name = ring.name.clone();
+    let mut expected = vec![format!("ring {name} (document)")];
     expected.extend(
         manifest
             .cases
