@@ -23,7 +23,7 @@ use crate::crypto::{
 };
 use crate::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use crate::error::{Error, Result};
-use crate::key::{DefaultKey, EncryptorSlot, Key, KeyRing, KeySet, RingEntry};
+use crate::key::{DefaultKey, EncryptorSlot, Key, KeyIndex, KeyRing, KeySet, RingEntry};
 use crate::manager::{KeyEscrowSink, KeyManager};
 use crate::payload::key_id_bytes;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
@@ -516,7 +516,7 @@ impl Inner {
     /// Hot-path check: start a background refresh if one is due. Never waits.
     #[inline]
     pub fn maybe_schedule_refresh(self: &Arc<Self>, state: &RingState) {
-        if self.clock.unix_nanos() >= state.refresh_at_nanos {
+        if self.clock.has_reached(state.refresh_at_nanos) {
             self.schedule_refresh(RefreshReason::Scheduled);
         }
     }
@@ -902,7 +902,7 @@ impl Inner {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let mut entries = Vec::with_capacity(set.keys.len());
-            let mut index = HashMap::with_capacity(set.keys.len());
+            let mut index = Vec::with_capacity(set.keys.len());
             for key in set.keys {
                 let id = key.id();
                 let unusable = match errors.get(&id) {
@@ -913,7 +913,7 @@ impl Inner {
                 let algorithm = read_descriptor_algorithm(&key.xml().descriptor)
                     .ok()
                     .map(|(_, a)| a);
-                index.insert(id, entries.len());
+                index.push((key_id_bytes(&id), entries.len()));
                 entries.push(RingEntry {
                     slot: slots[&id].clone(),
                     key,
@@ -923,7 +923,7 @@ impl Inner {
             }
             let ring = KeyRing {
                 entries,
-                index,
+                index: KeyIndex::new(index),
                 default,
                 problems: set.problems,
                 loaded_at: now,

@@ -71,23 +71,26 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Element)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("reading directory", dir, e)),
     };
-    let mut paths = Vec::new();
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io("reading directory", dir, e))?;
-        let path = entry.path();
-        let is_xml = path
+        let name = entry.file_name();
+        let is_xml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"));
         // Everything named *.xml is read, so a planted FIFO or device is
         // reported (naming it) rather than skipped or waited on.
         if is_xml {
-            paths.push(path);
+            names.push(name);
         }
     }
-    paths.sort();
-    paths
+    // By file name: the same order as sorting the full paths (one
+    // directory), without comparing every path component by component.
+    names.sort_unstable();
+    names
         .into_iter()
-        .map(|path| {
+        .map(|name| {
+            let path = dir.join(name);
             let bytes = read_regular_file(&path, MAX_KEY_FILE_LEN)?;
             let element = Element::parse_bytes(&bytes).map_err(|e| match e {
                 Error::MalformedXml { element, reason } => Error::MalformedXml {
