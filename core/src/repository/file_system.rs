@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use super::regular_file::{MAX_KEY_FILE_LEN, open_lock_file, read_regular_file};
 use super::{DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository};
 use crate::error::{Error, Result};
 use crate::xml::{Element, Format};
@@ -70,22 +71,27 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Element)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("reading directory", dir, e)),
     };
-    let mut paths = Vec::new();
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io("reading directory", dir, e))?;
-        let path = entry.path();
-        let is_xml = path
+        let name = entry.file_name();
+        let is_xml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"));
-        if is_xml && !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            paths.push(path);
+        // Everything named *.xml is read, so a planted FIFO or device is
+        // reported (naming it) rather than skipped or waited on.
+        if is_xml {
+            names.push(name);
         }
     }
-    paths.sort();
-    paths
+    // By file name: the same order as sorting the full paths (one
+    // directory), without comparing every path component by component.
+    names.sort_unstable();
+    names
         .into_iter()
-        .map(|path| {
-            let bytes = fs::read(&path).map_err(|e| io("reading", &path, e))?;
+        .map(|name| {
+            let path = dir.join(name);
+            let bytes = read_regular_file(&path, MAX_KEY_FILE_LEN)?;
             let element = Element::parse_bytes(&bytes).map_err(|e| match e {
                 Error::MalformedXml { element, reason } => Error::MalformedXml {
                     element,
@@ -201,12 +207,7 @@ fn replace_file(dir: &Path, path: &Path, element: &Element) -> Result<()> {
 fn lock_dir(dir: &Path) -> Result<File> {
     create_dir(dir)?;
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io("opening", &path, e))?;
+    let file = open_lock_file(&path)?;
     file.lock().map_err(|e| io("locking", &path, e))?;
     Ok(file)
 }
@@ -253,6 +254,10 @@ impl XmlRepository for FileSystemXmlRepository {
     }
 
     async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
+        // Nothing to delete in a directory that does not exist; do not create it.
+        if !self.dir.is_dir() {
+            return Ok(0);
+        }
         let dir = self.dir.clone();
         let lock = tokio::task::spawn_blocking(move || lock_dir(&dir))
             .await

@@ -4,6 +4,7 @@
 mod default_location;
 mod file_system;
 mod memory;
+pub mod regular_file;
 
 use std::fmt::Debug;
 
