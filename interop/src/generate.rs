@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use dataprotection::clock::ManualClock;
 use dataprotection::crypto::{AesKeySize, Algorithm, ValidationAlgorithm};
-use dataprotection::encryption::{DecryptorRegistry, XmlEncryptor};
+use dataprotection::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use dataprotection::payload::{encode_text, read_header};
 use dataprotection::repository::{FileSystemXmlRepository, XmlRepository};
 use dataprotection::xml::{Element, read_descriptor_algorithm};
 use dataprotection::{DataProtectionProvider, DataProtector, KeyManager};
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor,
-    AzureKeyVaultXmlEncryptor, KeyVaultOptions,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor,
+    KeyVaultOptions,
 };
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -131,15 +131,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
 /// Any failure to write the files or to create keys and payloads.
 pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     let rsa_path = out.join(TEST_RSA_KEY_FILE);
-    let pem = match std::fs::read_to_string(&rsa_path) {
-        Ok(pem) => pem,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let pem = generate_test_rsa_pem(&rsa_path)?;
-            write_file(&rsa_path, pem.as_bytes())?;
-            pem
-        }
-        Err(e) => return Err(InteropError::io("reading", rsa_path, e)),
-    };
+    let pem = read_or_create(&rsa_path, || generate_test_rsa_pem(&rsa_path))?;
     let wrap_client = Arc::new(LocalRsaKeyWrapClient::from_pem(
         TEST_KEY_VAULT_KEY_ID,
         &pem,
@@ -180,6 +172,23 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     json.push('\n');
     write_file(&out.join(MANIFEST_FILE), json.as_bytes())?;
     Ok(g.manifest)
+}
+
+/// The text of `path`, written first by `create` if the file is missing
+/// (test keys and certificates are made once, then committed).
+fn read_or_create(
+    path: &Path,
+    create: impl FnOnce() -> Result<String, InteropError>,
+) -> Result<String, InteropError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = create()?;
+            write_file(path, text.as_bytes())?;
+            Ok(text)
+        }
+        Err(e) => Err(InteropError::io("reading", path, e)),
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), InteropError> {
@@ -226,7 +235,8 @@ struct RingWriter {
     repository: Arc<dyn XmlRepository>,
     clock: Arc<ManualClock>,
     manager: KeyManager,
-    decryptor: Option<Arc<AzureKeyVaultXmlDecryptor>>,
+    /// The decryptor of the ring's encryption at rest, with its `decryptorType`.
+    decryptor: Option<(&'static str, Arc<dyn XmlDecryptor>)>,
     storage: Storage,
     key_encryption: KeyEncryption,
 }
@@ -260,8 +270,8 @@ impl RingWriter {
             .clock(Arc::new(ManualClock::new(at)))
             .random(Arc::new(SeededRandom::new(label)))
             .auto_generate_keys(false);
-        if let Some(decryptor) = &self.decryptor {
-            builder = builder.add_azure_key_vault_decryptor(decryptor.clone());
+        if let Some((type_name, decryptor)) = &self.decryptor {
+            builder = builder.add_decryptor(type_name, decryptor.clone());
         }
         builder
             .build()
@@ -382,7 +392,11 @@ impl Generator {
                 if let Some(previous) = self.previous.get(name) {
                     reusing.learn(previous, &decryptors).await;
                 }
-                (Some(Arc::new(reusing)), Some(decryptor))
+                let decryptor: Arc<dyn XmlDecryptor> = decryptor;
+                (
+                    Some(Arc::new(reusing)),
+                    Some((AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor)),
+                )
             }
             KeyEncryption::None | KeyEncryption::X509 => (None, None),
         };
