@@ -200,6 +200,20 @@ async fn dotnet_fixtures_verify_when_present() {
     }
 }
 
+/// `ring_failure`, then `case <name>` for every case of the ring `ring`:
+/// what fails when a ring does not verify.
+fn ring_and_its_cases(manifest: &Manifest, ring_failure: String, ring: &str) -> Vec<String> {
+    let mut subjects = vec![ring_failure];
+    subjects.extend(
+        manifest
+            .cases
+            .iter()
+            .filter(|c| c.ring == ring)
+            .map(|c| format!("case {}", c.name)),
+    );
+    subjects
+}
+
 fn committed() -> Manifest {
     read_manifest(&rust_fixtures_dir()).unwrap()
 }
@@ -307,14 +321,8 @@ async fn a_ring_that_differs_from_its_directory_fails_with_its_cases() {
     let mut missing_dir = base.clone();
     missing_dir.rings[0].dir = "rings/does-not-exist".into();
 
-    let ring = &base.rings[0];
-    let mut expected = vec![format!("ring {}", ring.name)];
-    expected.extend(
-        base.cases
-            .iter()
-            .filter(|c| c.ring == ring.name)
-            .map(|c| format!("case {}", c.name)),
-    );
+    let name = &base.rings[0].name;
+    let expected = ring_and_its_cases(&base, format!("ring {name}"), name);
     for manifest in [
         missing_key,
         wrong_default,
@@ -339,14 +347,7 @@ async fn a_key_vault_ring_under_another_kid_fails() {
     ring.key_vault_key_id = Some("https://elsewhere.vault.azure.net/keys/other/1".into());
     let name = ring.name.clone();
     let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
-    let mut expected = vec![format!("ring {name}")];
-    expected.extend(
-        manifest
-            .cases
-            .iter()
-            .filter(|c| c.ring == name)
-            .map(|c| format!("case {}", c.name)),
-    );
+    let expected = ring_and_its_cases(&manifest, format!("ring {name}"), &name);
     assert_eq!(subjects, expected);
 }
 
@@ -405,14 +406,7 @@ async fn an_x509_ring_with_a_key_that_is_not_its_certificates_fails() {
         .unwrap();
     ring.test_rsa_private_key = Some(key_vault_pem);
     let name = ring.name.clone();
-    let mut expected = vec![format!("ring {name}")];
-    expected.extend(
-        manifest
-            .cases
-            .iter()
-            .filter(|c| c.ring == name)
-            .map(|c| format!("case {}", c.name)),
-    );
+    let expected = ring_and_its_cases(&manifest, format!("ring {name}"), &name);
     let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
     assert_eq!(subjects, expected);
 }
@@ -427,14 +421,7 @@ async fn a_ring_whose_document_is_missing_fails_with_its_cases() {
         .unwrap();
     ring.document = Some("documents/does-not-exist.xml".into());
     let name = ring.name.clone();
-    let mut expected = vec![format!("ring {name} (document)")];
-    expected.extend(
-        manifest
-            .cases
-            .iter()
-            .filter(|c| c.ring == name)
-            .map(|c| format!("case {}", c.name)),
-    );
+    let expected = ring_and_its_cases(&manifest, format!("ring {name} (document)"), &name);
     let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
     assert_eq!(subjects, expected);
 }
