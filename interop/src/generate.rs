@@ -236,6 +236,9 @@ async fn previous_rings(rings: &Path) -> Result<HashMap<String, Vec<Element>>, I
     };
     for entry in entries {
         let entry = entry.map_err(|e| InteropError::io("reading directory", rings, e))?;
+        if !entry.path().is_dir() {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         let elements = FileSystemXmlRepository::new(entry.path())
             .get_all_elements()
