@@ -6,12 +6,21 @@ use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_identity::{
-    ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
-    ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
-    WorkloadIdentityCredentialOptions,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
+    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
 use crate::error::KeyVaultError;
+
+/// Credential pipelines fail fast too: an unreachable token endpoint
+/// (IMDS, Entra ID) is reported within seconds, naming the credential.
+fn fail_fast() -> azure_core::http::ClientOptions {
+    azure_core::http::ClientOptions {
+        retry: crate::client::fail_fast_retry_options(),
+        ..Default::default()
+    }
+}
 
 /// Which credential [`credential_from_environment`] chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -107,7 +116,7 @@ pub fn credential_from(
         CredentialKind::AppServiceManagedIdentity => {
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: get("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
-                ..Default::default()
+                client_options: fail_fast(),
             };
             ManagedIdentityCredential::new(Some(options)).map_err(config)?
         }
@@ -116,7 +125,9 @@ pub fn credential_from(
                 client_id: get("AZURE_CLIENT_ID"),
                 tenant_id: get("AZURE_TENANT_ID"),
                 token_file_path: get("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
-                ..Default::default()
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: fail_fast(),
+                },
             };
             WorkloadIdentityCredential::new(Some(options)).map_err(config)?
         }
@@ -124,7 +135,11 @@ pub fn credential_from(
             let tenant = get("AZURE_TENANT_ID").unwrap_or_default();
             let client_id = get("AZURE_CLIENT_ID").unwrap_or_default();
             let secret = Secret::new(get("AZURE_CLIENT_SECRET").unwrap_or_default());
-            ClientSecretCredential::new(&tenant, client_id, secret, None).map_err(config)?
+            let options = ClientSecretCredentialOptions {
+                client_options: fail_fast(),
+            };
+            ClientSecretCredential::new(&tenant, client_id, secret, Some(options))
+                .map_err(config)?
         }
         CredentialKind::DeveloperTools => DeveloperToolsCredential::new(None).map_err(config)?,
     };
