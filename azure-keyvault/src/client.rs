@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
-use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
+use azure_core::http::ClientOptions;
 use azure_security_keyvault_keys::models::{
     EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
 };
@@ -102,17 +102,8 @@ impl Default for KeyVaultOptions {
     }
 }
 
-/// The retry policy for Key Vault and credential requests: exponential from
-/// 200 ms, at most 4 retries and 8 s in all (the SDK default allows 60 s,
-/// which with connection set-up made unreachable vaults fail after 82–87 s).
-pub fn fail_fast_retry_options() -> RetryOptions {
-    RetryOptions::exponential(ExponentialRetryOptions {
-        initial_delay: azure_core::time::Duration::milliseconds(200),
-        max_retries: 4,
-        max_total_elapsed: azure_core::time::Duration::seconds(8),
-        max_delay: azure_core::time::Duration::seconds(4),
-    })
-}
+/// The retry policy for Key Vault requests (shared with the credentials).
+pub use dataprotection_azure_identity::fail_fast_retry_options;
 
 /// [`KeyWrapClient`] over the official `KeyClient` and any
 /// `TokenCredential`.

@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 /// Protect and unprotect ASP.NET Core Data Protection payloads, and manage
 /// the key ring they use.
+///
+/// The options below (location, key encryption, --app-name,
+/// --no-auto-generate) may be given before or after the command.
 #[derive(Debug, Parser)]
 #[command(name = "dpkeys", version)]
 #[command(after_help = "\
@@ -24,13 +27,14 @@ pub struct Cli {
         long,
         value_name = "NAME",
         env = "DATAPROTECTION_APP_NAME",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub app_name: Option<String>,
 
     /// Never create keys automatically (protect/unprotect fail instead when
     /// the ring has no usable default key).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_auto_generate: bool,
 
     /// Where the key ring is stored.
@@ -57,7 +61,7 @@ pub struct RepositoryArgs {
     /// Use the file-system key ring in DIR (one `key-{id}.xml` per key).
     /// Without it, ASP.NET Core's default location is used (e.g.
     /// `$HOME/.aspnet/DataProtection-Keys`).
-    #[arg(long, value_name = "DIR", group = "location")]
+    #[arg(long, value_name = "DIR", group = "location", global = true)]
     pub dir: Option<PathBuf>,
 
     /// Use the key ring in one Azure blob (the format of .NET's
@@ -66,7 +70,7 @@ pub struct RepositoryArgs {
     /// for --keyvault-key). Without any location option, the
     /// DATAPROTECTION_BLOB_URL environment variable is used (its value is
     /// never shown).
-    #[arg(long, value_name = "URL", group = "location")]
+    #[arg(long, value_name = "URL", group = "location", global = true)]
     pub blob_url: Option<String>,
 
     /// Use the key ring in a blob addressed by an Azure Storage connection
@@ -76,21 +80,22 @@ pub struct RepositoryArgs {
         long,
         value_name = "CS",
         group = "location",
-        requires_all = ["container", "blob"]
+        requires_all = ["container", "blob"],
+        global = true
     )]
     pub connection_string: Option<String>,
 
     /// The container, with --connection-string.
-    #[arg(long, value_name = "C", requires = "connection_string")]
+    #[arg(long, value_name = "C", requires = "connection_string", global = true)]
     pub container: Option<String>,
 
     /// The blob name, with --connection-string.
-    #[arg(long, value_name = "B", requires = "connection_string")]
+    #[arg(long, value_name = "B", requires = "connection_string", global = true)]
     pub blob: Option<String>,
 
     /// Create the blob's container if it does not exist (needs a credential
     /// allowed to create containers).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub create_container: bool,
 }
 
@@ -102,15 +107,19 @@ pub struct RepositoryArgs {
 pub struct KeyEncryptionArgs {
     /// Wrap new keys with this Azure Key Vault key, and unwrap stored keys
     /// through Key Vault (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
-    /// The credential is chosen from the environment: App Service managed
-    /// identity (IDENTITY_ENDPOINT), workload identity
-    /// (AZURE_FEDERATED_TOKEN_FILE), a client secret (AZURE_CLIENT_SECRET,
-    /// AZURE_TENANT_ID, AZURE_CLIENT_ID), else the Azure CLI / azd login.
+    /// The credential is chosen from the environment: a client secret or
+    /// certificate (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or
+    /// AZURE_CLIENT_CERTIFICATE_PATH), workload identity
+    /// (AZURE_FEDERATED_TOKEN_FILE), managed identity (App Service
+    /// IDENTITY_ENDPOINT, or IMDS on Azure VMs), else the Azure CLI / azd
+    /// login; AZURE_TOKEN_CREDENTIALS (dev, prod, or a credential name)
+    /// narrows the choice.
     #[arg(
         long,
         value_name = "KEY_ID_URL",
         env = "DATAPROTECTION_KEYVAULT_KEY_ID",
-        hide_env_values = true
+        hide_env_values = true,
+        global = true
     )]
     pub keyvault_key: Option<String>,
 }
@@ -154,6 +163,9 @@ be checked for presence (their master key cannot be decrypted), 1 = failure
     #[command(after_help = "\
 Exit status: 0 = no problem, 4 = warnings only, 1 = at least one error.")]
     Doctor(DoctorArgs),
+    /// Decode an ASP.NET Core sign-in cookie to its ticket as JSON, or encode one.
+    #[command(subcommand)]
+    Cookie(crate::commands::cookie::CookieCommand),
 }
 
 /// `dpkeys rotate`.

@@ -83,6 +83,14 @@ pub enum Error {
         /// The `decryptorType` attribute value.
         type_name: String,
     },
+    /// A key's master secret is protected with Windows DPAPI or DPAPI-NG
+    /// (including certificate-based DPAPI-NG), which only Windows can
+    /// decrypt. The key is kept as it is, and never treated as absent.
+    #[error("protected with Windows DPAPI: only readable on Windows ({type_name})")]
+    WindowsOnlyProtection {
+        /// The `decryptorType` attribute value (normalized).
+        type_name: String,
+    },
     /// Decrypting a key's master secret at rest failed (e.g. the key vault could
     /// not unwrap it).
     #[error("could not decrypt the key material of {what}: {source}")]
@@ -167,6 +175,7 @@ impl Error {
             Error::MalformedXml { .. } => "malformed xml",
             Error::UnsupportedAlgorithm(_) => "unsupported algorithm",
             Error::UnknownDecryptor { .. } => "unknown decryptor",
+            Error::WindowsOnlyProtection { .. } => "windows-only protection",
             Error::KeyDecryption { .. } => "key decryption failure",
             Error::KeyEncryption { .. } => "key encryption failure",
             Error::NoDefaultKey { .. } => "no default key",

@@ -1,5 +1,6 @@
 //! The commands. Each writes its result to stdout and nothing else there.
 
+pub(crate) mod cookie;
 mod doctor;
 mod keys;
 mod migrate;
@@ -39,6 +40,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Migrate(args) => migrate::run(&context, args).await,
         Command::Prune(args) => prune::run(&context, args).await,
         Command::Doctor(args) => doctor::run(&context, &cli.key_encryption, args).await,
+        Command::Cookie(command) => ok(cookie::run(&context, command).await),
     }
 }
 

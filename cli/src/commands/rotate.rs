@@ -199,8 +199,8 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         .during(ACTION);
     }
 
-    let (xml, element) = context
-        .key_manager()
+    let manager = context.key_manager();
+    let (xml, element) = manager
         .new_key_element(activation, expiration)
         .await
         .during(ACTION)?;
@@ -210,6 +210,7 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         .await
         .during(ACTION)?;
     if stored {
+        manager.warn_if_stored_unencrypted(xml.id);
         print_line(&format!(
             "created key {} (activation {}, expiration {})",
             xml.id,

@@ -68,7 +68,7 @@ fn gcm_open(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8], tag: &[u8
 pub struct GcmEncryptor {
     prf: Prf,
     aes: AesKeySize,
-    context_header: Vec<u8>,
+    context_header: Arc<[u8]>,
     random: Arc<dyn RandomSource>,
     master_key_len: usize,
 }
@@ -88,7 +88,9 @@ impl GcmEncryptor {
             prf: kdf::prf_for(master_key.expose()),
             master_key_len: master_key.expose().len(),
             aes,
-            context_header: super::context_header(super::Algorithm::Gcm { aes }),
+            context_header: super::context_header::shared_context_header(super::Algorithm::Gcm {
+                aes,
+            }),
             random,
         }
     }

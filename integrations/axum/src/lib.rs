@@ -369,5 +369,14 @@ impl IntoResponse for Unauthorized {
     }
 }
 
+mod signin;
+pub use dataprotection_aspnetcore as aspnetcore;
+pub use signin::{
+    AuthenticateError, Authenticated, CookieAuthentication, CookieSecurePolicy, CookieUser,
+    DEFAULT_EXPIRE_TIME_SPAN, SetCookies, SignInError,
+};
+
+#[cfg(test)]
+mod signin_tests;
 #[cfg(test)]
 mod tests;
