@@ -62,6 +62,12 @@ else
     cargo deny --locked check licenses bans sources
 fi
 
+echo "== the openssl command (the independent RSA implementation of the Key Vault emulator tests)"
+if ! command -v openssl >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq openssl >/dev/null \
+        || { echo "openssl is needed: apt-get install openssl" >&2; exit 1; }
+fi
+
 echo "== formatting, lints, docs"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::key::KeyRing;
 use crate::payload::{
-    HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header,
+    HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header_id_bytes,
 };
 use crate::provider::{Inner, RefreshReason, RingState};
 use crate::xml::{from_ticks, to_ticks};
@@ -135,11 +136,31 @@ impl DataProtector {
         payload: &[u8],
         ignore_revocation: bool,
     ) -> Result<Unprotected, Miss> {
-        let key_id = read_header(payload).map_err(Miss::Failed)?;
-        let Some(&index) = ring.index.get(&key_id) else {
-            return Err(Miss::UnknownKey(key_id));
+        let id_bytes = read_header_id_bytes(payload).map_err(Miss::Failed)?;
+        // Most payloads name the default key, whose encryptor the ring
+        // holds (and which is never revoked: a ring is not built with a
+        // revoked default key).
+        if let Some(default) = &ring.default
+            && default.id_bytes == *id_bytes
+        {
+            let plaintext = default
+                .encryptor
+                .decrypt(
+                    &payload[HEADER_LEN..],
+                    &[&payload[..HEADER_LEN], self.tail.as_bytes()],
+                )
+                .map_err(Miss::Failed)?;
+            return Ok(Unprotected {
+                plaintext,
+                requires_migration: false,
+                was_revoked: false,
+            });
+        }
+        let Some(index) = ring.index.get(id_bytes) else {
+            return Err(Miss::UnknownKey(Uuid::from_bytes_le(*id_bytes)));
         };
         let entry = &ring.entries[index];
+        let key_id = entry.key.id();
         let was_revoked = entry.key.is_revoked();
         if was_revoked && !ignore_revocation {
             tracing::debug!(key_id = %key_id, "payload names a revoked key");
@@ -152,7 +173,7 @@ impl DataProtector {
             return Err(Miss::NotReady(index));
         };
         // The AAD starts with the payload's own 20 header bytes (magic with
-        // version 0, and the key id), which read_header has validated.
+        // version 0, and the key id), which read_header_id_bytes has validated.
         let plaintext = encryptor
             .decrypt(
                 &payload[HEADER_LEN..],

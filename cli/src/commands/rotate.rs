@@ -172,11 +172,18 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         let activation = match (args.activation, args.now) {
             (Some(t), _) => t,
             (None, true) => now,
-            (None, false) => now + KEY_PROPAGATION_WINDOW,
+            (None, false) => now.saturating_add(KEY_PROPAGATION_WINDOW),
         };
+        let expiration = dpkeys::args::add(
+            activation,
+            lifetime,
+            "the expiration date (activation + --lifetime)",
+        )
+        .map_err(Error::InvalidArgument)
+        .during(ACTION)?;
         (
             activation,
-            activation + lifetime,
+            expiration,
             Box::new(move |elements: &[Element]| {
                 // Another writer added a key since we read the ring: that
                 // is the rotation; do not add a second one.

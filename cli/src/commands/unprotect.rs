@@ -22,7 +22,7 @@ pub async fn run(context: &Context, args: UnprotectArgs) -> Result<()> {
     // is not a payload never makes the provider create a key.
     let payload = decode_text(&text).during(ACTION)?;
     read_header(&payload).during(ACTION)?;
-    let provider = context.provider(ACTION).await?;
+    let provider = context.unprotect_provider(ACTION).await?;
     let protector = context.protector(&provider, &args.purposes);
     match unprotect(&protector, &payload, args.time_limited).await {
         Ok(plaintext) => write_stdout(&plaintext),
@@ -45,7 +45,7 @@ async fn unprotect(
 ) -> std::result::Result<Vec<u8>, Error> {
     if time_limited {
         let (plaintext, expiration) = protector.to_time_limited().unprotect_async(payload).await?;
-        tracing::info!(%expiration, "time-limited payload is valid");
+        tracing::info!(expiration = %dataprotection::xml::format_date(expiration), "time-limited payload is valid");
         Ok(plaintext)
     } else {
         protector.unprotect_async(payload).await

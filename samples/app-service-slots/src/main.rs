@@ -5,13 +5,15 @@
 //! (one blob, keys wrapped by one Key Vault key) under the same application
 //! name, so a cookie protected by one slot is accepted by the other.
 //!
+//! - `POST /signin` (form field `user`): signs the user in with ASP.NET Core's
+//!   cookie format (an `AuthenticationTicket` in `.AspNetCore.Cookies`, which a
+//!   .NET app on the same ring, application name and domain reads), then
+//!   redirects to `/`.
 //! - `GET /`: a page that says who is signed in and their claims, which slot
 //!   served it, which key protected the session cookie and when the key ring
 //!   was last refreshed; or a sign-in form.
-//! - `POST /signin` (form field `user`): sets the protected session cookie,
-//!   then redirects to `/`.
 //! - `GET /me`: `{"user": …, "slot": …}`, or `401 unauthorized` (for machines).
-//! - `POST /signout`: deletes the cookie; `GET /healthz`: `ok`.
+//! - `POST /signout`: deletes the cookie (every chunk); `GET /healthz`: `ok`.
 //!
 //! Configured only from App Service app settings: `DATAPROTECTION_BLOB_URL`,
 //! `DATAPROTECTION_KEYVAULT_KEY_ID` (optional), `DATAPROTECTION_APP_NAME`,
@@ -29,14 +31,17 @@ use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use dataprotection::DataProtectionProvider;
 use dataprotection::payload::{decode_text, read_header};
 use dataprotection::repository::{FileSystemXmlRepository, XmlRepository};
-use dataprotection_axum::{CookieJar, ProtectedCookie, ProtectedCookies};
+use dataprotection_axum::aspnetcore::{
+    AuthenticationProperties, ChunkingCookieManager, ClaimsIdentity, RequestCookies,
+};
+use dataprotection_axum::{CookieAuthentication, CookieSecurePolicy, CookieUser};
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
 use dataprotection_azure_keyvault::{
     AzureKeyVaultBuilderExt, KeyVaultKeyId, KeyVaultOptions, credential_from_environment,
@@ -47,27 +52,27 @@ use time::Duration;
 use crate::config::{Config, KeyRingLocation};
 use crate::pages::{PageView, RingView, SessionView};
 
-/// How long a sign-in lasts.
+/// How long a sign-in lasts (`ExpireTimeSpan`; renewed past half of it).
 const SESSION_LIFETIME: Duration = Duration::hours(8);
+
+/// The cookie authentication scheme, as `AddCookie()` names it by default.
+const SCHEME: &str = "Cookies";
 
 /// The longest user name accepted.
 const MAX_USER_LEN: usize = 64;
 
-/// The claim type .NET uses for the user name (`ClaimTypes.Name`).
-const NAME_CLAIM: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name";
-
 #[derive(Clone, Debug)]
 struct AppState {
-    cookies: ProtectedCookies,
+    auth: CookieAuthentication,
     provider: DataProtectionProvider,
     slot: Arc<str>,
     app_name: Arc<str>,
     key_ring: Arc<str>,
 }
 
-impl FromRef<AppState> for ProtectedCookies {
+impl FromRef<AppState> for CookieAuthentication {
     fn from_ref(state: &AppState) -> Self {
-        state.cookies.clone()
+        state.auth.clone()
     }
 }
 
@@ -106,9 +111,13 @@ async fn run(config: Config) -> Result<(), String> {
         "starting"
     );
     let provider = build_provider(&config).await?;
-    let cookies = ProtectedCookies::new(&provider).with_lifetime(SESSION_LIFETIME);
+    // ASP.NET Core's AddCookie() with ExpireTimeSpan = 8 h and
+    // Cookie.SecurePolicy = Always (App Service serves HTTPS).
+    let auth = CookieAuthentication::for_scheme(&provider, SCHEME)
+        .with_expire_time_span(SESSION_LIFETIME)
+        .with_secure_policy(CookieSecurePolicy::Always);
     let app = router(AppState {
-        cookies,
+        auth,
         provider,
         slot: config.slot.as_str().into(),
         app_name: config.app_name.as_str().into(),
@@ -248,21 +257,27 @@ fn router(state: AppState) -> Router {
         .route("/signin", post(sign_in))
         .route("/signout", post(sign_out))
         .route("/me", get(me))
+        // Sliding expiration, as the cookie handler: renewed past half its lifetime.
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            CookieAuthentication::middleware,
+        ))
         .with_state(state)
 }
 
-async fn index(State(state): State<AppState>, jar: CookieJar) -> Response {
-    let session = match state.cookies.get(&jar).await {
-        Some(user) => Some(SessionView {
-            claims: vec![(NAME_CLAIM.to_string(), user.clone())],
-            user,
-            key_id: jar
-                .get(state.cookies.name())
-                .and_then(|c| decode_text(c.value()).ok())
-                .and_then(|payload| read_header(&payload).ok()),
-        }),
-        None => None,
-    };
+async fn index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: Option<CookieUser>,
+) -> Response {
+    let session = user.map(|CookieUser(ticket)| SessionView {
+        user: ticket.name().unwrap_or_default().to_string(),
+        claims: ticket
+            .claims()
+            .map(|c| (c.claim_type.clone(), c.value.clone()))
+            .collect(),
+        key_id: cookie_key_id(&headers, state.auth.cookie_name()),
+    });
     let ring = state.provider.key_ring().ok().map(|ring| RingView {
         location: state.key_ring.to_string(),
         loaded_at: ring.loaded_at(),
@@ -283,6 +298,19 @@ async fn index(State(state): State<AppState>, jar: CookieJar) -> Response {
     response
 }
 
+/// The key that protected the session cookie: the key id in the header of
+/// the protected payload, after the cookie's chunks are put back together.
+fn cookie_key_id(headers: &HeaderMap, cookie_name: &str) -> Option<uuid::Uuid> {
+    let cookies = RequestCookies::parse(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let value = ChunkingCookieManager::default().get_request_cookie(&cookies, cookie_name)?;
+    read_header(&decode_text(&value).ok()?).ok()
+}
+
 #[derive(Debug, Deserialize)]
 struct SignIn {
     user: String,
@@ -295,8 +323,8 @@ struct Me<'a> {
 }
 
 async fn sign_in(
-    State(cookies): State<ProtectedCookies>,
-    jar: CookieJar,
+    State(auth): State<CookieAuthentication>,
+    headers: HeaderMap,
     form: Result<Form<SignIn>, FormRejection>,
 ) -> Response {
     let Ok(Form(SignIn { user })) = form else {
@@ -307,10 +335,16 @@ async fn sign_in(
     {
         return bad_request("user must be 1 to 64 printable characters");
     }
-    match cookies.set(jar, user) {
-        Ok(jar) => {
+    // What `HttpContext.SignInAsync(new ClaimsPrincipal(new ClaimsIdentity(
+    // [new Claim(ClaimTypes.Name, user)], "Cookies")), new() { IsPersistent = true })`
+    // writes: a persistent cookie (with Expires) holding the ticket.
+    let identity = ClaimsIdentity::new(SCHEME).with_name(user);
+    let mut properties = AuthenticationProperties::new();
+    properties.set_persistent(true);
+    match auth.sign_in(&headers, identity, properties) {
+        Ok(cookies) => {
             tracing::info!("signed in");
-            (jar, Redirect::to("/")).into_response()
+            (cookies, Redirect::to("/")).into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot protect the session cookie");
@@ -319,13 +353,16 @@ async fn sign_in(
     }
 }
 
-async fn sign_out(State(cookies): State<ProtectedCookies>, jar: CookieJar) -> impl IntoResponse {
-    (cookies.remove(jar), Redirect::to("/"))
+async fn sign_out(
+    State(auth): State<CookieAuthentication>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    (auth.sign_out(&headers), Redirect::to("/"))
 }
 
-async fn me(State(state): State<AppState>, ProtectedCookie(user): ProtectedCookie) -> Response {
+async fn me(State(state): State<AppState>, CookieUser(ticket): CookieUser) -> Response {
     let mut response = Json(Me {
-        user: &user,
+        user: ticket.name().unwrap_or_default(),
         slot: &state.slot,
     })
     .into_response();
