@@ -9,8 +9,8 @@ use dataprotection::repository::XmlRepository;
 use dataprotection::{DataProtectionProviderBuilder, KeyManager};
 
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, KeyVaultError, KeyVaultOptions,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, credential_from_environment, key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, KeyVaultError, KeyVaultOptions,
+    credential_from_environment, key_vault_protection,
 };
 
 use crate::cli::KeyEncryptionArgs;
@@ -81,16 +81,10 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
     let decryptor: Arc<dyn XmlDecryptor> = decryptor;
     Ok(KeyEncryption {
         encryptor: Some(encryptor),
-        decryptors: vec![
-            (
-                AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
-                decryptor.clone(),
-            ),
-            (
-                LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
-                decryptor,
-            ),
-        ],
+        decryptors: AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES
+            .iter()
+            .map(|type_name| (type_name.to_string(), decryptor.clone()))
+            .collect(),
     })
 }
 

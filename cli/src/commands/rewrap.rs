@@ -22,11 +22,11 @@ use std::sync::Arc;
 
 use dataprotection::encryption::{XmlDecryptor, encrypt_if_necessary};
 use dataprotection::key::KeySet;
+use dataprotection::repository::replace_where;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, RSA_OAEP, credential_from_environment,
-    key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
+    RSA_OAEP, credential_from_environment, key_vault_protection,
 };
 use uuid::Uuid;
 
@@ -71,8 +71,9 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     let mut registry = context.encryption.registry();
     if context.encryption.decryptors.is_empty() {
         let decryptor: Arc<dyn XmlDecryptor> = decryptor;
-        registry.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
-        registry.register(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor);
+        for type_name in AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES {
+            registry.register(type_name, decryptor.clone());
+        }
     }
 
     let elements = context.repository.get_all_elements().await.during(ACTION)?;
@@ -128,17 +129,12 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     // Every stored element equal to a rewrapped one is replaced by its new
     // version (a pure function of the stored elements, as the repository
     // may call it again after a conflict).
-    let choose = |stored: &[Element]| -> Vec<Option<Element>> {
-        stored
+    let choose = replace_where(|e| {
+        replacements
             .iter()
-            .map(|e| {
-                replacements
-                    .iter()
-                    .find(|(old, _)| old == e)
-                    .map(|(_, new)| new.clone())
-            })
-            .collect()
-    };
+            .find(|(old, _)| old == e)
+            .map(|(_, new)| new.clone())
+    });
     let replaced = if replacements.is_empty() {
         0
     } else {
