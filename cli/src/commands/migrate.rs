@@ -87,7 +87,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> Result<u8> {
                         message: e.to_string(),
                     }
                 })?;
-            if context.encryption.decryptors.is_empty() {
+            if !context.encryption.has_key_vault() {
                 let decryptor: Arc<dyn XmlDecryptor> = decryptor;
                 target_registry.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
                 target_registry.register(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor);
