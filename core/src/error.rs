@@ -54,7 +54,7 @@ pub enum Error {
     #[error("the payload text is not valid Base64Url or Base64")]
     InvalidEncoding,
     /// A time-limited payload has expired.
-    #[error("the payload expired at {expiration}")]
+    #[error("the payload expired at {}", crate::xml::format_date(*.expiration))]
     PayloadExpired {
         /// When it expired.
         expiration: time::OffsetDateTime,
