@@ -159,8 +159,9 @@ fn app_service_thumbprint_from_a_directory_in_the_environment() {
     .trim()
     .to_string();
     assert!(ring_text(ring.path()).contains("EncryptedXmlDecryptor"));
+    // Options work after the subcommand too.
     let out = dpkeys(
-        &["--dir", dir, "--certificate-thumbprint", &t, "unprotect"],
+        &["unprotect", "--dir", dir, "--certificate-thumbprint", &t],
         &envs,
         Some(&payload),
     );

@@ -165,9 +165,12 @@ fn certificate_target(
 /// Runs `rewrap`.
 pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     let mut registry = context.encryption.registry();
+    // A certificate target wins: --keyvault-key is a global option too, and
+    // then names where stored keys are decrypted.
+    let to_certificate = args.to_certificate.is_some() || args.to_certificate_thumbprint.is_some();
     let target = match &args.keyvault_key {
-        Some(key_id) => key_vault_target(context, key_id, &mut registry).await?,
-        None => certificate_target(context, &args, &mut registry)?,
+        Some(key_id) if !to_certificate => key_vault_target(context, key_id, &mut registry).await?,
+        _ => certificate_target(context, &args, &mut registry)?,
     };
     let encryptor = target.encryptor.clone();
 
