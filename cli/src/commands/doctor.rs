@@ -101,6 +101,14 @@ pub async fn run(
     if let Some(key) = &encryption.keyvault_key {
         key_vault(&mut report, key).await;
     }
+    for (level, message) in
+        crate::certificates::doctor_findings(&context.encryption.certificates, now)
+    {
+        match level {
+            crate::certificates::Level::Ok => report.ok("certificate", message),
+            crate::certificates::Level::Warning => report.warning("certificate", message),
+        }
+    }
     ring(&mut report, context, now).await;
 
     if args.json {
@@ -589,10 +597,16 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
         }
         let Err(e) = result else { continue };
         failures += 1;
-        let hint = if matches!(e, dataprotection::Error::UnknownDecryptor { .. }) {
-            " (pass the --keyvault-key the applications use)"
-        } else {
-            ""
+        let hint = match &e {
+            dataprotection::Error::UnknownDecryptor { .. } => {
+                " (pass the --keyvault-key the applications use)"
+            }
+            dataprotection::Error::KeyDecryption { source, .. }
+                if source.is::<dataprotection_x509::X509Error>() =>
+            {
+                " (pass that certificate with --certificate or --certificate-thumbprint)"
+            }
+            _ => "",
         };
         if key.is_revoked() {
             report.warning(
