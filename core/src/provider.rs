@@ -28,7 +28,7 @@ use crate::manager::{KeyEscrowSink, KeyManager};
 use crate::payload::key_id_bytes;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
 use crate::protector::DataProtector;
-use crate::repository::{XmlRepository, default_repository};
+use crate::repository::{Version, XmlRepository, default_repository};
 use crate::xml::{
     Element, RevocationTarget, contains_encrypted_secret, read_descriptor,
     read_descriptor_algorithm,
@@ -41,6 +41,8 @@ const REFRESH_BACKOFF_START: Duration = Duration::seconds(15);
 const REFRESH_BACKOFF_MAX: Duration = Duration::minutes(10);
 /// Back-off after a key's master key failed to decrypt (e.g. vault unreachable).
 const KEY_DECRYPT_BACKOFF: Duration = Duration::seconds(30);
+/// How often, by default, the repository is asked whether the ring changed.
+pub const DEFAULT_CHANGE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Configures a [`DataProtectionProvider`], in the spirit of `AddDataProtection()`.
 ///
@@ -72,6 +74,7 @@ pub struct DataProtectionProviderBuilder {
     random: Arc<dyn RandomSource>,
     /// Set by [`DataProtectionProviderBuilder::build_blocking`].
     owned_runtime: Option<Arc<OwnedRuntime>>,
+    change_check_interval: Option<std::time::Duration>,
 }
 
 /// The Tokio runtime [`DataProtectionProviderBuilder::build_blocking`]
@@ -120,6 +123,7 @@ impl Default for DataProtectionProviderBuilder {
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
             owned_runtime: None,
+            change_check_interval: Some(DEFAULT_CHANGE_CHECK_INTERVAL),
         }
     }
 }
@@ -249,6 +253,17 @@ impl DataProtectionProviderBuilder {
         handle.block_on(self.build())
     }
 
+    /// How often the repository is asked, in the background, whether the ring
+    /// changed (a revocation or a new key written by another instance); a
+    /// change reloads the ring at once. Default 60 s; `None` leaves changes to
+    /// the scheduled refresh (up to 24 h). The check is cheap: a conditional
+    /// GET answered with 304 for a blob, a listing for a directory. Only
+    /// repositories that report versions are checked.
+    pub fn change_check_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+        self.change_check_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
     /// Builds the provider and loads the key ring (creating the first key if
     /// the ring is empty and generation is enabled). Fails if the ring cannot
     /// be read. Must be called inside a Tokio runtime, which later refreshes
@@ -281,7 +296,7 @@ impl DataProtectionProviderBuilder {
             decryptors: self.decryptors,
             clock: self.clock,
             random: self.random,
-            state: ArcSwap::new(RingState::new(None, now)),
+            state: ArcSwap::new(RingState::new(None, now, None)),
             refresh_lock: tokio::sync::Mutex::new(RefreshBook::default()),
             refreshes: AtomicU64::new(0),
             background_refresh: AtomicBool::new(false),
@@ -292,6 +307,9 @@ impl DataProtectionProviderBuilder {
             _owned_runtime: self.owned_runtime,
         });
         inner.refresh(RefreshReason::Initial).await?;
+        if let (Some(interval), Some(runtime)) = (self.change_check_interval, &inner.runtime) {
+            runtime.spawn(watch_for_changes(Arc::downgrade(&inner), interval));
+        }
         Ok(DataProtectionProvider { inner })
     }
 }
@@ -395,25 +413,81 @@ impl DataProtectionProvider {
     }
 }
 
+/// A loaded ring, when to refresh it, and the repository version it was read at.
+type Loaded = (KeyRing, OffsetDateTime, Option<Version>);
+
 /// The boxed future of [`Inner::load`] (boxed because it recurses once).
-type LoadFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(KeyRing, OffsetDateTime)>> + Send + 'a>,
->;
+type LoadFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Loaded>> + Send + 'a>>;
 
 pub(crate) struct RingState {
     pub ring: Option<Arc<KeyRing>>,
     pub refresh_at: OffsetDateTime,
     /// `refresh_at` as Unix nanoseconds, for the hot-path check.
     refresh_at_nanos: i128,
+    /// The repository version the ring was read at, for the change check.
+    version: Option<Version>,
 }
 
 impl RingState {
-    fn new(ring: Option<Arc<KeyRing>>, refresh_at: OffsetDateTime) -> Arc<Self> {
+    fn new(
+        ring: Option<Arc<KeyRing>>,
+        refresh_at: OffsetDateTime,
+        version: Option<Version>,
+    ) -> Arc<Self> {
         Arc::new(RingState {
             ring,
             refresh_at,
             refresh_at_nanos: refresh_at.unix_timestamp_nanos(),
+            version,
         })
+    }
+}
+
+/// Asks the repository every `interval` whether the ring changed, and reloads
+/// it when it did; stops when the provider is dropped.
+async fn watch_for_changes(inner: std::sync::Weak<Inner>, interval: std::time::Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        // A panicking repository must not end the watch.
+        if CatchUnwind(Box::pin(inner.check_for_change()))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the key ring change check panicked; checking again later");
+        }
+    }
+}
+
+/// Resolves to `Err` instead of unwinding when the inner future panics
+/// (what `futures::FutureExt::catch_unwind` does; written here to keep the
+/// core crate's dependencies to what it already has).
+struct CatchUnwind<F: ?Sized>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future + ?Sized> std::future::Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Clears the "background refresh in progress" flag when dropped, also when
+/// the refresh panicked.
+struct BackgroundRefresh<'a>(&'a AtomicBool);
+
+impl Drop for BackgroundRefresh<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -430,6 +504,8 @@ pub(crate) enum RefreshReason {
     Scheduled,
     Forced,
     UnknownKey,
+    /// The repository reported a change.
+    Changed,
 }
 
 pub(crate) struct Inner {
@@ -510,7 +586,26 @@ impl Inner {
         self.state.store(RingState::new(
             current.ring.clone(),
             OffsetDateTime::UNIX_EPOCH,
+            current.version.clone(),
         ));
+    }
+
+    /// Asks the repository whether the ring changed since it was loaded, and
+    /// reloads it if so.
+    async fn check_for_change(&self) {
+        let Some(version) = self.state.load().version.clone() else {
+            return;
+        };
+        match self.manager.repository.changed_since(&version).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::debug!("the key ring changed in the repository; reloading it");
+                if let Err(e) = self.refresh(RefreshReason::Changed).await {
+                    tracing::debug!(error = %e, "reloading the changed key ring failed");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "the key ring change check failed"),
+        }
     }
 
     /// Hot-path check: start a background refresh if one is due. Never waits.
@@ -528,6 +623,8 @@ impl Inner {
         }
         let inner = self.clone();
         runtime.spawn(async move {
+            // Released however the refresh ends, a panic included.
+            let _in_progress = BackgroundRefresh(&inner.background_refresh);
             let result = match reason {
                 RefreshReason::UnknownKey => inner.refresh_for_unknown_key().await.map(|_| ()),
                 _ => {
@@ -541,7 +638,6 @@ impl Inner {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "background key ring refresh failed");
             }
-            inner.background_refresh.store(false, Ordering::Release);
         });
     }
 
@@ -609,10 +705,22 @@ impl Inner {
 
     async fn refresh_locked(&self, book: &mut RefreshBook, reason: RefreshReason) -> Result<()> {
         let now = self.clock.now();
-        let result = self.load(now, true, None).await;
+        // A panic in a repository or decryptor fails this refresh like any
+        // error (back-off, previous ring kept) instead of unwinding through
+        // the refresh machinery.
+        let result = match CatchUnwind(self.load(now, true, None)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Repository {
+                message: format!(
+                    "loading the key ring from {} panicked",
+                    self.manager.repository.describe()
+                ),
+                source: None,
+            }),
+        };
         self.refreshes.fetch_add(1, Ordering::AcqRel);
         match result {
-            Ok((ring, refresh_at)) => {
+            Ok((ring, refresh_at, version)) => {
                 tracing::debug!(
                     ?reason,
                     default_key = ?ring.default_key_id(),
@@ -623,7 +731,7 @@ impl Inner {
                 book.failures = 0;
                 book.last_error = None;
                 self.state
-                    .store(RingState::new(Some(Arc::new(ring)), refresh_at));
+                    .store(RingState::new(Some(Arc::new(ring)), refresh_at, version));
                 Ok(())
             }
             Err(e) => {
@@ -642,6 +750,7 @@ impl Inner {
                 self.state.store(RingState::new(
                     current.ring.clone(),
                     now.saturating_add(backoff),
+                    current.version.clone(),
                 ));
                 Err(e)
             }
@@ -752,7 +861,7 @@ impl Inner {
         just_created: Option<Uuid>,
     ) -> LoadFuture<'a> {
         Box::pin(async move {
-            let elements = self.manager.repository.get_all_elements().await?;
+            let (elements, version) = self.manager.repository.get_all_elements_versioned().await?;
             let set = KeySet::from_elements(&elements)?;
             let infos = set.infos();
             let slots: HashMap<Uuid, EncryptorSlot> = set
@@ -928,7 +1037,7 @@ impl Inner {
                 problems: set.problems,
                 loaded_at: now,
             };
-            Ok((ring, refresh_at))
+            Ok((ring, refresh_at, version))
         })
     }
 
