@@ -5,7 +5,7 @@
 #![no_main]
 
 use dataprotection_aspnetcore::{
-    AuthenticationTicket, ChunkingCookieManager, IdentityToken, RequestCookies,
+    AuthenticationTicket, ChunkingCookieManager, CookieOptions, IdentityToken, RequestCookies,
     deserialize_properties, deserialize_ticket, serialize_properties, serialize_ticket,
 };
 use libfuzzer_sys::fuzz_target;
@@ -41,5 +41,19 @@ fuzz_target!(|data: &[u8]| {
         let manager = ChunkingCookieManager::default();
         let _ = manager.reassemble(&cookies, ".AspNetCore.Cookies");
         let _ = manager.get_request_cookie(&cookies, ".AspNetCore.Cookies");
+        // Removals are bounded by the chunks actually sent, whatever N says.
+        let options = CookieOptions::default();
+        let deleted = manager.delete_cookie(&cookies, ".AspNetCore.Cookies", &options);
+        assert!(
+            deleted.len() <= text.len() + 1,
+            "more removals than cookies sent"
+        );
+        let written = manager
+            .replace_response_cookie(&cookies, ".AspNetCore.Cookies", "v", &options)
+            .expect("the default chunk size leaves room");
+        assert!(
+            written.len() <= text.len() + 1,
+            "more removals than cookies sent"
+        );
     }
 });

@@ -261,16 +261,31 @@ impl ChunkingCookieManager {
         Ok(Some(joined))
     }
 
-    /// `AppendResponseCookie`: the `Set-Cookie` header values for `name=value`,
-    /// split into chunks when `template length + value length` reaches the
-    /// chunk size (the template is the header for an empty value, so the
-    /// attributes count). Each chunk holds `chunk size - template length - 3`
-    /// characters. Chunks of the request's cookie that the new value no
-    /// longer uses are expired first, as .NET does.
+    /// `AppendResponseCookie` for a request without this cookie: the
+    /// `Set-Cookie` header values for `name=value`, split into chunks when
+    /// `template length + value length` reaches the chunk size (the template
+    /// is the header for an empty value, so the attributes count). Each chunk
+    /// holds `chunk size - template length - 3` characters.
     ///
     /// # Errors
     /// [`ChunkSizeTooSmall`] when fewer than 10 characters would remain for data.
     pub fn append_response_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        options: &CookieOptions,
+    ) -> Result<Vec<String>, ChunkSizeTooSmall> {
+        self.replace_response_cookie(&RequestCookies::default(), name, value, options)
+    }
+
+    /// `AppendResponseCookie` in answer to `request`: as
+    /// [`ChunkingCookieManager::append_response_cookie`], and the chunks of the
+    /// request's cookie that the new value no longer uses are expired first,
+    /// as .NET does (up to the first chunk the request does not carry).
+    ///
+    /// # Errors
+    /// [`ChunkSizeTooSmall`] when fewer than 10 characters would remain for data.
+    pub fn replace_response_cookie(
         &self,
         request: &RequestCookies,
         name: &str,
@@ -376,20 +391,17 @@ mod tests {
         let m = ChunkingCookieManager {
             chunk_size: Some(100),
         };
-        let none = RequestCookies::default();
         let options = CookieOptions::default();
         let template = options.set_cookie_header("n", "").len();
         let fits = "a".repeat(100 - template - 1);
         assert_eq!(
-            m.append_response_cookie(&none, "n", &fits, &options)
+            m.append_response_cookie("n", &fits, &options)
                 .unwrap()
                 .len(),
             1
         );
         let splits = "a".repeat(100 - template);
-        let headers = m
-            .append_response_cookie(&none, "n", &splits, &options)
-            .unwrap();
+        let headers = m.append_response_cookie("n", &splits, &options).unwrap();
         assert_eq!(headers[0], "n=chunks-2; path=/; samesite=lax; httponly");
         let per_chunk = 100 - template - 3;
         assert_eq!(
@@ -404,7 +416,7 @@ mod tests {
             chunk_size: Some(template + 9),
         };
         assert_eq!(
-            tiny.append_response_cookie(&none, "n", &"a".repeat(50), &options),
+            tiny.append_response_cookie("n", &"a".repeat(50), &options),
             Err(ChunkSizeTooSmall)
         );
     }
@@ -417,7 +429,7 @@ mod tests {
         let options = CookieOptions::default();
         let request = RequestCookies::parse(["n=chunks-3; nC1=a; nC2=b; nC3=c"]);
         let small = m
-            .append_response_cookie(&request, "n", "v", &options)
+            .replace_response_cookie(&request, "n", "v", &options)
             .unwrap();
         assert_eq!(
             small,
@@ -430,7 +442,7 @@ mod tests {
         );
         let two_chunks = "a".repeat(100);
         let headers = m
-            .append_response_cookie(&request, "n", &two_chunks, &options)
+            .replace_response_cookie(&request, "n", &two_chunks, &options)
             .unwrap();
         assert_eq!(headers[0], expired("nC3"));
         assert!(headers[1].starts_with("n=chunks-2;"));
@@ -447,7 +459,7 @@ mod tests {
             [expired("n"), expired("nC1")]
         );
         assert_eq!(
-            m.append_response_cookie(&c, "n", "v", &options).unwrap(),
+            m.replace_response_cookie(&c, "n", "v", &options).unwrap(),
             [expired("nC1"), options.set_cookie_header("n", "v")]
         );
         assert!(m.reassemble(&c, "n").is_err());

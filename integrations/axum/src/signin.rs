@@ -307,7 +307,7 @@ impl CookieAuthentication {
             options.expires = ticket.properties.expires();
         }
         let value = self.inner.format.protect(ticket)?;
-        let headers = self.inner.chunking.append_response_cookie(
+        let headers = self.inner.chunking.replace_response_cookie(
             &request_cookies(request_headers),
             &self.inner.cookie_name,
             &value,
