@@ -9,8 +9,8 @@ use dataprotection::repository::XmlRepository;
 use dataprotection::{DataProtectionProviderBuilder, KeyManager};
 
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, KeyVaultError, KeyVaultOptions,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, credential_from_environment, key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, KeyVaultError, KeyVaultOptions,
+    credential_from_environment, key_vault_protection,
 };
 
 use dataprotection_x509::{
@@ -64,7 +64,7 @@ impl KeyEncryption {
     pub fn has_key_vault(&self) -> bool {
         self.decryptors
             .iter()
-            .any(|(name, _)| name == AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE)
+            .any(|(name, _)| AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES.contains(&name.as_str()))
     }
 
     /// The decryptors as a registry (for reading keys without a provider).
@@ -117,16 +117,11 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
             .map_err(key_vault_setup)?;
     let decryptor: Arc<dyn XmlDecryptor> = decryptor;
     encryption.encryptor = Some(encryptor);
-    encryption.decryptors.extend([
-        (
-            AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
-            decryptor.clone(),
-        ),
-        (
-            LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
-            decryptor,
-        ),
-    ]);
+    encryption.decryptors.extend(
+        AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES
+            .iter()
+            .map(|type_name| (type_name.to_string(), decryptor.clone())),
+    );
     Ok(encryption)
 }
 

@@ -26,11 +26,11 @@ use dataprotection::encryption::{
     DecryptorRegistry, XmlDecryptor, XmlEncryptor, encrypt_if_necessary,
 };
 use dataprotection::key::KeySet;
+use dataprotection::repository::replace_where;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, RSA_OAEP, credential_from_environment,
-    key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
+    RSA_OAEP, credential_from_environment, key_vault_protection,
 };
 use dataprotection_x509::{
     CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor,
@@ -104,8 +104,9 @@ async fn key_vault_target(
         .kid;
     if !context.encryption.has_key_vault() {
         let decryptor: Arc<dyn XmlDecryptor> = decryptor;
-        registry.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
-        registry.register(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor);
+        for type_name in AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES {
+            registry.register(type_name, decryptor.clone());
+        }
     }
     Ok(Target {
         encryptor,
@@ -227,17 +228,12 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     // Every stored element equal to a rewrapped one is replaced by its new
     // version (a pure function of the stored elements, as the repository
     // may call it again after a conflict).
-    let choose = |stored: &[Element]| -> Vec<Option<Element>> {
-        stored
+    let choose = replace_where(|e| {
+        replacements
             .iter()
-            .map(|e| {
-                replacements
-                    .iter()
-                    .find(|(old, _)| old == e)
-                    .map(|(_, new)| new.clone())
-            })
-            .collect()
-    };
+            .find(|(old, _)| old == e)
+            .map(|(_, new)| new.clone())
+    });
     let replaced = if replacements.is_empty() {
         0
     } else {
