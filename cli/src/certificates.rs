@@ -68,7 +68,7 @@ pub fn load(sources: CertificateSources<'_>) -> Result<Vec<Certificate>> {
                 Certificate::from_key_vault(url, credential.clone(), ClientOptions::default());
             let certificate =
                 tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(load))
-                    .map_err(|e| setup_error(describe(&e)))?;
+                    .map_err(|e| setup_error(crate::error::describe(&e)))?;
             out.push(certificate);
         }
     }
@@ -81,18 +81,6 @@ pub fn load(sources: CertificateSources<'_>) -> Result<Vec<Certificate>> {
         );
     }
     Ok(out)
-}
-
-/// The error with its causes (a Key Vault failure's detail is in its source).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 fn load_file(path: &Path, password: Option<&str>) -> Result<Certificate> {

@@ -1,7 +1,5 @@
 //! The tool's error type: what failed, the library's error class and why.
 
-use std::error::Error as _;
-
 /// A failed command. Every variant is an operation failure (exit code 1);
 /// usage errors never get here, clap reports them with exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +80,8 @@ impl<T> Context<T> for Result<T, dataprotection::Error> {
 }
 
 /// The error's message followed by any causes it does not already show.
-fn describe(e: &dataprotection::Error) -> String {
+/// The error and its causes, each once.
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
