@@ -37,6 +37,9 @@ pub enum BlobError {
     /// The Azure SDK refused to build a client (its message is redacted).
     #[error("could not create the Azure blob client: {0}")]
     Client(String),
+    /// No credential could be chosen or built from the environment.
+    #[error(transparent)]
+    Credential(#[from] dataprotection_azure_identity::CredentialError),
     /// The blob is larger than [`crate::BlobRepositoryOptions::max_document_size`]; it was
     /// not downloaded, and is left untouched.
     #[error(

@@ -72,7 +72,8 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
     let Some(key_id) = &args.keyvault_key else {
         return Ok(KeyEncryption::default());
     };
-    let (credential, kind) = credential_from_environment().map_err(key_vault_setup)?;
+    let (credential, kind) =
+        credential_from_environment().map_err(|e| key_vault_setup(e.into()))?;
     tracing::info!(credential = %kind, "using a credential from the environment for Key Vault");
     let (encryptor, decryptor) =
         key_vault_protection(key_id, credential, KeyVaultOptions::default())

@@ -33,10 +33,16 @@ pub fn key_id_bytes(id: &Uuid) -> [u8; 16] {
 /// assert_eq!(id.to_string(), "ba73c9ce-d322-4e45-af90-341307e11c38");
 /// ```
 pub fn read_header(payload: &[u8]) -> Result<Uuid> {
-    if payload.len() < HEADER_LEN {
+    read_header_id_bytes(payload).map(|id| Uuid::from_bytes_le(*id))
+}
+
+/// As [`read_header`], returning the key id as the payload carries it
+/// (.NET `Guid` byte order), without converting it.
+pub(crate) fn read_header_id_bytes(payload: &[u8]) -> Result<&[u8; 16]> {
+    let Some((header, _)) = payload.split_first_chunk::<HEADER_LEN>() else {
         return Err(Error::BadMagicHeader);
-    }
-    let magic = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+    };
+    let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     if magic & 0xFFFF_FFF0 != u32::from_be_bytes(MAGIC_HEADER) {
         return Err(Error::BadMagicHeader);
     }
@@ -44,9 +50,10 @@ pub fn read_header(payload: &[u8]) -> Result<Uuid> {
     if version != 0 {
         return Err(Error::UnsupportedVersion { version });
     }
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&payload[4..20]);
-    Ok(Uuid::from_bytes_le(id))
+    match header[4..].first_chunk::<16>() {
+        Some(id) => Ok(id),
+        None => Err(Error::BadMagicHeader),
+    }
 }
 
 /// The part of the AAD that follows the magic header and key id: the purpose

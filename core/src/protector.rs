@@ -5,11 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::key::KeyRing;
 use crate::payload::{
-    HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header,
+    HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header_id_bytes,
 };
 use crate::provider::{Inner, RefreshReason, RingState};
 use crate::xml::{from_ticks, to_ticks};
@@ -58,6 +59,13 @@ impl fmt::Debug for Unprotected {
             .field("was_revoked", &self.was_revoked)
             .finish()
     }
+}
+
+/// The UTF-8 text of an unprotected payload.
+fn into_string(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
+        what: "the unprotected data",
+    })
 }
 
 /// Why a synchronous unprotect could not complete from the snapshot.
@@ -128,11 +136,31 @@ impl DataProtector {
         payload: &[u8],
         ignore_revocation: bool,
     ) -> Result<Unprotected, Miss> {
-        let key_id = read_header(payload).map_err(Miss::Failed)?;
-        let Some(&index) = ring.index.get(&key_id) else {
-            return Err(Miss::UnknownKey(key_id));
+        let id_bytes = read_header_id_bytes(payload).map_err(Miss::Failed)?;
+        // Most payloads name the default key, whose encryptor the ring
+        // holds (and which is never revoked: a ring is not built with a
+        // revoked default key).
+        if let Some(default) = &ring.default
+            && default.id_bytes == *id_bytes
+        {
+            let plaintext = default
+                .encryptor
+                .decrypt(
+                    &payload[HEADER_LEN..],
+                    &[&payload[..HEADER_LEN], self.tail.as_bytes()],
+                )
+                .map_err(Miss::Failed)?;
+            return Ok(Unprotected {
+                plaintext,
+                requires_migration: false,
+                was_revoked: false,
+            });
+        }
+        let Some(index) = ring.index.get(id_bytes) else {
+            return Err(Miss::UnknownKey(Uuid::from_bytes_le(*id_bytes)));
         };
         let entry = &ring.entries[index];
+        let key_id = entry.key.id();
         let was_revoked = entry.key.is_revoked();
         if was_revoked && !ignore_revocation {
             tracing::debug!(key_id = %key_id, "payload names a revoked key");
@@ -145,7 +173,7 @@ impl DataProtector {
             return Err(Miss::NotReady(index));
         };
         // The AAD starts with the payload's own 20 header bytes (magic with
-        // version 0, and the key id), which read_header has validated.
+        // version 0, and the key id), which read_header_id_bytes has validated.
         let plaintext = encryptor
             .decrypt(
                 &payload[HEADER_LEN..],
@@ -163,9 +191,12 @@ impl DataProtector {
     ///
     /// If the payload names a key this process has not loaded, a refresh is
     /// started in the background and [`Error::KeyNotFound`] is returned; if
-    /// the key's master key is still encrypted at rest, its decryption is
-    /// started and [`Error::KeyNotReady`] is returned. [`DataProtector::unprotect_async`]
-    /// waits for both instead.
+    /// the key's master key is still encrypted at rest (Key Vault: keys
+    /// other than the default key are unwrapped on first use), its
+    /// decryption is started and [`Error::KeyNotReady`] is returned — retry
+    /// shortly, or call [`DataProtector::unprotect_async`], which waits for
+    /// both instead. Without a key encryptor every key is usable at once and
+    /// `KeyNotReady` does not occur.
     pub fn unprotect(&self, payload: &[u8]) -> Result<Vec<u8>> {
         self.unprotect_detailed(payload, false).map(|u| u.plaintext)
     }
@@ -252,11 +283,19 @@ impl DataProtector {
     }
 
     /// Unprotects the text form (Base64Url, or standard Base64) and decodes UTF-8.
+    ///
+    /// Like [`DataProtector::unprotect`] it never waits: with keys encrypted
+    /// at rest (Key Vault), a payload whose key has not been decrypted yet
+    /// is [`Error::KeyNotReady`]; [`DataProtector::unprotect_str_async`]
+    /// waits instead.
     pub fn unprotect_str(&self, payload: &str) -> Result<String> {
-        let bytes = self.unprotect(&decode_text(payload)?)?;
-        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
-            what: "the unprotected data",
-        })
+        into_string(self.unprotect(&decode_text(payload)?)?)
+    }
+
+    /// As [`DataProtector::unprotect_str`], waiting as
+    /// [`DataProtector::unprotect_async`] does (never [`Error::KeyNotReady`]).
+    pub async fn unprotect_str_async(&self, payload: &str) -> Result<String> {
+        into_string(self.unprotect_async(&decode_text(payload)?).await?)
     }
 
     /// A time-limited protector over this purpose chain.
@@ -310,6 +349,28 @@ impl TimeLimitedDataProtector {
     pub async fn unprotect_async(&self, payload: &[u8]) -> Result<(Vec<u8>, OffsetDateTime)> {
         let inner = self.inner.unprotect_async(payload).await?;
         self.check(inner)
+    }
+
+    /// Protects a string until `expiration`: UTF-8, then Base64Url without
+    /// padding.
+    pub fn protect_str(&self, plaintext: &str, expiration: OffsetDateTime) -> Result<String> {
+        self.protect(plaintext.as_bytes(), expiration)
+            .map(|p| encode_text(&p))
+    }
+
+    /// Unprotects the text form and decodes UTF-8, returning the text and
+    /// its expiration. Never waits: see [`DataProtector::unprotect`] for
+    /// [`Error::KeyNotReady`].
+    pub fn unprotect_str(&self, payload: &str) -> Result<(String, OffsetDateTime)> {
+        let (bytes, expiration) = self.unprotect(&decode_text(payload)?)?;
+        Ok((into_string(bytes)?, expiration))
+    }
+
+    /// As [`TimeLimitedDataProtector::unprotect_str`], waiting as
+    /// [`DataProtector::unprotect_async`] does.
+    pub async fn unprotect_str_async(&self, payload: &str) -> Result<(String, OffsetDateTime)> {
+        let (bytes, expiration) = self.unprotect_async(&decode_text(payload)?).await?;
+        Ok((into_string(bytes)?, expiration))
     }
 
     fn check(&self, mut inner: Vec<u8>) -> Result<(Vec<u8>, OffsetDateTime)> {

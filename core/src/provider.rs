@@ -18,10 +18,12 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::{Algorithm, AuthenticatedEncryptor, OsRandom, RandomSource};
+use crate::crypto::{
+    Algorithm, AuthenticatedEncryptor, MIN_MASTER_KEY_LEN, OsRandom, RandomSource,
+};
 use crate::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use crate::error::{Error, Result};
-use crate::key::{DefaultKey, EncryptorSlot, Key, KeyRing, KeySet, RingEntry};
+use crate::key::{DefaultKey, EncryptorSlot, Key, KeyIndex, KeyRing, KeySet, RingEntry};
 use crate::manager::{KeyEscrowSink, KeyManager};
 use crate::payload::key_id_bytes;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
@@ -65,11 +67,29 @@ pub struct DataProtectionProviderBuilder {
     decryptors: DecryptorRegistry,
     key_lifetime: Duration,
     auto_generate: bool,
+    unprotect_only: bool,
     algorithm: Algorithm,
     escrow: Option<Arc<dyn KeyEscrowSink>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
+    /// Set by [`DataProtectionProviderBuilder::build_blocking`].
+    owned_runtime: Option<Arc<OwnedRuntime>>,
     change_check_interval: Option<std::time::Duration>,
+}
+
+/// The Tokio runtime [`DataProtectionProviderBuilder::build_blocking`]
+/// creates, kept alive by the provider (its background refreshes run on it).
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        // The last reference may go away on one of the runtime's own worker
+        // threads (a background refresh holding the provider), where a
+        // blocking shutdown would panic.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl fmt::Debug for DataProtectionProviderBuilder {
@@ -97,10 +117,12 @@ impl Default for DataProtectionProviderBuilder {
             decryptors: DecryptorRegistry::default(),
             key_lifetime: DEFAULT_KEY_LIFETIME,
             auto_generate: true,
+            unprotect_only: false,
             algorithm: Algorithm::default(),
             escrow: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
+            owned_runtime: None,
             change_check_interval: Some(DEFAULT_CHANGE_CHECK_INTERVAL),
         }
     }
@@ -132,6 +154,12 @@ impl DataProtectionProviderBuilder {
         self
     }
 
+    /// The decryptor registered so far for a `decryptorType` name (lets a
+    /// builder extension add to what an earlier call configured).
+    pub fn decryptor(&self, type_name: &str) -> Option<Arc<dyn XmlDecryptor>> {
+        self.decryptors.get(type_name).cloned()
+    }
+
     /// Lifetime of new keys (default 90 days, at least 7 days).
     pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
         self.key_lifetime = lifetime;
@@ -142,6 +170,16 @@ impl DataProtectionProviderBuilder {
     /// read-only consumers whose keys are rotated by a separate job.
     pub fn auto_generate_keys(mut self, enabled: bool) -> Self {
         self.auto_generate = enabled;
+        self
+    }
+
+    /// Loads the ring for unprotecting only (default false): no key is ever
+    /// created, and a ring without a key usable for new payloads still loads
+    /// (protecting then fails with [`Error::NoDefaultKey`]). For read-only
+    /// tools, which must neither change the ring nor fail on a payload whose
+    /// key is in it.
+    pub fn unprotect_only(mut self, enabled: bool) -> Self {
+        self.unprotect_only = enabled;
         self
     }
 
@@ -169,6 +207,52 @@ impl DataProtectionProviderBuilder {
         self
     }
 
+    /// [`DataProtectionProviderBuilder::build`] for programs that are not
+    /// async: starts a small Tokio runtime of its own (one worker thread),
+    /// which the provider keeps for its background refreshes and key
+    /// decryptions, and waits for the ring to load. Use `protect`,
+    /// `unprotect` and `unprotect_str` from plain threads afterwards.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use dataprotection::{DataProtectionProvider, repository::FileSystemXmlRepository};
+    /// fn main() -> dataprotection::Result<()> {
+    ///     let provider = DataProtectionProvider::builder()
+    ///         .application_name("my-app")
+    ///         .repository(Arc::new(FileSystemXmlRepository::new("/var/lib/my-app/keys")))
+    ///         .build_blocking()?;
+    ///     let protector = provider.create_protector("cookies");
+    ///     let token = protector.protect_str("hello")?;
+    ///     assert_eq!(protector.unprotect_str(&token)?, "hello");
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when called inside a Tokio runtime (use
+    /// `build().await` there) or when the runtime cannot be started;
+    /// otherwise as [`DataProtectionProviderBuilder::build`].
+    pub fn build_blocking(mut self) -> Result<DataProtectionProvider> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InvalidArgument(
+                "build_blocking was called inside a Tokio runtime; use build().await there".into(),
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dataprotection")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "cannot start a Tokio runtime for the provider: {e}"
+                ))
+            })?;
+        let handle = runtime.handle().clone();
+        self.owned_runtime = Some(Arc::new(OwnedRuntime(Some(runtime))));
+        handle.block_on(self.build())
+    }
+
     /// How often the repository is asked, in the background, whether the ring
     /// changed (a revocation or a new key written by another instance); a
     /// change reloads the ring at once. Default 60 s; `None` leaves changes to
@@ -182,7 +266,9 @@ impl DataProtectionProviderBuilder {
 
     /// Builds the provider and loads the key ring (creating the first key if
     /// the ring is empty and generation is enabled). Fails if the ring cannot
-    /// be read. Must be called inside a Tokio runtime, which later refreshes use.
+    /// be read. Must be called inside a Tokio runtime, which later refreshes
+    /// use; programs that are not async call
+    /// [`DataProtectionProviderBuilder::build_blocking`] instead.
     pub async fn build(self) -> Result<DataProtectionProvider> {
         if self.key_lifetime < MIN_KEY_LIFETIME {
             return Err(Error::InvalidArgument(format!(
@@ -191,13 +277,6 @@ impl DataProtectionProviderBuilder {
             )));
         }
         let repository = self.repository.unwrap_or_else(default_repository);
-        if self.encryptor.is_none() {
-            tracing::warn!(
-                repository = %repository.describe(),
-                "keys are persisted without encryption at rest; configure a key encryptor \
-                 (e.g. Azure Key Vault) so that read access to the repository does not expose them"
-            );
-        }
         let manager = KeyManager {
             repository,
             encryptor: self.encryptor,
@@ -211,7 +290,8 @@ impl DataProtectionProviderBuilder {
         let inner = Arc::new(Inner {
             application_name: self.application_name.filter(|n| !n.is_empty()),
             key_lifetime: self.key_lifetime,
-            auto_generate: self.auto_generate,
+            auto_generate: self.auto_generate && !self.unprotect_only,
+            unprotect_only: self.unprotect_only,
             manager,
             decryptors: self.decryptors,
             clock: self.clock,
@@ -224,6 +304,7 @@ impl DataProtectionProviderBuilder {
             slots: Mutex::new(HashMap::new()),
             key_errors: Mutex::new(HashMap::new()),
             decrypting: Mutex::new(HashSet::new()),
+            _owned_runtime: self.owned_runtime,
         });
         inner.refresh(RefreshReason::Initial).await?;
         if let (Some(interval), Some(runtime)) = (self.change_check_interval, &inner.runtime) {
@@ -431,6 +512,7 @@ pub(crate) struct Inner {
     pub application_name: Option<String>,
     key_lifetime: Duration,
     auto_generate: bool,
+    unprotect_only: bool,
     pub manager: KeyManager,
     decryptors: DecryptorRegistry,
     pub clock: Arc<dyn Clock>,
@@ -447,6 +529,8 @@ pub(crate) struct Inner {
     key_errors: Mutex<HashMap<Uuid, KeyError>>,
     /// Keys being decrypted in the background.
     decrypting: Mutex<HashSet<Uuid>>,
+    /// The runtime `runtime` points into, when the provider owns it.
+    _owned_runtime: Option<Arc<OwnedRuntime>>,
 }
 
 #[derive(Clone)]
@@ -456,6 +540,22 @@ enum KeyError {
         retry_at: OffsetDateTime,
         message: String,
     },
+}
+
+/// Whether a key may protect new payloads: a master key shorter than 128
+/// bits (planted or damaged) never does, though it still unprotects.
+fn may_protect(id: Uuid, encryptor: &Arc<dyn AuthenticatedEncryptor>) -> bool {
+    match encryptor.master_key_len() {
+        Some(len) if len < MIN_MASTER_KEY_LEN => {
+            tracing::warn!(
+                key_id = %id,
+                bits = len * 8,
+                "key has a master key shorter than 128 bits: it is never used for new payloads"
+            );
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Errors that say the key itself is unusable, as opposed to a failure to
@@ -511,7 +611,7 @@ impl Inner {
     /// Hot-path check: start a background refresh if one is due. Never waits.
     #[inline]
     pub fn maybe_schedule_refresh(self: &Arc<Self>, state: &RingState) {
-        if self.clock.unix_nanos() >= state.refresh_at_nanos {
+        if self.clock.has_reached(state.refresh_at_nanos) {
             self.schedule_refresh(RefreshReason::Scheduled);
         }
     }
@@ -580,7 +680,7 @@ impl Inner {
         let now = self.clock.now();
         if book
             .last_unknown_key_refresh
-            .is_some_and(|t| now < t + UNKNOWN_KEY_REFRESH_INTERVAL)
+            .is_some_and(|t| now < t.saturating_add(UNKNOWN_KEY_REFRESH_INTERVAL))
         {
             return Ok(false);
         }
@@ -649,7 +749,7 @@ impl Inner {
                 );
                 self.state.store(RingState::new(
                     current.ring.clone(),
-                    now + backoff,
+                    now.saturating_add(backoff),
                     current.version.clone(),
                 ));
                 Err(e)
@@ -714,7 +814,11 @@ impl Inner {
             Some(KeyError::Transient { retry_at, message }) if self.clock.now() < retry_at => {
                 return Err(Error::KeyDecryption {
                     what: format!("key {id}"),
-                    source: format!("{message} (retrying after {retry_at})").into(),
+                    source: format!(
+                        "{message} (retrying after {})",
+                        crate::xml::format_date(retry_at)
+                    )
+                    .into(),
                 });
             }
             _ => {}
@@ -731,7 +835,7 @@ impl Inner {
                 self.set_key_error(
                     id,
                     KeyError::Transient {
-                        retry_at: self.clock.now() + KEY_DECRYPT_BACKOFF,
+                        retry_at: self.clock.now().saturating_add(KEY_DECRYPT_BACKOFF),
                         message: e.to_string(),
                     },
                 );
@@ -783,7 +887,10 @@ impl Inner {
                 let key = set.get(p.id).ok_or_else(|| Error::NoDefaultKey {
                     reason: "inconsistent key set".into(),
                 })?;
-                let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
+                let ok = self
+                    .ensure_encryptor(key, &slots[&p.id])
+                    .await?
+                    .is_some_and(|e| may_protect(p.id, &e));
                 usable.insert(p.id, ok);
             }
             let exclude = preferred.as_ref().map(|p| p.id);
@@ -825,9 +932,10 @@ impl Inner {
                     if let Some(date) = now_revoking {
                         return Err(Error::NoDefaultKey {
                             reason: format!(
-                                "a revocation of all keys created before {date} is dated in the future, \
+                                "a revocation of all keys created before {} is dated in the future, \
                                  so a key created now would be revoked at once; check the clocks \
-                                 (no key was created)"
+                                 (no key was created)",
+                                crate::xml::format_date(date)
                             ),
                         });
                     }
@@ -873,7 +981,7 @@ impl Inner {
                 }
                 None => None,
             };
-            let Some(default_key) = default else {
+            if default.is_none() && !self.unprotect_only {
                 return Err(Error::NoDefaultKey {
                     reason: if self.auto_generate {
                         "the key ring has no usable key".into()
@@ -882,12 +990,13 @@ impl Inner {
                             .into()
                     },
                 });
-            };
+            }
 
             let jitter: f64 = rand::random();
-            let next = now + policy::jittered_refresh_period(jitter);
-            let default_expiration = set
-                .get(default_key.id)
+            let next = now.saturating_add(policy::jittered_refresh_period(jitter));
+            let default_expiration = default
+                .as_ref()
+                .and_then(|d| set.get(d.id))
                 .map(Key::expiration_date)
                 .unwrap_or(next);
             let refresh_at = if default_expiration <= now {
@@ -902,7 +1011,7 @@ impl Inner {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone();
             let mut entries = Vec::with_capacity(set.keys.len());
-            let mut index = HashMap::with_capacity(set.keys.len());
+            let mut index = Vec::with_capacity(set.keys.len());
             for key in set.keys {
                 let id = key.id();
                 let unusable = match errors.get(&id) {
@@ -913,7 +1022,7 @@ impl Inner {
                 let algorithm = read_descriptor_algorithm(&key.xml().descriptor)
                     .ok()
                     .map(|(_, a)| a);
-                index.insert(id, entries.len());
+                index.push((key_id_bytes(&id), entries.len()));
                 entries.push(RingEntry {
                     slot: slots[&id].clone(),
                     key,
@@ -923,8 +1032,8 @@ impl Inner {
             }
             let ring = KeyRing {
                 entries,
-                index,
-                default: Some(default_key),
+                index: KeyIndex::new(index),
+                default,
                 problems: set.problems,
                 loaded_at: now,
             };
@@ -951,7 +1060,10 @@ impl Inner {
             let (Some(key), Some(slot)) = (set.get(candidate.id), slots.get(&candidate.id)) else {
                 continue;
             };
-            let ok = self.ensure_encryptor(key, slot).await?.is_some();
+            let ok = self
+                .ensure_encryptor(key, slot)
+                .await?
+                .is_some_and(|e| may_protect(candidate.id, &e));
             usable.insert(candidate.id, ok);
             if ok {
                 return Ok(Some(candidate.id));
@@ -992,10 +1104,11 @@ impl Inner {
         if stored {
             tracing::info!(
                 key_id = %xml.id,
-                activation = %plan.activation_date,
-                expiration = %plan.expiration_date,
+                activation = %crate::xml::format_date(plan.activation_date),
+                expiration = %crate::xml::format_date(plan.expiration_date),
                 "created a new key"
             );
+            self.manager.warn_if_stored_unencrypted(xml.id);
             Ok(Some(xml.id))
         } else {
             tracing::info!("another instance created the needed key first; not adding one");

@@ -240,7 +240,16 @@ async fn new(
 ) -> Result<()> {
     const ACTION: &str = "creating a key";
     let activation = activation.unwrap_or_else(OffsetDateTime::now_utc);
-    let expiration = expiration.unwrap_or(activation + DEFAULT_KEY_LIFETIME);
+    let expiration = match expiration {
+        Some(t) => t,
+        None => dpkeys::args::add(
+            activation,
+            DEFAULT_KEY_LIFETIME,
+            "the default expiration date (--activation + 90 days)",
+        )
+        .map_err(Error::InvalidArgument)
+        .during(ACTION)?,
+    };
     let manager = context.key_manager();
     // Do not add to a ring that cannot be read: its state is unknown.
     manager.get_all_keys().await.during(ACTION)?;

@@ -12,8 +12,7 @@ use zeroize::Zeroizing;
 
 use super::kdf::{self, Prf};
 use super::{
-    AesKeySize, AuthenticatedEncryptor, KEY_MODIFIER_LEN, RandomSource, Secret,
-    ValidationAlgorithm, context_header,
+    AesKeySize, AuthenticatedEncryptor, KEY_MODIFIER_LEN, RandomSource, Secret, ValidationAlgorithm,
 };
 use crate::error::{Error, Result};
 
@@ -120,8 +119,9 @@ pub struct CbcHmacEncryptor {
     prf: Prf,
     aes: AesKeySize,
     mac: ValidationAlgorithm,
-    context_header: Vec<u8>,
+    context_header: Arc<[u8]>,
     random: Arc<dyn RandomSource>,
+    master_key_len: usize,
 }
 
 impl fmt::Debug for CbcHmacEncryptor {
@@ -134,7 +134,8 @@ impl fmt::Debug for CbcHmacEncryptor {
 }
 
 impl CbcHmacEncryptor {
-    /// Creates the encryptor; the context header is computed here, once.
+    /// Creates the encryptor (the context header is shared by every key of
+    /// the algorithm).
     pub fn new(
         master_key: &Secret,
         aes: AesKeySize,
@@ -143,9 +144,12 @@ impl CbcHmacEncryptor {
     ) -> Self {
         CbcHmacEncryptor {
             prf: kdf::prf_for(master_key.expose()),
+            master_key_len: master_key.expose().len(),
             aes,
             mac,
-            context_header: context_header(super::Algorithm::CbcHmac { aes, mac }),
+            context_header: super::context_header::shared_context_header(
+                super::Algorithm::CbcHmac { aes, mac },
+            ),
             random,
         }
     }
@@ -160,6 +164,10 @@ impl CbcHmacEncryptor {
 }
 
 impl AuthenticatedEncryptor for CbcHmacEncryptor {
+    fn master_key_len(&self) -> Option<usize> {
+        Some(self.master_key_len)
+    }
+
     fn body_len(&self, len: usize) -> usize {
         KEY_MODIFIER_LEN + BLOCK + (len / BLOCK + 1) * BLOCK + self.mac.digest_len()
     }

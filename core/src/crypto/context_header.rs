@@ -1,6 +1,8 @@
 //! Context headers: a per-algorithm prefix of the KDF context that binds the
 //! algorithm choice (and a known-answer self-test) into every derived subkey.
 
+use std::sync::{Arc, Mutex};
+
 use super::Algorithm;
 use super::cbc::{cbc_encrypt, hmac_into};
 use super::gcm::{NONCE, TAG, gcm_seal};
@@ -51,6 +53,56 @@ pub fn context_header(algorithm: Algorithm) -> Vec<u8> {
             }
             out.extend_from_slice(&gcm_seal(aes, &key, &[0u8; NONCE], &mut []));
             out
+        }
+    }
+}
+
+/// Context headers already computed, by algorithm: a header costs two KDF
+/// runs and a cipher self-test (~35,000 instructions), and loading a ring
+/// builds an encryptor per key, almost always for the same algorithm.
+static SHARED: Mutex<Vec<(Algorithm, Arc<[u8]>)>> = Mutex::new(Vec::new());
+
+/// [`context_header`], computed once per algorithm per process and shared.
+pub(crate) fn shared_context_header(algorithm: Algorithm) -> Arc<[u8]> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, header)) = shared.iter().find(|(a, _)| *a == algorithm) {
+        return header.clone();
+    }
+    let header: Arc<[u8]> = context_header(algorithm).into();
+    shared.push((algorithm, header.clone()));
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{context_header, shared_context_header};
+    use crate::crypto::{AesKeySize, Algorithm, ValidationAlgorithm};
+
+    #[test]
+    fn shared_headers_equal_computed_ones_for_every_algorithm() {
+        let sizes = [AesKeySize::Aes128, AesKeySize::Aes192, AesKeySize::Aes256];
+        let macs = [
+            ValidationAlgorithm::HmacSha1,
+            ValidationAlgorithm::HmacSha256,
+            ValidationAlgorithm::HmacSha384,
+            ValidationAlgorithm::HmacSha512,
+        ];
+        let mut algorithms: Vec<Algorithm> =
+            sizes.iter().map(|&aes| Algorithm::Gcm { aes }).collect();
+        for aes in sizes {
+            for mac in macs {
+                algorithms.push(Algorithm::CbcHmac { aes, mac });
+            }
+        }
+        // Twice: the first call computes, the second reads the shared copy.
+        for _ in 0..2 {
+            for &algorithm in &algorithms {
+                assert_eq!(
+                    *shared_context_header(algorithm),
+                    *context_header(algorithm),
+                    "{algorithm}"
+                );
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::regular_file::{MAX_KEY_FILE_LEN, open_lock_file, read_regular_file};
 use super::versioned::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
@@ -106,22 +107,34 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("reading directory", dir, e)),
     };
-    let mut paths = Vec::new();
+    let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io("reading directory", dir, e))?;
-        let path = entry.path();
-        let is_xml = path
+        let name = entry.file_name();
+        let is_xml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"));
-        if is_xml && !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            paths.push(path);
+        // Everything named *.xml is read, so a planted FIFO or device is
+        // reported (naming it) rather than skipped or waited on.
+        if is_xml {
+            names.push(name);
         }
     }
-    paths.sort();
-    paths
+    // By file name: the same order as sorting the full paths (one
+    // directory), without comparing every path component by component.
+    names.sort_unstable();
+    names
         .into_iter()
-        .map(|path| {
-            let stamp = stamp(&path)?;
+        .map(|name| {
+            let path = dir.join(name);
+            // A file whose metadata cannot be read (a dangling symlink) is
+            // still listed: reading it fails later, as a damaged element,
+            // which leaves appends beside it possible.
+            let stamp = stamp(&path).unwrap_or(Stamp {
+                len: 0,
+                modified_nanos: 0,
+                inode: 0,
+            });
             Ok((path, stamp))
         })
         .collect()
@@ -158,18 +171,16 @@ fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> Snapshot {
     let mut children = Vec::with_capacity(listing.len());
     let mut damaged = Vec::new();
     for (path, _) in listing {
-        let read = fs::read(path)
-            .map_err(|e| io("reading", path, e))
-            .and_then(|bytes| {
-                let element = Element::parse_bytes(&bytes).map_err(|e| match e {
-                    Error::MalformedXml { element, reason } => Error::MalformedXml {
-                        element,
-                        reason: format!("{reason} (in {})", path.display()),
-                    },
-                    other => other,
-                })?;
-                Ok((String::from_utf8_lossy(&bytes).into_owned(), element))
-            });
+        let read = read_regular_file(path, MAX_KEY_FILE_LEN).and_then(|bytes| {
+            let element = Element::parse_bytes(&bytes).map_err(|e| match e {
+                Error::MalformedXml { element, reason } => Error::MalformedXml {
+                    element,
+                    reason: format!("{reason} (in {})", path.display()),
+                },
+                other => other,
+            })?;
+            Ok((String::from_utf8_lossy(&bytes).into_owned(), element))
+        });
         match read {
             Ok((raw, element)) => children.push((file_name(path), raw, element)),
             Err(e) => damaged.push(e),
@@ -359,12 +370,7 @@ fn replace_file(dir: &Path, path: &Path, element: &Element) -> Result<()> {
 fn lock_dir(dir: &Path) -> Result<File> {
     create_dir(dir)?;
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io("opening", &path, e))?;
+    let file = open_lock_file(&path)?;
     file.lock().map_err(|e| io("locking", &path, e))?;
     Ok(file)
 }

@@ -7,6 +7,7 @@ mod convergence;
 mod default_location;
 mod file_system;
 mod memory;
+pub mod regular_file;
 mod versioned;
 
 use std::fmt::Debug;

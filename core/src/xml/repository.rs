@@ -8,7 +8,7 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::dom::{DECLARATION, Element, Format, parse_with_scope};
+use super::dom::{DECLARATION, Element, Format, Scope, parse_with_scope};
 use crate::error::{Error, Result};
 
 /// One top-level element of a repository document.
@@ -114,19 +114,15 @@ impl RepositoryDocument {
         }
         // Validate the whole document (DTD refusal, balance, entities) first.
         let root = Element::parse(text)?;
-        let scope: Vec<(String, String)> = root
-            .attributes
-            .iter()
-            .filter_map(|a| {
-                if a.name == "xmlns" {
-                    Some((String::new(), a.value.clone()))
-                } else {
-                    a.name
-                        .strip_prefix("xmlns:")
-                        .map(|p| (p.to_string(), a.value.clone()))
-                }
-            })
-            .collect();
+        let mut scope = Scope::from_bindings(root.attributes.iter().filter_map(|a| {
+            if a.name == "xmlns" {
+                Some((String::new(), a.value.clone()))
+            } else {
+                a.name
+                    .strip_prefix("xmlns:")
+                    .map(|p| (p.to_string(), a.value.clone()))
+            }
+        }));
 
         let mut reader = Reader::from_str(text);
         let mut depth = 0usize;
@@ -158,13 +154,13 @@ impl RepositoryDocument {
                             + ">";
                         root_open = Some(open);
                     } else if depth == 1 {
-                        children.push(child(tag_text(&text[before..after]), &scope)?);
+                        children.push(child(tag_text(&text[before..after]), &mut scope)?);
                     }
                 }
                 Event::End(_) => {
                     depth = depth.saturating_sub(1);
                     if depth == 1 {
-                        children.push(child(tag_text(&text[child_start..after]), &scope)?);
+                        children.push(child(tag_text(&text[child_start..after]), &mut scope)?);
                     }
                 }
                 Event::Eof => break,
@@ -311,7 +307,7 @@ fn tag_text(span: &str) -> &str {
     span.find('<').map_or(span, |i| &span[i..])
 }
 
-fn child(raw: &str, scope: &[(String, String)]) -> Result<RepositoryChild> {
+fn child(raw: &str, scope: &mut Scope) -> Result<RepositoryChild> {
     Ok(RepositoryChild {
         raw: raw.to_string(),
         element: parse_with_scope(raw, scope)?,

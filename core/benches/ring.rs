@@ -1,0 +1,118 @@
+//! Loading a key ring of 10, 100, 1,000 and 10,000 keys, and refreshing an
+//! unchanged one.
+//!
+//! * `ring_load/memory/N`: a provider built over an in-memory repository
+//!   holding N keys (interpretation, policy and the keys' encryptors: what
+//!   every repository pays after reading).
+//! * `ring_load/file_system/N`: the same from a directory of N key files as
+//!   ASP.NET Core writes them (adds listing, sorting, reading and parsing).
+//! * `ring_refresh_unchanged/{memory,file_system}/N`: `refresh()` of a loaded
+//!   provider whose repository has not changed.
+//!
+//! Keys are stored unencrypted (every key's encryptor is built at load) and
+//! dated one day apart, the newest active; the goals are linear
+//! growth and <= 100 ms at 10,000 keys.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dataprotection::DataProtectionProvider;
+use dataprotection::crypto::{Algorithm, Secret};
+use dataprotection::repository::{FileSystemXmlRepository, InMemoryXmlRepository, XmlRepository};
+use dataprotection::xml::{Format, KeyXml, descriptor_element};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
+
+/// `n` key elements, the newest created a day ago and valid for 90 days.
+fn key_elements(n: usize) -> Vec<KeyXml> {
+    let now = OffsetDateTime::now_utc();
+    (0..n)
+        .map(|i| {
+            let created = now - Duration::days((n - i) as i64);
+            let mut master = vec![0u8; 64];
+            master[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            KeyXml {
+                id: Uuid::new_v4(),
+                creation_date: created,
+                activation_date: created,
+                expiration_date: created + Duration::days(90),
+                descriptor: descriptor_element(Algorithm::default(), &Secret::new(master)),
+            }
+        })
+        .collect()
+}
+
+async fn memory_repository(keys: &[KeyXml]) -> Arc<dyn XmlRepository> {
+    let repository = InMemoryXmlRepository::default();
+    for key in keys {
+        repository
+            .store_element(&key.to_element(), &key.friendly_name())
+            .await
+            .unwrap();
+    }
+    Arc::new(repository)
+}
+
+/// Writes the files directly (as `FileSystemXmlRepository` writes them, but
+/// without its per-file fsync, which would dominate the setup).
+fn file_system_repository(keys: &[KeyXml], dir: &std::path::Path) -> Arc<dyn XmlRepository> {
+    for key in keys {
+        let path = dir.join(format!("{}.xml", key.friendly_name()));
+        std::fs::write(path, key.to_element().to_document_bytes(Format::Indented)).unwrap();
+    }
+    Arc::new(FileSystemXmlRepository::new(dir))
+}
+
+async fn load(repository: Arc<dyn XmlRepository>) -> DataProtectionProvider {
+    DataProtectionProvider::builder()
+        .application_name("bench")
+        .repository(repository)
+        .auto_generate_keys(false)
+        .build()
+        .await
+        .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut group = c.benchmark_group("ring_load");
+    group.sample_size(10);
+    group.warm_up_time(StdDuration::from_secs(1));
+    let dirs: Vec<_> = SIZES.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut repositories = Vec::new();
+    for (size, dir) in SIZES.into_iter().zip(&dirs) {
+        let keys = key_elements(size);
+        let memory = runtime.block_on(memory_repository(&keys));
+        let files = file_system_repository(&keys, dir.path());
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::new("memory", size), &memory, |b, r| {
+            b.iter(|| runtime.block_on(load(r.clone())))
+        });
+        group.bench_with_input(BenchmarkId::new("file_system", size), &files, |b, r| {
+            b.iter(|| runtime.block_on(load(r.clone())))
+        });
+        repositories.push((size, memory, files));
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("ring_refresh_unchanged");
+    group.sample_size(10);
+    group.warm_up_time(StdDuration::from_secs(1));
+    for (size, memory, files) in repositories {
+        for (name, repository) in [("memory", memory), ("file_system", files)] {
+            let provider = runtime.block_on(load(repository));
+            let _guard = runtime.enter();
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter(|| runtime.block_on(provider.refresh()).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(ring_benches, benches);
+criterion_main!(ring_benches);
