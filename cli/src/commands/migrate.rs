@@ -87,7 +87,7 @@ pub async fn run(context: &Context, args: MigrateArgs) -> Result<u8> {
                         message: e.to_string(),
                     }
                 })?;
-            if context.encryption.decryptors.is_empty() {
+            if !context.encryption.has_key_vault() {
                 let decryptor: Arc<dyn XmlDecryptor> = decryptor;
                 for type_name in AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES {
                     target_registry.register(type_name, decryptor.clone());
