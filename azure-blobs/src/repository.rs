@@ -188,7 +188,7 @@ enum Fetched {
     Present { etag: Etag, doc: RepositoryDocument },
 }
 
-/// An [`XmlRepository`] that keeps the whole key ring in one block blob, in the format of
+/// An [`XmlRepository`](dataprotection::repository::XmlRepository) that keeps the whole key ring in one block blob, in the format of
 /// `Azure.Extensions.AspNetCore.DataProtection.Blobs` (a `<repository>` document whose children
 /// are the keys and revocations), so that .NET and Rust applications can share it.
 ///

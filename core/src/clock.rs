@@ -41,7 +41,7 @@ impl Clock for SystemClock {
     }
 
     /// Reads the system clock only when a coarse reading says the deadline
-    /// is less than [`COARSE_MARGIN_NANOS`] away: reading the clock is about
+    /// is less than `COARSE_MARGIN_NANOS` away: reading the clock is about
     /// 120 instructions, a tenth of the non-cryptographic cost of an
     /// `unprotect`, and the deadline is normally hours away.
     fn has_reached(&self, deadline_unix_nanos: i128) -> bool {

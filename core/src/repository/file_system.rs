@@ -127,7 +127,14 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
         .into_iter()
         .map(|name| {
             let path = dir.join(name);
-            let stamp = stamp(&path)?;
+            // A file whose metadata cannot be read (a dangling symlink) is
+            // still listed: reading it fails later, as a damaged element,
+            // which leaves appends beside it possible.
+            let stamp = stamp(&path).unwrap_or(Stamp {
+                len: 0,
+                modified_nanos: 0,
+                inode: 0,
+            });
             Ok((path, stamp))
         })
         .collect()
@@ -489,5 +496,30 @@ mod tests {
         let missing = FileSystemXmlRepository::new(dir.path().join("missing"));
         assert_eq!(missing.replace_elements(&choose).await.unwrap(), 0);
         assert!(!dir.path().join("missing").exists());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_dangling_symlink_fails_reads_but_not_an_emergency_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FileSystemXmlRepository::new(dir.path());
+        repo.store_element(&Element::new("a"), "key-a")
+            .await
+            .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("key-x.xml")).unwrap();
+        let err = repo.get_all_elements().await.unwrap_err();
+        assert!(err.to_string().contains("key-x.xml"), "{err}");
+        let precondition = |_: &[Element]| true;
+        assert!(
+            repo.store_element_if(&Element::new("b"), "key-b", &precondition)
+                .await
+                .is_err()
+        );
+        // A revocation still goes in beside it; the link is left alone.
+        repo.store_element(&Element::new("revocation"), "revocation-1")
+            .await
+            .unwrap();
+        assert!(dir.path().join("revocation-1.xml").is_file());
+        assert!(fs::symlink_metadata(dir.path().join("key-x.xml")).is_ok());
     }
 }
