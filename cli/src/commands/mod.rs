@@ -45,10 +45,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
 }
 
 /// Commands that only read the ring: they never create a directory or a key.
+/// (`unprotect` is one too, but checks after reading its input: in
+/// `dpkeys protect | dpkeys unprotect` on a fresh machine the ring appears
+/// only once `protect` has written the payload.)
 fn is_read_only(command: &Command) -> bool {
     match command {
         // `doctor` reports a missing directory as a finding instead.
-        Command::Unprotect(_) => true,
         Command::Keys(KeysCommand::List { .. }) => true,
         Command::Prune(args) => args.dry_run,
         _ => false,
