@@ -2,11 +2,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod builder;
+mod classify;
 pub mod connection_string;
 mod error;
 mod options;
 mod repository;
 pub mod sas;
+mod url;
 
 pub use builder::AzureBlobStorageBuilderExt;
 /// The credential helper, re-exported so that a blob-only application needs

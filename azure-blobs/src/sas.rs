@@ -790,6 +790,24 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// Whether `url` carries a SAS: a `sig` parameter in its query (the one place this is
+/// decided; a `sig=` elsewhere in the URL, such as in a blob name, does not count).
+///
+/// ```
+/// use dataprotection_azure_blobs::sas::is_sas_url;
+/// assert!(is_sas_url("https://a.blob.core.windows.net/c/b?sv=2026-04-06&sig=abc"));
+/// assert!(!is_sas_url("https://a.blob.core.windows.net/c/b"));
+/// assert!(!is_sas_url("https://a.blob.core.windows.net/c/sig=b"));
+/// ```
+pub fn is_sas_url(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').any(|pair| {
+        pair.split_once('=')
+            .is_some_and(|(name, value)| name.eq_ignore_ascii_case("sig") && !value.is_empty())
+    })
+}
+
 /// Replaces every SAS signature (`sig=…`) and every `AccountKey=…` value in `text` with
 /// [`REDACTED`].
 ///

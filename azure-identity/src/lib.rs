@@ -7,16 +7,42 @@ mod selection;
 use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{
-    AzureCliCredential, AzureDeveloperCliCredential, ClientSecretCredential,
-    DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-    UserAssignedId, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    AzureCliCredential, AzureDeveloperCliCredential, ClientAssertionCredentialOptions,
+    ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential,
+    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 
 pub use redact::redact_tokens;
 pub use selection::{
     AZURE_VM_ASSET_TAG, CredentialError, CredentialKind, HostFacts, credential_kind_from,
 };
+
+/// The retry policy for Azure requests that must fail fast: exponential
+/// from 200 ms, at most 4 retries and 8 s in all. The SDK's default allows
+/// 60 s, which with connection set-up made an unreachable Key Vault or token
+/// endpoint (DNS, TLS, refused connection) fail after 82–87 s ending in
+/// "retry policy expired"; with this the cause is reported within seconds.
+/// Throttling (429/503 with `Retry-After`) is still retried within the budget.
+pub fn fail_fast_retry_options() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: 4,
+        max_total_elapsed: azure_core::time::Duration::seconds(8),
+        max_delay: azure_core::time::Duration::seconds(4),
+    })
+}
+
+/// Credential pipelines use [`fail_fast_retry_options`]: an unreachable
+/// token endpoint (IMDS, Entra ID) is reported within seconds.
+fn fail_fast_client_options() -> ClientOptions {
+    ClientOptions {
+        retry: fail_fast_retry_options(),
+        ..Default::default()
+    }
+}
 
 /// Builds the credential the process environment selects (see
 /// [`credential_kind_from`] for the order), logs which one at info level,
@@ -62,7 +88,7 @@ pub fn credential_from(
         CredentialKind::AppServiceManagedIdentity | CredentialKind::ImdsManagedIdentity => {
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: get("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
-                ..Default::default()
+                client_options: fail_fast_client_options(),
             };
             ManagedIdentityCredential::new(Some(options)).map_err(build)?
         }
@@ -71,7 +97,9 @@ pub fn credential_from(
                 client_id: get("AZURE_CLIENT_ID"),
                 tenant_id: get("AZURE_TENANT_ID"),
                 token_file_path: get("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
-                ..Default::default()
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options: fail_fast_client_options(),
+                },
             };
             WorkloadIdentityCredential::new(Some(options)).map_err(build)?
         }
@@ -79,7 +107,10 @@ pub fn credential_from(
             let tenant = get("AZURE_TENANT_ID").unwrap_or_default();
             let client_id = get("AZURE_CLIENT_ID").unwrap_or_default();
             let secret = Secret::new(get("AZURE_CLIENT_SECRET").unwrap_or_default());
-            ClientSecretCredential::new(&tenant, client_id, secret, None).map_err(build)?
+            let options = ClientSecretCredentialOptions {
+                client_options: fail_fast_client_options(),
+            };
+            ClientSecretCredential::new(&tenant, client_id, secret, Some(options)).map_err(build)?
         }
         CredentialKind::ClientCertificate => client_certificate(&get, kind)?,
         CredentialKind::DeveloperTools => DeveloperToolsCredential::new(None).map_err(build)?,

@@ -31,6 +31,13 @@ pub const AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE: &str = "Azure.Extensions.AspNetCor
 /// package, which .NET forwards to the same decryptor (same `<encryptedKey>` format).
 pub const LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE: &str = "Microsoft.AspNetCore.DataProtection.AzureKeyVault.AzureKeyVaultXmlDecryptor, Microsoft.AspNetCore.DataProtection.AzureKeyVault";
 
+/// Every `decryptorType` a key encrypted with Azure Key Vault may name: what a decryptor is
+/// registered under (the one place that lists them).
+pub const AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES: [&str; 2] = [
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
+    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
+];
+
 /// The comment .NET writes as the first child of `<encryptedKey>`.
 pub const ENCRYPTED_KEY_COMMENT: &str = " This key is encrypted with Azure Key Vault. ";
 

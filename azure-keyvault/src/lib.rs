@@ -13,6 +13,7 @@ use dataprotection::DataProtectionProviderBuilder;
 
 pub use client::{
     AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, VaultKeyInfo, WrappedKey,
+    fail_fast_retry_options,
 };
 /// The credential helper (shared with the blob crate).
 pub use dataprotection_azure_identity::{
@@ -20,10 +21,11 @@ pub use dataprotection_azure_identity::{
     credential_kind_from,
 };
 pub use encryptor::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor,
-    ENCRYPTED_KEY_COMMENT, LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES,
+    AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor, ENCRYPTED_KEY_COMMENT,
+    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
 };
-pub use error::{KeyVaultError, RequestFailure};
+pub use error::{FailureCause, KeyVaultError, RequestFailure};
 pub use key_id::KeyVaultKeyId;
 
 /// The encryptor and decryptor for the key `key_id_url`, sharing one
@@ -109,8 +111,11 @@ impl AzureKeyVaultBuilderExt for DataProtectionProviderBuilder {
     }
 
     fn add_azure_key_vault_decryptor(self, decryptor: Arc<AzureKeyVaultXmlDecryptor>) -> Self {
-        self.add_decryptor(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone())
-            .add_decryptor(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor)
+        AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES
+            .iter()
+            .fold(self, |builder, type_name| {
+                builder.add_decryptor(type_name, decryptor.clone())
+            })
     }
 }
 

@@ -122,6 +122,36 @@ pub struct KeyEncryptionArgs {
         global = true
     )]
     pub keyvault_key: Option<String>,
+
+    /// Encrypt new keys to this X.509 certificate and decrypt keys encrypted
+    /// to it (.NET's ProtectKeysWithCertificate): a PEM file with the
+    /// certificate and its PRIVATE KEY, or a PFX/PKCS#12 file. Repeat it for
+    /// rollover: the first encrypts new keys (unless --keyvault-key is
+    /// given), every one decrypts (UnprotectKeysWithAnyCertificate).
+    #[arg(long = "certificate", value_name = "PATH", global = true)]
+    pub certificates: Vec<PathBuf>,
+
+    /// The environment variable holding the PFX password of --certificate
+    /// (never the password itself on the command line).
+    #[arg(long, value_name = "VAR", global = true)]
+    pub certificate_password_env: Option<String>,
+
+    /// Use the App Service certificate with this thumbprint, loaded with
+    /// WEBSITE_LOAD_CERTIFICATES (/var/ssl/private/THUMBPRINT.p12, or the
+    /// directory in WEBSITE_PRIVATE_CERTS_PATH). Repeatable, as --certificate.
+    #[arg(
+        long = "certificate-thumbprint",
+        value_name = "THUMBPRINT",
+        global = true
+    )]
+    pub certificate_thumbprints: Vec<String>,
+
+    /// Use this Azure Key Vault certificate, with its private key read
+    /// through the secrets API
+    /// (`https://VAULT.vault.azure.net/certificates/NAME[/VERSION]`), with the
+    /// credential chosen as for --keyvault-key. Repeatable, as --certificate.
+    #[arg(long = "keyvault-certificate", value_name = "URL", global = true)]
+    pub keyvault_certificates: Vec<String>,
 }
 
 /// The commands.
@@ -192,8 +222,12 @@ pub struct RotateArgs {
     pub lifetime: Duration,
 }
 
-/// `dpkeys rewrap`.
+/// `dpkeys rewrap`: the target is a certificate when --to-certificate or
+/// --to-certificate-thumbprint is given (a --keyvault-key then only decrypts
+/// stored keys), else the Key Vault key.
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("target").required(true).multiple(true).args(["keyvault_key", "to_certificate", "to_certificate_thumbprint"]))]
+#[command(group = clap::ArgGroup::new("certificate_target").args(["to_certificate", "to_certificate_thumbprint"]))]
 pub struct RewrapArgs {
     /// The Key Vault key (or key version) to wrap every key with
     /// (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`). Stored keys are
@@ -203,7 +237,22 @@ pub struct RewrapArgs {
         visible_alias = "to-keyvault-key",
         value_name = "KEY_ID_URL"
     )]
-    pub keyvault_key: String,
+    pub keyvault_key: Option<String>,
+
+    /// Encrypt every key to this X.509 certificate instead (PEM with its
+    /// PRIVATE KEY, or PFX/PKCS#12; the private key is needed to verify).
+    /// Stored keys are decrypted with the global --keyvault-key or
+    /// --certificate options.
+    #[arg(long, value_name = "PATH")]
+    pub to_certificate: Option<PathBuf>,
+
+    /// The environment variable holding the PFX password of --to-certificate.
+    #[arg(long, value_name = "VAR")]
+    pub to_certificate_password_env: Option<String>,
+
+    /// Encrypt every key to the App Service certificate with this thumbprint.
+    #[arg(long, value_name = "THUMBPRINT")]
+    pub to_certificate_thumbprint: Option<String>,
 
     /// Also rewrap keys already wrapped with exactly the target key version.
     #[arg(long)]

@@ -9,10 +9,15 @@ use dataprotection::repository::XmlRepository;
 use dataprotection::{DataProtectionProviderBuilder, KeyManager};
 
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, KeyVaultError, KeyVaultOptions,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, credential_from_environment, key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, KeyVaultError, KeyVaultOptions,
+    credential_from_environment, key_vault_protection,
 };
 
+use dataprotection_x509::{
+    Certificate, CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor,
+};
+
+use crate::certificates::CertificateSources;
 use crate::cli::KeyEncryptionArgs;
 use crate::error::Result;
 
@@ -23,6 +28,8 @@ pub struct KeyEncryption {
     pub encryptor: Option<Arc<dyn XmlEncryptor>>,
     /// Decryptors by `decryptorType`, in addition to `NullXmlDecryptor`.
     pub decryptors: Vec<(String, Arc<dyn XmlDecryptor>)>,
+    /// The X.509 certificates given (`--certificate`, `--certificate-thumbprint`).
+    pub certificates: Vec<Certificate>,
 }
 
 impl fmt::Debug for KeyEncryption {
@@ -33,6 +40,7 @@ impl fmt::Debug for KeyEncryption {
                 "decryptors",
                 &self.decryptors.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
+            .field("certificates", &self.certificates)
             .finish()
     }
 }
@@ -52,6 +60,13 @@ impl KeyEncryption {
         builder
     }
 
+    /// Whether a Key Vault decryptor is configured (`--keyvault-key`).
+    pub fn has_key_vault(&self) -> bool {
+        self.decryptors
+            .iter()
+            .any(|(name, _)| AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES.contains(&name.as_str()))
+    }
+
     /// The decryptors as a registry (for reading keys without a provider).
     pub fn registry(&self) -> DecryptorRegistry {
         let mut registry = DecryptorRegistry::default();
@@ -67,10 +82,32 @@ impl KeyEncryption {
     }
 }
 
-/// Sets up key encryption from the command line.
+/// Sets up key encryption from the command line: Key Vault and/or X.509
+/// certificates. New keys are encrypted with Key Vault when it is given,
+/// else with the first certificate. Certificate-encrypted keys are always
+/// readable in principle: without a matching certificate the error names
+/// the one needed.
 pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
+    let certificates = crate::certificates::load(CertificateSources {
+        paths: &args.certificates,
+        password_env: args.certificate_password_env.as_deref(),
+        thumbprints: &args.certificate_thumbprints,
+        key_vault: &args.keyvault_certificates,
+    })?;
+    let certificate_decryptor: Arc<dyn XmlDecryptor> =
+        Arc::new(EncryptedXmlDecryptor::new(certificates.iter().cloned()));
+    let mut encryption = KeyEncryption {
+        encryptor: certificates
+            .first()
+            .map(|c| Arc::new(CertificateXmlEncryptor::new(c.clone())) as Arc<dyn XmlEncryptor>),
+        decryptors: vec![(
+            ENCRYPTED_XML_DECRYPTOR_TYPE.to_string(),
+            certificate_decryptor,
+        )],
+        certificates,
+    };
     let Some(key_id) = &args.keyvault_key else {
-        return Ok(KeyEncryption::default());
+        return Ok(encryption);
     };
     let (credential, kind) =
         credential_from_environment().map_err(|e| key_vault_setup(e.into()))?;
@@ -79,19 +116,13 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
         key_vault_protection(key_id, credential, KeyVaultOptions::default())
             .map_err(key_vault_setup)?;
     let decryptor: Arc<dyn XmlDecryptor> = decryptor;
-    Ok(KeyEncryption {
-        encryptor: Some(encryptor),
-        decryptors: vec![
-            (
-                AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
-                decryptor.clone(),
-            ),
-            (
-                LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE.to_string(),
-                decryptor,
-            ),
-        ],
-    })
+    encryption.encryptor = Some(encryptor);
+    encryption.decryptors.extend(
+        AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES
+            .iter()
+            .map(|type_name| (type_name.to_string(), decryptor.clone())),
+    );
+    Ok(encryption)
 }
 
 fn key_vault_setup(e: KeyVaultError) -> crate::error::CliError {

@@ -6,6 +6,7 @@
 //! 3 when `rotate` had nothing to do, 4 when `doctor`, `rewrap` or `migrate`
 //! finished with warnings.
 
+mod certificates;
 mod cli;
 mod commands;
 mod context;

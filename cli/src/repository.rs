@@ -105,7 +105,7 @@ impl Location {
 
     /// A blob URL: with a SAS (`sig=`) it is used as is, else with a token credential.
     pub fn blob_url(url: &str) -> Location {
-        if url.contains("sig=") {
+        if dataprotection_azure_blobs::sas::is_sas_url(url) {
             Location::BlobSasUrl(url.to_string())
         } else {
             Location::BlobTokenUrl(url.to_string())

@@ -251,7 +251,7 @@ fn usage_errors_exit_2() {
         &["keys", "revoke", "not-a-guid"],
         &["keys", "revoke"],
         &["keys", "new", "--activation", "yesterday"],
-        &["keys", "revoke-all", "--before", "2020-01-01"],
+        &["keys", "revoke-all", "--before", "2020-01-32"],
         &["keys", "delete"],
         &["keys", "delete", "--expired-before", "soon"],
         &["keys", "frobnicate"],

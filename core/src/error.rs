@@ -108,6 +108,13 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The random number generator failed (no key, IV or nonce was produced).
+    #[error("the random number generator failed: {source}")]
+    RandomFailure {
+        /// The cause.
+        #[source]
+        source: BoxError,
+    },
     /// There is no usable default key and none may be created.
     #[error("no default key is available: {reason}")]
     NoDefaultKey {
@@ -178,6 +185,7 @@ impl Error {
             Error::WindowsOnlyProtection { .. } => "windows-only protection",
             Error::KeyDecryption { .. } => "key decryption failure",
             Error::KeyEncryption { .. } => "key encryption failure",
+            Error::RandomFailure { .. } => "random number generator failure",
             Error::NoDefaultKey { .. } => "no default key",
             Error::KeyRingUnavailable { .. } => "key ring unavailable",
             Error::Io { .. } => "i/o error",

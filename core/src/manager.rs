@@ -12,7 +12,7 @@ use crate::crypto::{Algorithm, MASTER_KEY_LEN, RandomSource, Secret};
 use crate::encryption::{XmlEncryptor, encrypt_if_necessary};
 use crate::error::{Error, Result};
 use crate::key::{Key, KeySet};
-use crate::repository::XmlRepository;
+use crate::repository::{Deletion, DeletionOrder, XmlRepository};
 use crate::xml::{
     Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, descriptor_element,
 };
@@ -49,16 +49,16 @@ impl fmt::Debug for KeyManager {
 }
 
 /// Which elements [`KeyManager::delete_keys`] removes, and in which order:
-/// for each element, `None` (kept) or `Some(order)` — 1 for the chosen keys
-/// (expired ones only unless `include_unexpired`), 2 for revocations of keys
-/// that are deleted or absent, 3 for superseded mass revocations. Exposed so
-/// tools can preview a deletion exactly.
+/// the chosen keys (expired ones only unless `include_unexpired`), then
+/// revocations of keys that are deleted or absent, then superseded mass
+/// revocations (see [`DeletionOrder`]). Exposed so tools can preview a
+/// deletion exactly.
 pub fn deletion_orders(
     elements: &[Element],
     now: OffsetDateTime,
     include_unexpired: bool,
     should_delete: &dyn Fn(&Key) -> bool,
-) -> Vec<Option<u32>> {
+) -> Vec<Deletion> {
     let set = KeySet::from_elements(elements).unwrap_or_default();
     let latest_mass = set
         .revocations
@@ -67,7 +67,7 @@ pub fn deletion_orders(
         .map(|r| r.date)
         .max();
     let mut deleted_ids = Vec::new();
-    let mut orders: Vec<Option<u32>> = elements
+    let mut orders: Vec<Option<DeletionOrder>> = elements
         .iter()
         .map(|e| match StoredElement::classify(e) {
             Ok(StoredElement::Key(k)) => {
@@ -78,13 +78,15 @@ pub fn deletion_orders(
                 }
                 if (include_unexpired || key.expiration_date() < now) && should_delete(key) {
                     deleted_ids.push(k.id);
-                    Some(1)
+                    Some(DeletionOrder::Key)
                 } else {
                     None
                 }
             }
             Ok(StoredElement::Revocation(r)) => match r.target {
-                RevocationTarget::AllCreatedBefore if Some(r.date) < latest_mass => Some(3),
+                RevocationTarget::AllCreatedBefore if Some(r.date) < latest_mass => {
+                    Some(DeletionOrder::SupersededMassRevocation)
+                }
                 _ => None,
             },
             _ => None,
@@ -97,10 +99,14 @@ pub fn deletion_orders(
         })) = StoredElement::classify(e)
             && (deleted_ids.contains(&id) || set.get(id).is_none())
         {
-            orders[i] = Some(2);
+            orders[i] = Some(DeletionOrder::KeyRevocation);
         }
     }
     orders
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, order)| order.map(|order| Deletion { index, order }))
+        .collect()
 }
 
 impl KeyManager {

@@ -839,13 +839,13 @@ impl Inner {
                         message: e.to_string(),
                     },
                 );
+                // Decryptors describe the material ("a key encrypted with Azure Key
+                // Vault"); only the provider knows which key it was.
                 Err(match e {
-                    Error::KeyDecryption { what, source } if !what.contains(&id.to_string()) => {
-                        Error::KeyDecryption {
-                            what: format!("key {id} ({what})"),
-                            source,
-                        }
-                    }
+                    Error::KeyDecryption { what, source } => Error::KeyDecryption {
+                        what: format!("key {id} ({what})"),
+                        source,
+                    },
                     other => other,
                 })
             }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use blob_support::*;
-use dataprotection::repository::XmlRepository;
+use dataprotection::repository::{Replacement, XmlRepository, replace_where};
 use dataprotection::xml::{Element, Format};
 use dataprotection_tests::azurite::Azurite;
 use time::{Duration, OffsetDateTime};
@@ -29,18 +29,13 @@ fn rewrapped(key: &Element) -> Element {
 }
 
 /// Replaces every element equal to one of `pairs`' old elements by its new one.
-fn chooser(pairs: &[(Element, Element)]) -> impl Fn(&[Element]) -> Vec<Option<Element>> + '_ {
-    |stored: &[Element]| {
-        stored
+fn chooser(pairs: &[(Element, Element)]) -> impl Fn(&[Element]) -> Vec<Replacement> + '_ {
+    replace_where(|e| {
+        pairs
             .iter()
-            .map(|e| {
-                pairs
-                    .iter()
-                    .find(|(old, _)| old == e)
-                    .map(|(_, new)| new.clone())
-            })
-            .collect()
-    }
+            .find(|(old, _)| old == e)
+            .map(|(_, new)| new.clone())
+    })
 }
 
 #[tokio::test]
@@ -49,7 +44,7 @@ async fn replaces_in_place_and_keeps_everything_else_byte_for_byte() {
     let writer = repo(&url);
 
     // Nothing to replace in a blob that does not exist; probing it changes nothing.
-    let none = |stored: &[Element]| vec![None; stored.len()];
+    let none = |_: &[Element]| Vec::<Replacement>::new();
     assert_eq!(writer.replace_elements(&none).await.unwrap(), 0);
     let probe = writer.probe().await.unwrap();
     assert!(!probe.exists && probe.etag.is_none(), "{probe:?}");

@@ -14,7 +14,7 @@ use dataprotection::DataProtectionProvider;
 use dataprotection::clock::ManualClock;
 use dataprotection::error::BoxError;
 use dataprotection::key::KeySet;
-use dataprotection::repository::XmlRepository;
+use dataprotection::repository::{DeletionOrder, XmlRepository, delete_where};
 use dataprotection::xml::{Element, RepositoryDocument};
 use dataprotection_azure_blobs::sas::{self, Permissions, SasInfo, SasWindow};
 use dataprotection_azure_blobs::{
@@ -697,16 +697,11 @@ async fn delete_elements_is_one_conditional_rewrite() {
         r.store_element(&key_element(*id), "k").await.unwrap();
     }
     let doomed = [ids[1].to_string(), ids[3].to_string()];
-    let chooser = move |elements: &[Element]| -> Vec<Option<u32>> {
-        elements
-            .iter()
-            .map(|e| {
-                e.attr("id")
-                    .filter(|id| doomed.contains(&id.to_string()))
-                    .map(|_| 0)
-            })
-            .collect()
-    };
+    let chooser = delete_where(move |e| {
+        e.attr("id")
+            .filter(|id| doomed.contains(&id.to_string()))
+            .map(|_| DeletionOrder::Key)
+    });
     // Another instance changed the blob meanwhile: the rewrite re-reads and still applies.
     let other = repo(&url);
     let extra = Uuid::new_v4();

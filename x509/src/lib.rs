@@ -3,6 +3,7 @@
 
 mod certificate;
 mod error;
+mod key_vault;
 mod pkcs12;
 mod xmlenc;
 
@@ -15,6 +16,7 @@ pub use certificate::{
     thumbprint_of,
 };
 pub use error::X509Error;
+pub use key_vault::KeyVaultCertificateId;
 pub use xmlenc::{
     CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor, XMLDSIG_NS,
     XMLENC_AES256_CBC, XMLENC_ELEMENT_TYPE, XMLENC_NS, XMLENC_RSA_1_5, XMLENC_RSA_OAEP_MGF1P,

@@ -20,8 +20,8 @@ use dataprotection::key::KeySet;
 use dataprotection::repository::XmlRepository;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, KeyVaultOptions, LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
-    credential_from_environment, key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, KeyVaultOptions, credential_from_environment,
+    key_vault_protection,
 };
 
 use super::{EXIT_OK, EXIT_WARNINGS, print_line};
@@ -87,10 +87,11 @@ pub async fn run(context: &Context, args: MigrateArgs) -> Result<u8> {
                         message: e.to_string(),
                     }
                 })?;
-            if context.encryption.decryptors.is_empty() {
+            if !context.encryption.has_key_vault() {
                 let decryptor: Arc<dyn XmlDecryptor> = decryptor;
-                target_registry.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
-                target_registry.register(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor);
+                for type_name in AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES {
+                    target_registry.register(type_name, decryptor.clone());
+                }
             }
             Some(encryptor)
         }

@@ -41,11 +41,11 @@ pub fn protected_keys(infos: &[KeyInfo], now: OffsetDateTime) -> HashSet<Uuid> {
 /// What `delete_keys` with `doomed` keys would remove, in its order, as
 /// lines for the operator (computed by core's own `deletion_orders`).
 fn preview(elements: &[Element], doomed: &HashSet<Uuid>, now: OffsetDateTime) -> Vec<String> {
-    let orders = deletion_orders(elements, now, false, &|k: &Key| doomed.contains(&k.id()));
-    let mut chosen: Vec<(u32, String)> = elements
-        .iter()
-        .zip(orders)
-        .filter_map(|(e, order)| {
+    let deletions = deletion_orders(elements, now, false, &|k: &Key| doomed.contains(&k.id()));
+    let mut chosen: Vec<_> = deletions
+        .into_iter()
+        .filter_map(|deletion| {
+            let e = elements.get(deletion.index)?;
             let line = match StoredElement::classify(e) {
                 Ok(StoredElement::Key(k)) => {
                     format!("key {} (expired {})", k.id, format_date(k.expiration_date))
@@ -59,7 +59,7 @@ fn preview(elements: &[Element], doomed: &HashSet<Uuid>, now: OffsetDateTime) ->
                 },
                 _ => format!("<{}> element", e.local_name()),
             };
-            order.map(|o| (o, line))
+            Some((deletion.order, line))
         })
         .collect();
     chosen.sort_by_key(|(o, _)| *o);

@@ -1,5 +1,7 @@
-//! `dpkeys rewrap --keyvault-key NEW`: re-encrypt every key at rest under
-//! another Key Vault key or key version.
+//! `dpkeys rewrap --keyvault-key NEW` / `--to-certificate PATH`: re-encrypt
+//! every key at rest under another Key Vault key or key version, or an X.509
+//! certificate (Key Vault to certificate, certificate to Key Vault, one
+//! certificate to another).
 //!
 //! 1. One wrap with the target key first: it checks access and tells which
 //!    versioned `kid` the target is (a versionless URL names the latest).
@@ -20,17 +22,23 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use dataprotection::encryption::{XmlDecryptor, encrypt_if_necessary};
+use dataprotection::encryption::{
+    DecryptorRegistry, XmlDecryptor, XmlEncryptor, encrypt_if_necessary,
+};
 use dataprotection::key::KeySet;
+use dataprotection::repository::replace_where;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, RSA_OAEP, credential_from_environment,
-    key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
+    RSA_OAEP, credential_from_environment, key_vault_protection,
+};
+use dataprotection_x509::{
+    CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor,
 };
 use uuid::Uuid;
 
 use super::{EXIT_OK, EXIT_WARNINGS, print_line};
+use crate::certificates::CertificateSources;
 use crate::cli::RewrapArgs;
 use crate::context::Context;
 use crate::error::{CliError, Context as _, Result};
@@ -47,33 +55,125 @@ fn key_vault_error(e: impl std::fmt::Display) -> CliError {
     }
 }
 
-/// Runs `rewrap`.
-pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
+/// What keys are rewrapped to, and how to tell a key already wrapped with it.
+struct Target {
+    encryptor: Arc<dyn XmlEncryptor>,
+    /// The versioned Key Vault `kid`, or the certificate's thumbprint.
+    id: String,
+    is_certificate: bool,
+}
+
+impl Target {
+    fn is_current(&self, descriptor: &Element) -> bool {
+        let current = if self.is_certificate {
+            crate::certificates::encrypted_to(descriptor)
+        } else {
+            wrapping_kid(descriptor)
+        };
+        current.as_deref() == Some(self.id.as_str())
+    }
+
+    fn describe(&self) -> String {
+        if self.is_certificate {
+            format!("certificate {}", self.id)
+        } else {
+            self.id.clone()
+        }
+    }
+}
+
+/// The Key Vault target: one wrap first checks access and tells which
+/// versioned `kid` the target is. Stored keys are decrypted with what the
+/// global options configure, else with the target's client (it unwraps with
+/// whatever kid an element names).
+async fn key_vault_target(
+    context: &Context,
+    key_id: &str,
+    registry: &mut DecryptorRegistry,
+) -> Result<Target> {
     let (credential, _) = credential_from_environment().map_err(key_vault_error)?;
-    let (encryptor, decryptor) = key_vault_protection(
-        &args.keyvault_key,
-        credential.clone(),
-        KeyVaultOptions::default(),
-    )
-    .map_err(key_vault_error)?;
-    // Which key version the target is, and whether we may wrap with it.
-    let probe =
-        AzureKeyVaultKeyClient::new(&args.keyvault_key, credential, KeyVaultOptions::default())
+    let (encryptor, decryptor) =
+        key_vault_protection(key_id, credential.clone(), KeyVaultOptions::default())
             .map_err(key_vault_error)?;
+    let probe = AzureKeyVaultKeyClient::new(key_id, credential, KeyVaultOptions::default())
+        .map_err(key_vault_error)?;
     let target_kid = probe
         .wrap_key(RSA_OAEP, &[0u8; 32])
         .await
         .map_err(|e| key_vault_error(format!("wrapping with the target key failed: {e}")))?
         .kid;
-
-    // Decrypt with what the global options configure, else with the
-    // target's client (it unwraps with whatever kid an element names).
-    let mut registry = context.encryption.registry();
-    if context.encryption.decryptors.is_empty() {
+    if !context.encryption.has_key_vault() {
         let decryptor: Arc<dyn XmlDecryptor> = decryptor;
-        registry.register(AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor.clone());
-        registry.register(LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor);
+        for type_name in AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES {
+            registry.register(type_name, decryptor.clone());
+        }
     }
+    Ok(Target {
+        encryptor,
+        id: target_kid,
+        is_certificate: false,
+    })
+}
+
+/// The certificate target. Its private key is required: every rewrapped key
+/// is decrypted again to verify it.
+fn certificate_target(
+    context: &Context,
+    args: &RewrapArgs,
+    registry: &mut DecryptorRegistry,
+) -> Result<Target> {
+    let paths: Vec<_> = args.to_certificate.iter().cloned().collect();
+    let thumbprints: Vec<_> = args.to_certificate_thumbprint.iter().cloned().collect();
+    let certificate = crate::certificates::load(CertificateSources {
+        paths: &paths,
+        password_env: args.to_certificate_password_env.as_deref(),
+        thumbprints: &thumbprints,
+        key_vault: &[],
+    })?
+    .into_iter()
+    .next()
+    .ok_or_else(|| CliError::Failed {
+        action: ACTION,
+        class: "invalid argument",
+        message: "no target certificate".into(),
+    })?;
+    if !certificate.has_private_key() {
+        return Err(CliError::Failed {
+            action: ACTION,
+            class: "invalid argument",
+            message: format!(
+                "the target certificate {} has no private key, which is needed to verify the                  rewrapped keys (give the PFX, or the PEM with its PRIVATE KEY)",
+                certificate.thumbprint()
+            ),
+        });
+    }
+    let decryptor = EncryptedXmlDecryptor::new(
+        context
+            .encryption
+            .certificates
+            .iter()
+            .cloned()
+            .chain([certificate.clone()]),
+    );
+    registry.register(ENCRYPTED_XML_DECRYPTOR_TYPE, Arc::new(decryptor));
+    Ok(Target {
+        id: certificate.thumbprint().to_string(),
+        encryptor: Arc::new(CertificateXmlEncryptor::new(certificate)),
+        is_certificate: true,
+    })
+}
+
+/// Runs `rewrap`.
+pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
+    let mut registry = context.encryption.registry();
+    // A certificate target wins: --keyvault-key is a global option too, and
+    // then names where stored keys are decrypted.
+    let to_certificate = args.to_certificate.is_some() || args.to_certificate_thumbprint.is_some();
+    let target = match &args.keyvault_key {
+        Some(key_id) if !to_certificate => key_vault_target(context, key_id, &mut registry).await?,
+        _ => certificate_target(context, &args, &mut registry)?,
+    };
+    let encryptor = target.encryptor.clone();
 
     let elements = context.repository.get_all_elements().await.during(ACTION)?;
     let key_elements: Vec<&Element> = elements.iter().filter(|e| e.is("key")).collect();
@@ -92,7 +192,7 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
                 continue;
             }
         };
-        if !args.force && wrapping_kid(&key.descriptor).as_deref() == Some(target_kid.as_str()) {
+        if !args.force && target.is_current(&key.descriptor) {
             already += 1;
             continue;
         }
@@ -128,17 +228,12 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     // Every stored element equal to a rewrapped one is replaced by its new
     // version (a pure function of the stored elements, as the repository
     // may call it again after a conflict).
-    let choose = |stored: &[Element]| -> Vec<Option<Element>> {
-        stored
+    let choose = replace_where(|e| {
+        replacements
             .iter()
-            .map(|e| {
-                replacements
-                    .iter()
-                    .find(|(old, _)| old == e)
-                    .map(|(_, new)| new.clone())
-            })
-            .collect()
-    };
+            .find(|(old, _)| old == e)
+            .map(|(_, new)| new.clone())
+    });
     let replaced = if replacements.is_empty() {
         0
     } else {
@@ -161,7 +256,7 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
                 message: format!("key {id} is no longer in the ring after rewrapping"),
             });
         };
-        if wrapping_kid(&key.xml().descriptor).as_deref() != Some(target_kid.as_str()) {
+        if !target.is_current(&key.xml().descriptor) {
             // Replaced concurrently (another rewrap) or removed: reported below.
             continue;
         }
@@ -187,13 +282,14 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     }
     // Keys that appeared while rewrapping (written by applications with the
     // previous configuration) are not wrapped with the target yet.
-    let behind: Vec<Uuid> = not_wrapped_with(&after, &target_kid)
+    let behind: Vec<Uuid> = not_wrapped_with(&after, &target)
         .into_iter()
         .filter(|id| !skipped.iter().any(|s| s.contains(&id.to_string())))
         .collect();
     print_line(&format!(
-        "rewrapped {} keys with {target_kid} ({verified} verified); {already} already wrapped with it; {} left as they were",
+        "rewrapped {} keys with {} ({verified} verified); {already} already wrapped with it; {} left as they were",
         replaced,
+        target.describe(),
         skipped.len()
     ))?;
     for s in &skipped {
@@ -216,11 +312,11 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     })
 }
 
-/// Keys whose master key is not wrapped with exactly `kid`.
-fn not_wrapped_with(set: &KeySet, kid: &str) -> Vec<Uuid> {
+/// Keys whose master key is not wrapped with exactly the target.
+fn not_wrapped_with(set: &KeySet, target: &Target) -> Vec<Uuid> {
     set.keys
         .iter()
-        .filter(|k| wrapping_kid(&k.xml().descriptor).as_deref() != Some(kid))
+        .filter(|k| !target.is_current(&k.xml().descriptor))
         .map(|k| k.id())
         .collect()
 }

@@ -22,8 +22,8 @@ impl RandomSource for OsRandom {
         use rand::TryRng;
         rand::rngs::SysRng
             .try_fill_bytes(buf)
-            .map_err(|e| Error::KeyEncryption {
-                source: format!("the operating system random number generator failed: {e}").into(),
+            .map_err(|e| Error::RandomFailure {
+                source: Box::new(e),
             })
     }
 }

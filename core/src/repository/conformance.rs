@@ -45,7 +45,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
-use super::{ReplacementChooser, XmlRepository};
+use super::{DeletionOrder, XmlRepository, delete_where, replace_where};
 use crate::DataProtectionProvider;
 use crate::xml::{Element, RepositoryDocument};
 
@@ -187,25 +187,17 @@ pub async fn foreign_and_malformed_content_is_preserved(target: &dyn Conformance
         .await
         .expect("append next to a foreign element");
     let replaced = repo
-        .replace_elements(&|elements: &[Element]| {
-            elements
-                .iter()
-                .map(|e| {
-                    (e.is("key") && e.attr("id") == Some(&k1.to_string()))
-                        .then(|| key_element(k1).with_attr("replaced", "1"))
-                })
-                .collect()
-        })
+        .replace_elements(&replace_where(|e| {
+            (e.is("key") && e.attr("id") == Some(&k1.to_string()))
+                .then(|| key_element(k1).with_attr("replaced", "1"))
+        }))
         .await
         .expect("replace");
     assert_eq!(replaced, 1);
     let deleted = repo
-        .delete_elements(&|elements: &[Element]| {
-            elements
-                .iter()
-                .map(|e| (e.is("key") && e.attr("id") == Some(&k2.to_string())).then_some(1))
-                .collect()
-        })
+        .delete_elements(&delete_where(|e| {
+            (e.is("key") && e.attr("id") == Some(&k2.to_string())).then_some(DeletionOrder::Key)
+        }))
         .await
         .expect("delete");
     assert_eq!(deleted, 1);
@@ -217,23 +209,38 @@ pub async fn foreign_and_malformed_content_is_preserved(target: &dyn Conformance
     let elements = xml(target).await.get_all_elements().await.expect("read");
     assert!(elements.iter().any(|e| e.is_ns("urn:foreign", "thing")));
 
-    // A malformed element: reads fail, writes fail, nothing is overwritten.
-    assert!(target.plant("<key id='broken'><unclosed></key>").await);
+    // A malformed element: reads fail, no decision is taken on a partial view,
+    // and the malformed text is never rewritten.
+    let malformed = "<key id='broken'><unclosed></key>";
+    assert!(target.plant(malformed).await);
     let before = target.stored_text().await;
     let fresh = xml(target).await;
     assert!(fresh.get_all_elements().await.is_err(), "malformed read");
     assert!(
         fresh
-            .store_element(&key_element(Uuid::new_v4()), "key-3")
+            .store_element_if(&key_element(Uuid::new_v4()), "key-3", &|_| true)
             .await
             .is_err(),
-        "nothing is written next to malformed content"
+        "no conditional write next to malformed content"
+    );
+    assert!(
+        fresh
+            .delete_elements(&delete_where(|_| Some(DeletionOrder::Key)))
+            .await
+            .is_err(),
+        "no deletion next to malformed content"
     );
     assert_eq!(
         target.stored_text().await,
         before,
         "malformed content is never rewritten"
     );
+    // An unconditional append (an emergency revocation) may go beside it where
+    // elements are stored apart, or fail where they share one document; the
+    // malformed text is kept either way.
+    let _ = fresh.store_element(&revocation_of(k1), "revocation").await;
+    let after = target.stored_text().await.expect("stored text");
+    assert!(after.contains(malformed), "{after}");
 }
 
 /// 16 writers, each on its own handle, each store 25 keys concurrently:
@@ -358,24 +365,16 @@ pub async fn lost_responses_never_duplicate(target: &dyn ConformanceTarget) {
         .await
         .expect("store");
     *lossy.lose.lock().unwrap_or_else(|e| e.into_inner()) = 1;
-    let replace: ReplacementChooser<'_> = &|elements: &[Element]| {
-        elements
-            .iter()
-            .map(|e| {
-                (e.is("key") && e.attr("id") == Some(&k2.to_string()) && e.attr("r").is_none())
-                    .then(|| key_element(k2).with_attr("r", "1"))
-            })
-            .collect()
-    };
-    assert_eq!(lossy.replace_elements(replace).await.expect("replace"), 1);
+    let replace = replace_where(|e| {
+        (e.is("key") && e.attr("id") == Some(&k2.to_string()) && e.attr("r").is_none())
+            .then(|| key_element(k2).with_attr("r", "1"))
+    });
+    assert_eq!(lossy.replace_elements(&replace).await.expect("replace"), 1);
     *lossy.lose.lock().unwrap_or_else(|e| e.into_inner()) = 1;
     let deleted = lossy
-        .delete_elements(&|elements: &[Element]| {
-            elements
-                .iter()
-                .map(|e| (e.is("revocation")).then_some(1))
-                .collect()
-        })
+        .delete_elements(&delete_where(|e| {
+            e.is("revocation").then_some(DeletionOrder::KeyRevocation)
+        }))
         .await
         .expect("delete");
     assert_eq!(deleted, 1, "a deletion whose response was lost counts once");
@@ -445,18 +444,13 @@ pub async fn deletion_is_ordered_and_replacement_in_place(target: &dyn Conforman
     // Replace the third key: the others are untouched, in their order.
     let third = ids[2].to_string();
     let replaced = repo
-        .replace_elements(&|elements: &[Element]| {
-            elements
-                .iter()
-                .map(|e| {
-                    (e.attr("id") == Some(&third)).then(|| {
-                        Element::new("key")
-                            .with_attr("id", third.clone())
-                            .with_attr("version", "1")
-                    })
-                })
-                .collect()
-        })
+        .replace_elements(&replace_where(|e| {
+            (e.attr("id") == Some(&third)).then(|| {
+                Element::new("key")
+                    .with_attr("id", third.clone())
+                    .with_attr("version", "1")
+            })
+        }))
         .await
         .expect("replace");
     assert_eq!(replaced, 1);
@@ -474,20 +468,15 @@ pub async fn deletion_is_ordered_and_replacement_in_place(target: &dyn Conforman
         .clear();
     let doomed = ids[1].to_string();
     let deleted = repo
-        .delete_elements(&|elements: &[Element]| {
-            elements
-                .iter()
-                .map(|e| {
-                    if e.is("key") && e.attr("id") == Some(&doomed) {
-                        Some(1)
-                    } else if e.is("revocation") {
-                        Some(2)
-                    } else {
-                        None
-                    }
-                })
-                .collect()
-        })
+        .delete_elements(&delete_where(|e| {
+            if e.is("key") && e.attr("id") == Some(&doomed) {
+                Some(DeletionOrder::Key)
+            } else if e.is("revocation") {
+                Some(DeletionOrder::KeyRevocation)
+            } else {
+                None
+            }
+        }))
         .await
         .expect("delete");
     assert_eq!(deleted, 2);

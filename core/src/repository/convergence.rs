@@ -5,7 +5,10 @@
 use async_trait::async_trait;
 
 use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
-use super::{DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository};
+use super::{
+    DeletionChooser, DeletionOrder, Replacement, ReplacementChooser, StorePrecondition,
+    XmlRepository,
+};
 use crate::error::{Error, Result};
 use crate::xml::{Element, Format, RepositoryDocument};
 
@@ -34,6 +37,7 @@ struct Tally {
 /// outcome is unknown (it may have been applied).
 async fn converge<R, T>(
     repo: &R,
+    beside_damaged: bool,
     mut decide: impl FnMut(&mut RepositoryDocument, Option<&T>) -> Decision<T> + Send,
 ) -> Result<T>
 where
@@ -51,6 +55,7 @@ where
         let Snapshot {
             mut document,
             version,
+            mut damaged,
         } = match repo.read().await {
             Ok(snapshot) => snapshot,
             Err(StorageError::Transient(e)) => {
@@ -61,6 +66,9 @@ where
             Err(StorageError::PreconditionFailed) => continue,
             Err(StorageError::Fatal(e)) => return Err(e),
         };
+        if !damaged.is_empty() && !beside_damaged {
+            return Err(damaged.swap_remove(0));
+        }
         let result = match decide(&mut document, unknown.as_ref()) {
             Decision::Done(result) => return Ok(result),
             Decision::Write(result) => result,
@@ -152,7 +160,11 @@ pub(crate) async fn append<R: VersionedRepository + ?Sized>(
     still_needed: Option<StorePrecondition<'_>>,
 ) -> Result<bool> {
     let raw = element.to_xml(Format::Compact);
-    converge(repo, |doc, _| {
+    // An unconditional append adds an element without rewriting the others,
+    // so it may go beside elements that cannot be read (revoking a key must
+    // work whatever the state of the ring).
+    let beside_damaged = still_needed.is_none();
+    converge(repo, beside_damaged, |doc, _| {
         if already_stored(doc, element, &raw) {
             tracing::debug!(repository = %repo.description(), "the element is already stored");
             return Decision::Done(true);
@@ -176,37 +188,39 @@ pub(crate) async fn delete<R: VersionedRepository + ?Sized>(
     repo: &R,
     choose: DeletionChooser<'_>,
 ) -> Result<usize> {
-    let mut done_through = None;
+    let mut done_through: Option<DeletionOrder> = None;
     let mut deleted = 0;
     loop {
-        let step = converge(repo, |doc, unknown: Option<&Option<(u32, usize)>>| {
-            let orders = choose(&doc.elements());
-            let pending = |order: u32| -> Vec<usize> {
-                orders
+        let step = converge(
+            repo,
+            false,
+            |doc: &mut RepositoryDocument, unknown: Option<&Option<(DeletionOrder, usize)>>| {
+                let chosen = choose(&doc.elements());
+                let of_order = |order: DeletionOrder| -> Vec<usize> {
+                    chosen
+                        .iter()
+                        .filter(|d| d.order == order)
+                        .map(|d| d.index)
+                        .collect()
+                };
+                // An earlier attempt whose outcome is unknown did this order already.
+                if let Some(Some((order, count))) = unknown
+                    && of_order(*order).is_empty()
+                {
+                    return Decision::Done(Some((*order, *count)));
+                }
+                let next = chosen
                     .iter()
-                    .enumerate()
-                    .filter(|(_, o)| **o == Some(order))
-                    .map(|(i, _)| i)
-                    .collect()
-            };
-            // An earlier attempt whose outcome is unknown did this order already.
-            if let Some(Some((order, count))) = unknown
-                && pending(*order).is_empty()
-            {
-                return Decision::Done(Some((*order, *count)));
-            }
-            let next = orders
-                .iter()
-                .flatten()
-                .copied()
-                .filter(|o| done_through.is_none_or(|d| *o > d))
-                .min();
-            let Some(order) = next else {
-                return Decision::Done(None);
-            };
-            let count = doc.remove_indices(&pending(order));
-            Decision::Write(Some((order, count)))
-        })
+                    .map(|d| d.order)
+                    .filter(|o| done_through.is_none_or(|done| *o > done))
+                    .min();
+                let Some(order) = next else {
+                    return Decision::Done(None);
+                };
+                let count = doc.remove_indices(&of_order(order));
+                Decision::Write(Some((order, count)))
+            },
+        )
         .await?;
         match step {
             Some((order, count)) => {
@@ -227,22 +241,24 @@ pub(crate) async fn replace<R: VersionedRepository + ?Sized>(
     repo: &R,
     choose: ReplacementChooser<'_>,
 ) -> Result<usize> {
-    let replaced = converge(repo, |doc, unknown: Option<&usize>| {
-        let mut chosen = 0usize;
-        for (index, new) in choose(&doc.elements()).into_iter().enumerate() {
-            if let Some(new) = new
-                && doc.replace(index, &new)
-            {
-                chosen += 1;
+    let replaced = converge(
+        repo,
+        false,
+        |doc: &mut RepositoryDocument, unknown: Option<&usize>| {
+            let mut chosen = 0usize;
+            for Replacement { index, element } in choose(&doc.elements()) {
+                if doc.replace(index, &element) {
+                    chosen += 1;
+                }
             }
-        }
-        match (chosen, unknown) {
-            // Nothing (left) to change; an attempt with an unknown outcome did it.
-            (0, Some(pending)) => Decision::Done(*pending),
-            (0, None) => Decision::Done(0),
-            (n, _) => Decision::Write(n),
-        }
-    })
+            match (chosen, unknown) {
+                // Nothing (left) to change; an attempt with an unknown outcome did it.
+                (0, Some(pending)) => Decision::Done(*pending),
+                (0, None) => Decision::Done(0),
+                (n, _) => Decision::Write(n),
+            }
+        },
+    )
     .await?;
     if replaced > 0 {
         tracing::info!(repository = %repo.description(), elements = replaced, "replaced key ring elements");
@@ -253,12 +269,12 @@ pub(crate) async fn replace<R: VersionedRepository + ?Sized>(
 #[async_trait]
 impl<R: VersionedRepository + ?Sized> XmlRepository for R {
     async fn get_all_elements(&self) -> Result<Vec<Element>> {
-        Ok(self.read().await?.document.elements())
+        Ok(self.read().await?.into_whole()?.0.elements())
     }
 
     async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {
-        let snapshot = self.read().await?;
-        Ok((snapshot.document.elements(), snapshot.version))
+        let (document, version) = self.read().await?.into_whole()?;
+        Ok((document.elements(), version))
     }
 
     async fn changed_since(&self, version: &Version) -> Result<bool> {

@@ -157,12 +157,14 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Reads every element of `listing`, each with its file name and text.
-fn read_listed(listing: &[(PathBuf, Stamp)]) -> Result<RepositoryDocument> {
-    let children = listing
-        .iter()
-        .map(|(path, _)| {
-            let bytes = read_regular_file(path, MAX_KEY_FILE_LEN)?;
+/// Reads every element of `listing`, each with its file name and text. A
+/// file that cannot be read or parsed is a damaged element, its error naming
+/// the file.
+fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> Snapshot {
+    let mut children = Vec::with_capacity(listing.len());
+    let mut damaged = Vec::new();
+    for (path, _) in listing {
+        let read = read_regular_file(path, MAX_KEY_FILE_LEN).and_then(|bytes| {
             let element = Element::parse_bytes(&bytes).map_err(|e| match e {
                 Error::MalformedXml { element, reason } => Error::MalformedXml {
                     element,
@@ -170,20 +172,36 @@ fn read_listed(listing: &[(PathBuf, Stamp)]) -> Result<RepositoryDocument> {
                 },
                 other => other,
             })?;
-            let raw = String::from_utf8_lossy(&bytes).into_owned();
-            Ok((file_name(path), raw, element))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RepositoryDocument::from_stored(children))
+            Ok((String::from_utf8_lossy(&bytes).into_owned(), element))
+        });
+        match read {
+            Ok((raw, element)) => children.push((file_name(path), raw, element)),
+            Err(e) => damaged.push(e),
+        }
+    }
+    Snapshot {
+        document: RepositoryDocument::from_stored(children),
+        version: Some(version),
+        damaged,
+    }
 }
 
 fn read_snapshot(dir: &Path) -> Result<Snapshot> {
     let listing = list(dir)?;
-    let document = read_listed(&listing)?;
-    Ok(Snapshot {
-        document,
-        version: Some(version_of(&listing)),
-    })
+    let version = version_of(&listing);
+    Ok(read_listed(&listing, version))
+}
+
+/// The file of a child whose location is `name`: only a plain file name in
+/// `dir` (locations come from this repository's own listing).
+fn child_path(dir: &Path, name: &str) -> Result<PathBuf> {
+    if Path::new(name).file_name().and_then(|n| n.to_str()) == Some(name) {
+        Ok(dir.join(name))
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{name:?} is not a file name in the key directory"
+        )))
+    }
 }
 
 /// Under the directory lock: checks `condition` against the listing, then
@@ -213,7 +231,7 @@ fn write_locked(
                     tracing::debug!(path = %path.display(), "stored key ring element");
                 }
                 Some(name) if child.is_replaced() => {
-                    let path = dir.join(name);
+                    let path = child_path(dir, name)?;
                     replace_file(dir, &path, child.element())?;
                     tracing::info!(path = %path.display(), "replaced key ring element");
                     changed = true;
@@ -221,17 +239,13 @@ fn write_locked(
                 Some(_) => {}
             }
         }
-        let kept: Vec<&str> = document
-            .children()
-            .iter()
-            .filter_map(|c| c.location())
-            .collect();
-        for (path, _) in &listing {
-            if !kept.contains(&file_name(path).as_str()) {
-                fs::remove_file(path).map_err(|e| io("deleting", path, e))?;
-                tracing::info!(path = %path.display(), "deleted key ring element");
-                changed = true;
-            }
+        // Only files removed from the document go: never one it did not hold
+        // (a file that could not be read).
+        for name in document.removed_locations() {
+            let path = child_path(dir, name)?;
+            fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?;
+            tracing::info!(path = %path.display(), "deleted key ring element");
+            changed = true;
         }
         if changed && let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -372,10 +386,7 @@ impl VersionedRepository for FileSystemXmlRepository {
             if version == known {
                 return Ok(None);
             }
-            Ok(Some(Snapshot {
-                document: read_listed(&listing)?,
-                version: Some(version),
-            }))
+            Ok(Some(read_listed(&listing, version)))
         })
         .await
         .map_err(StorageError::Fatal)
@@ -415,7 +426,7 @@ impl VersionedRepository for FileSystemXmlRepository {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::repository::XmlRepository;
+    use crate::repository::{Replacement, XmlRepository};
 
     #[tokio::test]
     async fn replaces_files_in_place_and_leaves_the_others_alone() {
@@ -433,7 +444,12 @@ mod tests {
         let choose = |elements: &[Element]| {
             elements
                 .iter()
-                .map(|e| e.is("b").then(|| Element::new("b").with_attr("v", "2")))
+                .enumerate()
+                .filter(|(_, e)| e.is("b"))
+                .map(|(index, _)| Replacement {
+                    index,
+                    element: Element::new("b").with_attr("v", "2"),
+                })
                 .collect()
         };
         assert_eq!(repo.replace_elements(&choose).await.unwrap(), 1);

@@ -48,10 +48,7 @@ impl Stored {
         for element in &self.elements {
             document.push(element);
         }
-        Snapshot {
-            document,
-            version: (self.generation > 0).then(|| self.version()),
-        }
+        Snapshot::new(document, (self.generation > 0).then(|| self.version()))
     }
 }
 
@@ -93,7 +90,7 @@ impl VersionedRepository for InMemoryXmlRepository {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::repository::XmlRepository;
+    use crate::repository::{Replacement, XmlRepository};
 
     #[tokio::test]
     async fn replaces_in_place() {
@@ -104,7 +101,12 @@ mod tests {
         let choose = |elements: &[Element]| {
             elements
                 .iter()
-                .map(|e| e.is("b").then(|| Element::new("b").with_attr("v", "2")))
+                .enumerate()
+                .filter(|(_, e)| e.is("b"))
+                .map(|(index, _)| Replacement {
+                    index,
+                    element: Element::new("b").with_attr("v", "2"),
+                })
                 .collect()
         };
         assert_eq!(repo.replace_elements(&choose).await.unwrap(), 1);
@@ -117,7 +119,7 @@ mod tests {
                 Element::new("c")
             ]
         );
-        let none = |elements: &[Element]| vec![None; elements.len()];
+        let none = |_: &[Element]| Vec::new();
         assert_eq!(repo.replace_elements(&none).await.unwrap(), 0);
     }
 }

@@ -27,16 +27,84 @@ pub use versioned::{
 use crate::error::{Error, Result};
 use crate::xml::Element;
 
-/// Chooses which stored elements to delete: receives every element and
-/// returns, for each, `None` (keep) or `Some(order)`; lower orders are deleted
-/// first and deletion stops at the first failure.
-pub type DeletionChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Option<u32>> + Send + Sync);
+/// When an element is deleted relative to the others chosen with it: lower
+/// orders first, each order in its own conditional write, stopping at the
+/// first failure (a key's revocation is never deleted before the key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeletionOrder {
+    /// Keys: deleted first.
+    Key,
+    /// Revocations of keys that are deleted or absent: after the keys.
+    KeyRevocation,
+    /// Revocations of all keys superseded by a later one: last.
+    SupersededMassRevocation,
+}
 
-/// Chooses which stored elements to replace in place: receives every stored
-/// element (in document order) and returns, for each, `None` (keep it) or
-/// `Some(new)` (replace it by `new`, at the same position). See
-/// [`XmlRepository::replace_elements`].
-pub type ReplacementChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Option<Element>> + Send + Sync);
+/// One stored element to delete: its index among the elements the chooser
+/// received, and its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// Index in the slice given to the chooser.
+    pub index: usize,
+    /// When it goes.
+    pub order: DeletionOrder,
+}
+
+/// One stored element to replace in place: its index among the elements the
+/// chooser received, and what replaces it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    /// Index in the slice given to the chooser.
+    pub index: usize,
+    /// The new element.
+    pub element: Element,
+}
+
+/// Chooses, from every stored element (in document order), which to delete.
+/// It may run more than once (after a conflict, and before each order), so
+/// it must be a pure function of its input.
+pub type DeletionChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Deletion> + Send + Sync);
+
+/// Chooses, from every stored element (in document order), which to replace
+/// in place. See [`XmlRepository::replace_elements`].
+pub type ReplacementChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Replacement> + Send + Sync);
+
+/// A deletion chooser from a decision per element (when the decision does
+/// not depend on the other elements).
+///
+/// ```
+/// use dataprotection::repository::{DeletionOrder, delete_where};
+/// use dataprotection::xml::Element;
+/// let choose = delete_where(|e| e.is("old").then_some(DeletionOrder::Key));
+/// let chosen = choose(&[Element::new("new"), Element::new("old")]);
+/// assert_eq!(chosen.len(), 1);
+/// assert_eq!(chosen[0].index, 1);
+/// ```
+pub fn delete_where(
+    order: impl Fn(&Element) -> Option<DeletionOrder> + Send + Sync,
+) -> impl Fn(&[Element]) -> Vec<Deletion> + Send + Sync {
+    move |elements| {
+        elements
+            .iter()
+            .enumerate()
+            .filter_map(|(index, e)| order(e).map(|order| Deletion { index, order }))
+            .collect()
+    }
+}
+
+/// A replacement chooser from a decision per element: `Some(new)` replaces
+/// the element by `new`.
+pub fn replace_where(
+    new: impl Fn(&Element) -> Option<Element> + Send + Sync,
+) -> impl Fn(&[Element]) -> Vec<Replacement> + Send + Sync {
+    move |elements| {
+        elements
+            .iter()
+            .enumerate()
+            .filter_map(|(index, e)| new(e).map(|element| Replacement { index, element }))
+            .collect()
+    }
+}
 
 /// Decides, from the elements currently stored, whether an element is still
 /// worth storing (used so that concurrent writers do not all add a key).
@@ -107,9 +175,9 @@ pub trait XmlRepository: Debug + Send + Sync {
     /// Replaces stored elements in place; returns how many were replaced.
     ///
     /// `choose` receives every stored element, in document order, and
-    /// returns, per element, `None` (keep it) or `Some(new)` (store `new`
-    /// instead, at the same position); a shorter result keeps the rest.
-    /// This is how a key is re-encrypted at rest without changing its id.
+    /// returns the [`Replacement`]s: which index to replace by what, at the
+    /// same position; every other element is kept. This is how a key is
+    /// re-encrypted at rest without changing its id.
     ///
     /// Implementations guarantee that:
     ///

@@ -42,13 +42,40 @@ impl fmt::Display for Version {
 }
 
 /// A document as read, with the version to condition a write on.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Snapshot {
     /// The stored elements (every child as stored, including ones this
     /// library cannot interpret).
     pub document: RepositoryDocument,
     /// `None`: nothing is stored yet, so a write must create the document.
     pub version: Option<Version>,
+    /// Elements stored apart (a file each) that could not be read or parsed.
+    /// They are not in `document`, so the snapshot is not the whole ring:
+    /// reads fail with the first of these errors, and the only write allowed
+    /// is an unconditional append beside them (a revocation in an emergency),
+    /// which leaves them untouched. Backends keeping one document never set it
+    /// (a damaged document is a [`StorageError::Fatal`] read).
+    pub damaged: Vec<Error>,
+}
+
+impl Snapshot {
+    /// A whole, readable document.
+    pub fn new(document: RepositoryDocument, version: Option<Version>) -> Self {
+        Snapshot {
+            document,
+            version,
+            damaged: Vec::new(),
+        }
+    }
+
+    /// The elements, or the first error of a damaged element.
+    pub fn into_whole(mut self) -> Result<(RepositoryDocument, Option<Version>), Error> {
+        if self.damaged.is_empty() {
+            Ok((self.document, self.version))
+        } else {
+            Err(self.damaged.swap_remove(0))
+        }
+    }
 }
 
 /// The condition of a [`VersionedRepository::write`].

@@ -62,6 +62,8 @@ pub struct RepositoryDocument {
     root_open: String,
     root_name: String,
     children: Vec<RepositoryChild>,
+    /// Locations of children removed since the document was read.
+    removed: Vec<String>,
 }
 
 impl Default for RepositoryDocument {
@@ -70,6 +72,7 @@ impl Default for RepositoryDocument {
             root_open: "<repository>".into(),
             root_name: "repository".into(),
             children: Vec::new(),
+            removed: Vec::new(),
         }
     }
 }
@@ -168,6 +171,7 @@ impl RepositoryDocument {
             root_open: root_open.unwrap_or_else(|| "<repository>".into()),
             root_name: root.name().to_string(),
             children,
+            removed: Vec::new(),
         })
     }
 
@@ -243,7 +247,21 @@ impl RepositoryDocument {
 
     /// Keeps only the children for which `keep` returns true.
     pub fn retain(&mut self, mut keep: impl FnMut(&Element) -> bool) {
-        self.children.retain(|c| keep(&c.element));
+        let doomed: Vec<usize> = self
+            .children
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !keep(&c.element))
+            .map(|(i, _)| i)
+            .collect();
+        self.remove_indices(&doomed);
+    }
+
+    /// The locations ([`RepositoryChild::location`]) of the children removed
+    /// since the document was read: what a backend storing elements apart
+    /// deletes.
+    pub fn removed_locations(&self) -> &[String] {
+        &self.removed
     }
 
     /// Removes the children at `indices` (indices out of range are ignored);
@@ -251,11 +269,16 @@ impl RepositoryDocument {
     pub fn remove_indices(&mut self, indices: &[usize]) -> usize {
         let before = self.children.len();
         let mut index = 0;
-        self.children.retain(|_| {
+        let mut removed = Vec::new();
+        self.children.retain(|c| {
             let keep = !indices.contains(&index);
             index += 1;
+            if !keep && let Some(location) = &c.location {
+                removed.push(location.clone());
+            }
             keep
         });
+        self.removed.extend(removed);
         before - self.children.len()
     }
 

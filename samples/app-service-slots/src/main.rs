@@ -147,10 +147,12 @@ async fn run(config: Config) -> Result<(), String> {
 /// a key is configured. Fails if the ring cannot be read.
 async fn build_provider(config: &Config) -> Result<DataProtectionProvider, String> {
     let repository: Arc<dyn XmlRepository> = match &config.key_ring {
-        KeyRingLocation::BlobUrl(url) if url.contains("sig=") => Arc::new(
-            BlobXmlRepository::from_sas_url(url, BlobRepositoryOptions::default())
-                .map_err(|e| format!("{}: {e}", config::BLOB_URL))?,
-        ),
+        KeyRingLocation::BlobUrl(url) if dataprotection_azure_blobs::sas::is_sas_url(url) => {
+            Arc::new(
+                BlobXmlRepository::from_sas_url(url, BlobRepositoryOptions::default())
+                    .map_err(|e| format!("{}: {e}", config::BLOB_URL))?,
+            )
+        }
         KeyRingLocation::BlobUrl(url) => {
             let (credential, kind) = credential_from_environment().map_err(|e| e.to_string())?;
             tracing::info!(credential = %kind, "reading the key ring blob with a credential from the environment");

@@ -64,7 +64,7 @@ async fn run() -> Result<()> {
     // Step 2: the key ring in a blob, its keys wrapped by a Key Vault key.
     println!("\n2. Azure");
     let repository: Arc<dyn XmlRepository> = match &blob_url {
-        Some(url) if url.contains("sig=") => {
+        Some(url) if dataprotection_azure_blobs::sas::is_sas_url(url) => {
             println!(
                 "   the key ring is in the blob {} (SAS)",
                 without_query(url)

@@ -380,6 +380,32 @@ impl KeyVaultEmulator {
         Ok(vault::private_pem(&vault.get(name, version)?.private)?)
     }
 
+    /// Stores a secret (a new version of it) and returns its versioned id.
+    pub fn set_secret(&self, name: &str, value: &str, content_type: Option<&str>) -> String {
+        let sv = self.shared.vault().insert_secret(
+            name,
+            value.to_owned(),
+            content_type.map(str::to_owned),
+            None,
+        );
+        format!("{}/secrets/{name}/{}", self.base_url, sv.version)
+    }
+
+    /// Imports a certificate as Key Vault keeps one: a managed secret of the
+    /// same name holding the PKCS#12 file (Base64, `application/x-pkcs12`),
+    /// and the certificate (`GET /certificates/{name}`, with `cer` = `der`).
+    /// Returns the versioned certificate id.
+    pub fn import_certificate(&self, name: &str, pfx: &[u8], der: &[u8]) -> String {
+        use base64::Engine as _;
+        let sv = self.shared.vault().insert_secret(
+            name,
+            base64::engine::general_purpose::STANDARD.encode(pfx),
+            Some("application/x-pkcs12".to_owned()),
+            Some(der.to_vec()),
+        );
+        format!("{}/certificates/{name}/{}", self.base_url, sv.version)
+    }
+
     /// Stops serving and waits for the listener tasks to end.
     pub async fn shutdown(mut self) {
         for task in self.tasks.drain(..) {

@@ -26,6 +26,10 @@ pub enum Operation {
     Encrypt,
     /// `POST /keys/{name}/{version}/decrypt`
     Decrypt,
+    /// `GET /secrets/{name}[/{version}]`
+    GetSecret,
+    /// `GET /certificates/{name}[/{version}]`
+    GetCertificate,
     /// `GET /msi/token` (managed identity token endpoint)
     GetToken,
     /// Anything else.

@@ -284,6 +284,21 @@ fn classify(method: &Method, path: &str) -> Route {
     if path == "/msi/token" || path == "/msi/token/" {
         return Route::of(Operation::GetToken);
     }
+    for (prefix, op) in [
+        ("/secrets/", Operation::GetSecret),
+        ("/certificates/", Operation::GetCertificate),
+    ] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let segs: Vec<&str> = rest.split('/').collect();
+            return match (method, segs.as_slice()) {
+                (&Method::GET, [name]) if !name.is_empty() => Route::key(op, name, None),
+                (&Method::GET, [name, version]) if !name.is_empty() => {
+                    Route::key(op, name, Some(version))
+                }
+                _ => Route::of(Operation::Unknown),
+            };
+        }
+    }
     let Some(rest) = path.strip_prefix("/keys") else {
         return Route::of(Operation::Unknown);
     };
@@ -679,6 +694,28 @@ async fn dispatch(
                 "value": b64url(&out),
             })))
         }
+        Operation::GetSecret => {
+            let vault = shared.vault();
+            Ok(Reply::ok(
+                vault.get_secret(name, version)?.bundle(base, name),
+            ))
+        }
+        Operation::GetCertificate => {
+            let vault = shared.vault();
+            vault
+                .get_secret(name, version)?
+                .certificate_bundle(base, name)
+                .map(Reply::ok)
+                .ok_or_else(|| {
+                    KvError::new(
+                        404,
+                        "CertificateNotFound",
+                        format!(
+                            "A certificate with (name/id) {name} was not found in this key vault."
+                        ),
+                    )
+                })
+        }
         Operation::GetToken | Operation::Unknown => Err(KvError::new(
             404,
             "NotFound",
@@ -930,7 +967,17 @@ mod tests {
         );
         assert_eq!(classify(&post, "/keys/k/v1/sign").op, Operation::Unknown);
         assert_eq!(classify(&get, "/msi/token").op, Operation::GetToken);
-        assert_eq!(classify(&get, "/secrets/x").op, Operation::Unknown);
+        assert_eq!(classify(&get, "/secrets/x").op, Operation::GetSecret);
+        assert_eq!(
+            classify(&get, "/secrets/x/v1").version.as_deref(),
+            Some("v1")
+        );
+        assert_eq!(
+            classify(&get, "/certificates/x").op,
+            Operation::GetCertificate
+        );
+        assert_eq!(classify(&get, "/secrets/").op, Operation::Unknown);
+        assert_eq!(classify(&Method::POST, "/secrets/x").op, Operation::Unknown);
         assert_eq!(
             classify(&Method::PATCH, "/keys/k/v").op,
             Operation::UpdateKey

@@ -8,6 +8,7 @@ use aws_lc_rs::rsa::{
     OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey,
     PrivateDecryptingKey, PublicEncryptingKey, PublicKey,
 };
+use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use crate::util::{b64url, now_secs, random_version};
@@ -446,10 +447,61 @@ pub(crate) fn parse_key_ops(value: &Value) -> Result<Vec<String>, KvError> {
     Ok(ops)
 }
 
-/// All keys, by name; versions in creation order (last = latest).
+/// One version of a secret (a certificate's secret holds its PFX or PEM).
+#[derive(Debug, Clone)]
+pub(crate) struct SecretVersion {
+    pub version: String,
+    pub value: String,
+    pub content_type: Option<String>,
+    /// The certificate's DER when the secret backs a certificate.
+    pub certificate_der: Option<Vec<u8>>,
+    pub created: i64,
+}
+
+impl SecretVersion {
+    /// The secret bundle (`GET /secrets/{name}/{version}`).
+    pub fn bundle(&self, base: &str, name: &str) -> Value {
+        let mut bundle = json!({
+            "id": format!("{base}/secrets/{name}/{}", self.version),
+            "value": self.value,
+            "attributes": {
+                "enabled": true,
+                "created": self.created,
+                "updated": self.created,
+                "recoveryLevel": "Recoverable+Purgeable",
+                "recoverableDays": 90,
+            },
+        });
+        if let Some(ct) = &self.content_type {
+            bundle["contentType"] = json!(ct);
+        }
+        if self.certificate_der.is_some() {
+            bundle["managed"] = json!(true);
+            bundle["kid"] = json!(kid(base, name, &self.version));
+        }
+        bundle
+    }
+
+    /// The certificate bundle (`GET /certificates/{name}/{version}`), public parts only.
+    pub fn certificate_bundle(&self, base: &str, name: &str) -> Option<Value> {
+        let der = self.certificate_der.as_ref()?;
+        let x5t = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+        Some(json!({
+            "id": format!("{base}/certificates/{name}/{}", self.version),
+            "kid": kid(base, name, &self.version),
+            "sid": format!("{base}/secrets/{name}/{}", self.version),
+            "x5t": b64url(x5t.as_ref()),
+            "cer": base64::engine::general_purpose::STANDARD.encode(der),
+            "attributes": {"enabled": true, "created": self.created, "updated": self.created},
+        }))
+    }
+}
+
+/// All keys and secrets, by name; versions in creation order (last = latest).
 #[derive(Debug, Default)]
 pub(crate) struct Vault {
     keys: HashMap<String, Vec<KeyVersion>>,
+    secrets: HashMap<String, Vec<SecretVersion>>,
 }
 
 impl Vault {
@@ -514,6 +566,48 @@ impl Vault {
     }
 
     /// All versions of a key, oldest first.
+    /// Adds a secret version and returns it.
+    pub fn insert_secret(
+        &mut self,
+        name: &str,
+        value: String,
+        content_type: Option<String>,
+        certificate_der: Option<Vec<u8>>,
+    ) -> SecretVersion {
+        let versions = self.secrets.entry(name.to_owned()).or_default();
+        let sv = SecretVersion {
+            version: random_version(),
+            value,
+            content_type,
+            certificate_der,
+            created: now_secs(),
+        };
+        versions.push(sv.clone());
+        sv
+    }
+
+    /// A secret version (`None` or empty = latest).
+    pub fn get_secret(&self, name: &str, version: Option<&str>) -> Result<&SecretVersion, KvError> {
+        let not_found = || {
+            KvError::new(
+                404,
+                "SecretNotFound",
+                format!(
+                    "A secret with (name/id) {name}{} was not found in this key vault.",
+                    version.map(|v| format!("/{v}")).unwrap_or_default()
+                ),
+            )
+        };
+        let versions = self.secrets.get(name).ok_or_else(not_found)?;
+        match version.filter(|v| !v.is_empty()) {
+            None => versions.last().ok_or_else(not_found),
+            Some(v) => versions
+                .iter()
+                .find(|s| s.version == v)
+                .ok_or_else(not_found),
+        }
+    }
+
     pub fn versions(&self, name: &str) -> Result<&[KeyVersion], KvError> {
         self.keys
             .get(name)
