@@ -214,8 +214,9 @@ fn protect_piped_into_unprotect_works_on_a_fresh_machine() {
     );
     // Reading a ring that does not exist is still refused.
     let missing = tmp.path().join("missing");
+    let payload = protect(&ring, &[], "x");
     let refused = run(
-        &["unprotect", "--dir", missing.to_str().unwrap(), "CfDJ8AAAA"],
+        &["unprotect", "--dir", missing.to_str().unwrap(), &payload],
         None,
     );
     refused.fails_with("missing key ring");
