@@ -190,3 +190,35 @@ fn hints_after_a_decryption_failure_name_the_likely_cause() {
     assert_eq!(h.len(), 1, "{h:?}");
     assert!(h[0].contains("is not in the key ring"), "{h:?}");
 }
+
+#[test]
+fn protect_piped_into_unprotect_works_on_a_fresh_machine() {
+    // The README's first command: unprotect starts before protect has
+    // created the ring, and must wait for its input before looking for it.
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = tmp.path().join("not-yet");
+    let bin = env!("CARGO_BIN_EXE_dpkeys");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" --dir "$1" protect "Hello, Data Protection" | "$0" unprotect --dir "$1""#)
+        .arg(bin)
+        .arg(&ring)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello, Data Protection"
+    );
+    // Reading a ring that does not exist is still refused.
+    let missing = tmp.path().join("missing");
+    let payload = protect(&ring, &[], "x");
+    let refused = run(
+        &["unprotect", "--dir", missing.to_str().unwrap(), &payload],
+        None,
+    );
+    refused.fails_with("missing key ring");
+    assert!(!missing.exists());
+}
