@@ -5,8 +5,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
+use azure_core::http::ClientOptions;
 use azure_identity::{
-    ClientSecretCredential, DeveloperToolsCredential, ManagedIdentityCredential,
+    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+    DeveloperToolsCredential, ManagedIdentityCredential,
     ManagedIdentityCredentialOptions, UserAssignedId, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };
@@ -95,6 +97,21 @@ pub fn credential_from_environment()
 pub fn credential_from(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<(Arc<dyn TokenCredential>, CredentialKind), KeyVaultError> {
+    credential_from_with_options(var, ClientOptions::default())
+}
+
+/// [`credential_from`] with the credential's HTTP pipeline options. Pass the
+/// [`crate::KeyVaultOptions::client_options`] whose `transport` the Key Vault
+/// client also uses, so that one process builds one HTTP client (the system
+/// certificate store is loaded once per HTTP client) and reuses its
+/// connections.
+///
+/// # Errors
+/// As [`credential_from_environment`].
+pub fn credential_from_with_options(
+    var: impl Fn(&str) -> Option<String>,
+    client_options: ClientOptions,
+) -> Result<(Arc<dyn TokenCredential>, CredentialKind), KeyVaultError> {
     let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let kind = credential_kind_from(&var);
     let config = |e: azure_core::Error| {
@@ -107,6 +124,7 @@ pub fn credential_from(
         CredentialKind::AppServiceManagedIdentity => {
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: get("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
+                client_options,
                 ..Default::default()
             };
             ManagedIdentityCredential::new(Some(options)).map_err(config)?
@@ -116,7 +134,10 @@ pub fn credential_from(
                 client_id: get("AZURE_CLIENT_ID"),
                 tenant_id: get("AZURE_TENANT_ID"),
                 token_file_path: get("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
-                ..Default::default()
+                credential_options: ClientAssertionCredentialOptions {
+                    client_options,
+                    ..Default::default()
+                },
             };
             WorkloadIdentityCredential::new(Some(options)).map_err(config)?
         }
@@ -124,7 +145,11 @@ pub fn credential_from(
             let tenant = get("AZURE_TENANT_ID").unwrap_or_default();
             let client_id = get("AZURE_CLIENT_ID").unwrap_or_default();
             let secret = Secret::new(get("AZURE_CLIENT_SECRET").unwrap_or_default());
-            ClientSecretCredential::new(&tenant, client_id, secret, None).map_err(config)?
+            let options = ClientSecretCredentialOptions {
+                client_options,
+                ..Default::default()
+            };
+            ClientSecretCredential::new(&tenant, client_id, secret, Some(options)).map_err(config)?
         }
         CredentialKind::DeveloperTools => DeveloperToolsCredential::new(None).map_err(config)?,
     };

@@ -16,7 +16,8 @@ pub use client::{
     AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, VaultKeyInfo, WrappedKey,
 };
 pub use credential::{
-    CredentialKind, credential_from, credential_from_environment, credential_kind_from,
+    CredentialKind, credential_from, credential_from_environment, credential_from_with_options,
+    credential_kind_from,
 };
 pub use encryptor::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor,

@@ -26,7 +26,7 @@ use crate::commands::rotate::latest_mass_revocation;
 use crate::context::Context;
 use crate::error::Result;
 use crate::repository::Location;
-use crate::ring::master_key;
+use crate::ring::master_keys;
 use dataprotection_azure_blobs::connection_string::{ConnectionString, Credential};
 use dataprotection_azure_blobs::sas::SasInfo;
 
@@ -515,8 +515,9 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
     let registry = context.encryption.registry();
     let mut usable: HashMap<Uuid, bool> = HashMap::new();
     let mut failures = 0;
-    for key in &set.keys {
-        let result = master_key(&registry, key.xml()).await;
+    let xmls: Vec<_> = set.keys.iter().map(Key::xml).collect();
+    let results = master_keys(&registry, &xmls).await;
+    for (key, result) in set.keys.iter().zip(results) {
         usable.insert(key.id(), result.is_ok());
         let Err(e) = result else { continue };
         failures += 1;
