@@ -37,6 +37,35 @@ pub enum BlobError {
     /// The Azure SDK refused to build a client (its message is redacted).
     #[error("could not create the Azure blob client: {0}")]
     Client(String),
+    /// No credential could be chosen or built from the environment.
+    #[error(transparent)]
+    Credential(#[from] dataprotection_azure_identity::CredentialError),
+    /// The blob is larger than [`crate::BlobRepositoryOptions::max_document_size`]; it was
+    /// not downloaded, and is left untouched.
+    #[error(
+        "blob {blob} holds {size} bytes, more than the {limit} bytes allowed for a key ring \
+         document (max_document_size); it is left untouched"
+    )]
+    DocumentTooLarge {
+        /// The blob URL (without a query).
+        blob: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The blob is well-formed XML but not a key ring: its root element is not
+    /// `<repository>`. It is left untouched, and nothing is ever appended to it.
+    #[error(
+        "blob {blob} is not a key ring: its root element is <{root}>, not <repository>; it is \
+         left untouched"
+    )]
+    NotAKeyRing {
+        /// The blob URL (without a query).
+        blob: String,
+        /// The root element's name.
+        root: String,
+    },
     /// The storage service (or the transport) returned an error.
     #[error("{detail}")]
     Service {
@@ -110,7 +139,7 @@ impl From<BlobError> for dataprotection::Error {
             | BlobError::Sas(_) => dataprotection::Error::InvalidArgument(e.to_string()),
             other => dataprotection::Error::Repository {
                 message: other.to_string(),
-                source: None,
+                source: Some(Box::new(other)),
             },
         }
     }

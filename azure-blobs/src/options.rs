@@ -60,6 +60,11 @@ pub struct BlobRepositoryOptions {
     pub sas_expiry_warning: Duration,
     /// The clock used for SAS expiry decisions (tests inject a manual one).
     pub clock: Arc<dyn Clock>,
+    /// The largest blob read as a key ring document, in bytes (a key is 1–2 KB, so even a
+    /// ring of thousands of keys is far below it). A larger blob is refused with
+    /// [`crate::BlobError::DocumentTooLarge`] from its announced size, without downloading
+    /// it. Default 64 MiB.
+    pub max_document_size: u64,
 }
 
 impl Default for BlobRepositoryOptions {
@@ -83,6 +88,7 @@ impl Default for BlobRepositoryOptions {
             sas_renew_before: Duration::minutes(10),
             sas_expiry_warning: Duration::days(7),
             clock: Arc::new(SystemClock),
+            max_document_size: 64 * 1024 * 1024,
         }
     }
 }

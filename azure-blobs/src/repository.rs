@@ -13,9 +13,9 @@ use azure_storage_blob::{
 };
 use dataprotection::error::BoxError;
 use dataprotection::repository::{
-    DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository,
+    RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
-use dataprotection::xml::{Element, Format, RepositoryDocument};
+use dataprotection::xml::RepositoryDocument;
 use dataprotection::{Error, Result};
 use percent_encoding::percent_decode_str;
 use time::OffsetDateTime;
@@ -183,58 +183,19 @@ enum Written {
     /// Stored; the new ETag.
     Stored(Etag),
     /// 409 or 412: someone else wrote first (or our own earlier write did).
-    Conflict(BlobError),
+    Conflict,
     /// The outcome is unknown (5xx, timeout, connection lost after sending).
     Ambiguous(BlobError),
 }
 
-/// What the failed attempts of one retried conditional write amounted to.
-#[derive(Default)]
-struct WriteTally {
-    /// Some attempt may have been applied without our knowing.
-    ambiguous: bool,
-    /// Attempts that lost to another writer (409/412).
-    conflicts: u32,
-    /// The last error seen.
-    last: Option<BlobError>,
-}
-
-impl WriteTally {
-    /// Records a write that did not store (a conflict or an unknown outcome).
-    fn failed(&mut self, blob: &Url, attempt: u32, written: Written) {
-        match written {
-            Written::Stored(_) => {}
-            Written::Conflict(e) => {
-                self.conflicts += 1;
-                tracing::debug!(blob = %blob, attempt, error = %e, "write conflict; re-reading");
-                self.last = Some(e);
-            }
-            Written::Ambiguous(e) => {
-                self.ambiguous = true;
-                tracing::warn!(
-                    blob = %blob,
-                    attempt,
-                    error = %e,
-                    "the outcome of a write is unknown; re-reading before trying again"
-                );
-                self.last = Some(e);
-            }
-        }
-    }
-}
-
-/// A failed read: transient failures are retried by the write loops.
-enum ReadFailure {
-    Transient(Error, BlobError),
-    Fatal(Error),
-}
-
-impl From<ReadFailure> for Error {
-    fn from(f: ReadFailure) -> Self {
-        match f {
-            ReadFailure::Transient(e, _) | ReadFailure::Fatal(e) => e,
-        }
-    }
+/// What a conditional download found.
+enum Fetched {
+    /// The blob still has the ETag asked about (304).
+    NotModified,
+    /// The blob does not exist (or its container does not, and may be created).
+    Absent,
+    /// The blob, parsed.
+    Present { etag: Etag, doc: RepositoryDocument },
 }
 
 /// How an SDK error is handled.
@@ -271,23 +232,6 @@ fn classify(e: &azure_core::Error) -> Class {
         ) => Class::Transient,
         _ => Class::Other,
     }
-}
-
-/// The `id` of a `<key>` element, normalised for comparison.
-fn key_id(e: &Element) -> Option<String> {
-    if !e.is("key") {
-        return None;
-    }
-    e.attr("id").map(|id| id.trim().to_ascii_lowercase())
-}
-
-/// Whether `element` (whose compact XML is `raw`) is already stored: same key id, same raw
-/// text, or an equal element.
-fn already_stored(doc: &RepositoryDocument, element: &Element, raw: &str) -> bool {
-    let id = key_id(element);
-    doc.children().iter().any(|c| {
-        c.raw() == raw || c.element() == element || (id.is_some() && key_id(c.element()) == id)
-    })
 }
 
 /// Splits a blob URL into the container URL (no query), the container name and the blob name.
@@ -946,34 +890,56 @@ impl BlobXmlRepository {
         self.error(what, source)
     }
 
-    /// Reads the blob into the cache (conditionally, when a version is cached).
-    async fn refresh(&self, st: &mut State) -> std::result::Result<(), ReadFailure> {
-        let if_none_match = match &st.cache {
-            Cache::Present { etag, .. } => Some(etag.clone()),
-            _ => None,
-        };
+    /// Downloads the blob, conditionally on `if_none_match` (a 304 costs no parsing). A blob
+    /// larger than [`BlobRepositoryOptions::max_document_size`] is refused from its announced
+    /// size, before its content is read; a blob whose root is not `<repository>` is refused.
+    async fn fetch(
+        &self,
+        st: &mut State,
+        if_none_match: Option<Etag>,
+    ) -> std::result::Result<Fetched, StorageError> {
         let mut force = None;
         let mut renewed = false;
         loop {
             let client = self
                 .client(st, force.take())
                 .await
-                .map_err(ReadFailure::Fatal)?;
+                .map_err(StorageError::Fatal)?;
             let options = BlobClientDownloadOptions {
                 if_none_match: if_none_match.clone(),
                 ..Default::default()
             };
+            let limit = self.options.max_document_size;
             let result = async {
                 let response = client.download(Some(options)).await?;
                 let etag = response.properties.etag.clone();
+                let size = announced_size(&response.headers)
+                    .or(response.properties.content_length)
+                    .unwrap_or(0);
+                if size > limit {
+                    return Ok(Err(size));
+                }
                 let body = response.body.collect().await?;
-                Ok::<_, azure_core::Error>((etag, body))
+                if body.len() as u64 > limit {
+                    return Ok(Err(body.len() as u64));
+                }
+                Ok::<_, azure_core::Error>(Ok((etag, body)))
             }
             .await;
             let e = match result {
-                Ok((etag, body)) => {
+                Ok(Err(size)) => {
+                    return Err(StorageError::Fatal(self.error(
+                        "the blob is too large to be a key ring document",
+                        BlobError::DocumentTooLarge {
+                            blob: self.target.blob_url.to_string(),
+                            size,
+                            limit,
+                        },
+                    )));
+                }
+                Ok(Ok((etag, body))) => {
                     let doc = RepositoryDocument::parse(&body).map_err(|err| {
-                        ReadFailure::Fatal(Error::Repository {
+                        StorageError::Fatal(Error::Repository {
                             message: format!(
                                 "{}: the blob is not a well-formed key ring document ({err}); \
                                  it is left untouched and nothing will be written to it until \
@@ -983,8 +949,19 @@ impl BlobXmlRepository {
                             source: Some(Box::new(err)),
                         })
                     })?;
+                    let root = doc.root_name();
+                    if root.rsplit(':').next() != Some("repository") {
+                        return Err(StorageError::Fatal(self.error(
+                            "the blob is not a key ring document; it is left untouched and \
+                             nothing will be written to it",
+                            BlobError::NotAKeyRing {
+                                blob: self.target.blob_url.to_string(),
+                                root: root.to_owned(),
+                            },
+                        )));
+                    }
                     let etag = etag.ok_or_else(|| {
-                        ReadFailure::Fatal(self.error(
+                        StorageError::Fatal(self.error(
                             "the service returned no ETag",
                             BlobError::Service {
                                 status: None,
@@ -999,21 +976,16 @@ impl BlobXmlRepository {
                         elements = doc.children().len(),
                         "read the key ring blob"
                     );
-                    st.cache = Cache::Present { etag, doc };
-                    return Ok(());
+                    return Ok(Fetched::Present { etag, doc });
                 }
                 Err(e) => e,
             };
             match classify(&e) {
-                Class::NotModified if matches!(st.cache, Cache::Present { .. }) => return Ok(()),
-                Class::BlobNotFound => {
-                    st.cache = Cache::Absent;
-                    return Ok(());
-                }
+                Class::NotModified if if_none_match.is_some() => return Ok(Fetched::NotModified),
+                Class::BlobNotFound => return Ok(Fetched::Absent),
+                // Created on the first write.
                 Class::ContainerNotFound if self.options.create_container_if_missing => {
-                    // Created on the first write.
-                    st.cache = Cache::Absent;
-                    return Ok(());
+                    return Ok(Fetched::Absent);
                 }
                 Class::Forbidden if !renewed && self.auth.renewable() => {
                     tracing::warn!(
@@ -1024,11 +996,14 @@ impl BlobXmlRepository {
                     force = Some(SasRequest::Rejected);
                 }
                 Class::Transient => {
-                    let err = self.service_error(st, "reading the blob", &e);
-                    return Err(ReadFailure::Transient(err, BlobError::service(&e)));
+                    return Err(StorageError::Transient(self.service_error(
+                        st,
+                        "reading the blob",
+                        &e,
+                    )));
                 }
                 _ => {
-                    return Err(ReadFailure::Fatal(self.service_error(
+                    return Err(StorageError::Fatal(self.service_error(
                         st,
                         "reading the blob",
                         &e,
@@ -1036,6 +1011,20 @@ impl BlobXmlRepository {
                 }
             }
         }
+    }
+
+    /// Reads the blob into the cache (conditionally on the cached ETag) and returns it.
+    async fn refresh(&self, st: &mut State) -> std::result::Result<Snapshot, StorageError> {
+        let cached = match &st.cache {
+            Cache::Present { etag, .. } => Some(etag.clone()),
+            _ => None,
+        };
+        match self.fetch(st, cached).await? {
+            Fetched::NotModified => {}
+            Fetched::Absent => st.cache = Cache::Absent,
+            Fetched::Present { etag, doc } => st.cache = Cache::Present { etag, doc },
+        }
+        Ok(snapshot_of(&st.cache))
     }
 
     /// One conditional upload (plus one SAS renewal on 403, and container creation on 404).
@@ -1071,7 +1060,7 @@ impl BlobXmlRepository {
                 Err(e) => e,
             };
             match classify(&e) {
-                Class::Conflict => return Ok(Written::Conflict(BlobError::service(&e))),
+                Class::Conflict => return Ok(Written::Conflict),
                 Class::Transient => return Ok(Written::Ambiguous(BlobError::service(&e))),
                 Class::ContainerNotFound
                     if self.options.create_container_if_missing && !created_container =>
@@ -1170,221 +1159,118 @@ impl BlobXmlRepository {
             }
         }
     }
+}
 
-    async fn pause(&self, attempt: u32) {
-        if attempt > 0 {
-            let delay = self.options.backoff(attempt, rand::random::<f64>());
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    /// Appends `element` unless it is already stored or `still_needed` says no.
-    async fn append(
-        &self,
-        element: &Element,
-        still_needed: Option<StorePrecondition<'_>>,
-    ) -> Result<bool> {
-        let raw = element.to_xml(Format::Compact);
-        let mut st = self.state.lock().await;
-        let attempts = self.options.max_attempts.max(1);
-        let mut tally = WriteTally::default();
-        for attempt in 0..attempts {
-            self.pause(attempt).await;
-            match self.refresh(&mut st).await {
-                Ok(()) => {}
-                Err(ReadFailure::Transient(e, source)) => {
-                    tracing::debug!(error = %e, attempt, "reading the key ring before a write failed; retrying");
-                    tally.last = Some(source);
-                    continue;
-                }
-                Err(ReadFailure::Fatal(e)) => return Err(e),
-            }
-            let (mut doc, condition) = match &st.cache {
-                Cache::Present { etag, doc } => (doc.clone(), Condition::IfMatch(etag.clone())),
-                _ => (RepositoryDocument::new(), Condition::IfNoneMatchAny),
-            };
-            if already_stored(&doc, element, &raw) {
-                if attempt > 0 {
-                    tracing::info!(
-                        blob = %self.target.blob_url,
-                        "the element is already in the blob (an earlier attempt was stored); \
-                         not writing it again"
-                    );
-                } else {
-                    tracing::debug!(blob = %self.target.blob_url, "the element is already stored");
-                }
-                return Ok(true);
-            }
-            if let Some(still_needed) = still_needed
-                && !still_needed(&doc.elements())
-            {
-                tracing::debug!(
-                    blob = %self.target.blob_url,
-                    attempt,
-                    "the element is no longer needed; not writing it"
-                );
-                return Ok(false);
-            }
-            doc.push(element);
-            let bytes = doc.to_bytes();
-            match self.put(&mut st, bytes, &condition).await? {
-                Written::Stored(etag) => {
-                    st.cache = Cache::Present { etag, doc };
-                    return Ok(true);
-                }
-                failed => tally.failed(&self.target.blob_url, attempt, failed),
-            }
-        }
-        Err(self.exhausted(attempts, tally))
-    }
-
-    /// Rewrites the document conditionally: `edit` changes a copy of the
-    /// current document and returns how many elements it changed (0: nothing
-    /// to write). The upload carries `If-Match`; after a conflict or an
-    /// ambiguous failure the blob is read again and `edit` re-run, with the
-    /// usual backoff. `done` names the change in the log ("deleted", ...).
-    async fn rewrite(
-        &self,
-        done: &'static str,
-        edit: &(dyn Fn(&mut RepositoryDocument) -> usize + Send + Sync),
-    ) -> Result<usize> {
-        let mut st = self.state.lock().await;
-        let attempts = self.options.max_attempts.max(1);
-        let mut tally = WriteTally::default();
-        let mut pending = 0usize;
-        for attempt in 0..attempts {
-            self.pause(attempt).await;
-            match self.refresh(&mut st).await {
-                Ok(()) => {}
-                Err(ReadFailure::Transient(e, source)) => {
-                    tracing::debug!(error = %e, attempt, "reading the key ring before a rewrite failed; retrying");
-                    tally.last = Some(source);
-                    continue;
-                }
-                Err(ReadFailure::Fatal(e)) => return Err(e),
-            }
-            let (mut doc, etag) = match &st.cache {
-                Cache::Present { etag, doc } => (doc.clone(), etag.clone()),
-                _ => return Ok(pending),
-            };
-            let changed = edit(&mut doc);
-            if changed == 0 {
-                // Nothing (left) to change; `pending` counts what an ambiguous attempt wrote.
-                return Ok(pending);
-            }
-            let bytes = doc.to_bytes();
-            match self.put(&mut st, bytes, &Condition::IfMatch(etag)).await? {
-                Written::Stored(etag) => {
-                    st.cache = Cache::Present { etag, doc };
-                    tracing::info!(blob = %self.target.blob_url, elements = changed, "{done} key ring elements");
-                    return Ok(changed);
-                }
-                failed => {
-                    if matches!(failed, Written::Ambiguous(_)) {
-                        pending = changed;
-                    }
-                    tally.failed(&self.target.blob_url, attempt, failed);
-                }
-            }
-        }
-        Err(self.exhausted(attempts, tally))
-    }
-
-    fn exhausted(&self, attempts: u32, tally: WriteTally) -> Error {
-        let WriteTally {
-            ambiguous,
-            conflicts,
-            last,
-        } = tally;
-        let source = last.unwrap_or(BlobError::Service {
-            status: None,
-            code: None,
-            detail: "no attempt made".into(),
-        });
-        let what = if ambiguous {
-            format!(
-                "could not confirm the write after {attempts} attempts (the service or the \
-                 network failed while writing, so the change may or may not have been applied; \
-                 the next read will show it): {source}"
-            )
-        } else if conflicts > 0 && conflicts + 1 >= attempts {
-            format!(
-                "gave up after {attempts} attempts: the blob kept changing under concurrent \
-                 writers (HTTP 409/412); raise max_attempts if many instances write at once"
-            )
-        } else if conflicts == 0 {
-            format!(
-                "nothing was written: the blob could not be read in {attempts} attempts: {source}"
-            )
-        } else {
-            format!("gave up after {attempts} attempts; last error: {source}")
-        };
-        self.error(what, source)
+/// What the cache holds, as a snapshot.
+fn snapshot_of(cache: &Cache) -> Snapshot {
+    match cache {
+        Cache::Present { etag, doc } => Snapshot {
+            document: doc.clone(),
+            version: Some(Version::new(etag.to_string())),
+        },
+        _ => Snapshot {
+            document: RepositoryDocument::new(),
+            version: None,
+        },
     }
 }
 
+/// The blob's total size from the `Content-Range` of a (partitioned) download's first
+/// response (`bytes 0-4194303/123456789`).
+fn announced_size(headers: &azure_core::http::headers::Headers) -> Option<u64> {
+    headers
+        .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+            "content-range",
+        ))
+        .and_then(|range| range.rsplit('/').next())
+        .and_then(|total| total.trim().parse().ok())
+}
+
+/// The primitive; appends, deletions and replacements come from core's retry loop
+/// (`XmlRepository` is implemented for every `VersionedRepository`).
+///
+/// Writes are optimistic: the blob's ETag is cached with its content, so the read before a
+/// write is a conditional GET (a 304 when nothing changed); the upload carries `If-Match` (or
+/// `If-None-Match: *` when creating the blob), and a 409 or 412 is
+/// [`StorageError::PreconditionFailed`]. A 5xx, a timeout or a lost response is
+/// [`StorageError::Transient`]: core re-reads before deciding again, so a write whose response
+/// was lost is never applied twice.
 #[async_trait]
-impl XmlRepository for BlobXmlRepository {
-    async fn get_all_elements(&self) -> Result<Vec<Element>> {
+impl VersionedRepository for BlobXmlRepository {
+    async fn read(&self) -> std::result::Result<Snapshot, StorageError> {
         let mut st = self.state.lock().await;
-        self.refresh(&mut st).await?;
-        Ok(match &st.cache {
-            Cache::Present { doc, .. } => doc.elements(),
-            _ => Vec::new(),
-        })
+        self.refresh(&mut st).await
     }
 
-    async fn store_element(&self, element: &Element, _friendly_name: &str) -> Result<()> {
-        self.append(element, None).await.map(|_| ())
-    }
-
-    async fn store_element_if(
+    /// One conditional GET with `If-None-Match: <known>`: a 304 (nothing changed) costs one
+    /// request and no parsing.
+    async fn read_if_changed(
         &self,
-        element: &Element,
-        _friendly_name: &str,
-        still_needed: StorePrecondition<'_>,
-    ) -> Result<bool> {
-        self.append(element, Some(still_needed)).await
-    }
-
-    async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
-        let edit = |doc: &mut RepositoryDocument| {
-            let orders = choose(&doc.elements());
-            let chosen = orders.iter().filter(|o| o.is_some()).count();
-            if chosen > 0 {
-                let mut index = 0;
-                doc.retain(|_| {
-                    let keep = orders.get(index).copied().flatten().is_none();
-                    index += 1;
-                    keep
-                });
+        known: &Version,
+    ) -> std::result::Result<Option<Snapshot>, StorageError> {
+        let mut st = self.state.lock().await;
+        let fetched = self
+            .fetch(&mut st, Some(Etag::from(known.as_str().to_owned())))
+            .await?;
+        match fetched {
+            Fetched::NotModified => Ok(None),
+            Fetched::Absent => {
+                st.cache = Cache::Absent;
+                Ok(Some(snapshot_of(&st.cache)))
             }
-            chosen
-        };
-        self.rewrite("deleted", &edit).await
-    }
-
-    /// One conditional rewrite of the whole document: the chosen children are replaced in
-    /// place (written compactly), every other child is written back byte for byte, and the
-    /// upload carries `If-Match` with the ETag the elements were read with. On a conflict
-    /// (409/412) or an ambiguous failure the blob is read again and `choose` re-run on what it
-    /// holds then, after the usual backoff.
-    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
-        let edit = |doc: &mut RepositoryDocument| {
-            let mut chosen = 0usize;
-            for (index, new) in choose(&doc.elements()).into_iter().enumerate() {
-                if let Some(new) = new
-                    && doc.replace(index, &new)
-                {
-                    chosen += 1;
-                }
+            Fetched::Present { etag, doc } => {
+                st.cache = Cache::Present { etag, doc };
+                Ok(Some(snapshot_of(&st.cache)))
             }
-            chosen
-        };
-        self.rewrite("replaced", &edit).await
+        }
     }
 
-    fn describe(&self) -> String {
+    async fn write(
+        &self,
+        document: &RepositoryDocument,
+        condition: &WriteCondition,
+    ) -> std::result::Result<Version, StorageError> {
+        let mut st = self.state.lock().await;
+        let condition = match condition {
+            WriteCondition::Create => Condition::IfNoneMatchAny,
+            WriteCondition::Update(version) => {
+                Condition::IfMatch(Etag::from(version.as_str().to_owned()))
+            }
+        };
+        match self
+            .put(&mut st, document.to_bytes(), &condition)
+            .await
+            .map_err(StorageError::Fatal)?
+        {
+            Written::Stored(etag) => {
+                let version = Version::new(etag.to_string());
+                st.cache = Cache::Present {
+                    etag,
+                    doc: document.clone(),
+                };
+                Ok(version)
+            }
+            Written::Conflict => Err(StorageError::PreconditionFailed),
+            Written::Ambiguous(source) => {
+                // Whatever is cached may be stale now.
+                st.cache = Cache::Unknown;
+                Err(StorageError::Transient(self.error(
+                    format!("the outcome of writing the blob is unknown: {source}"),
+                    source,
+                )))
+            }
+        }
+    }
+
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.options.max_attempts.max(1),
+            initial_backoff: self.options.initial_backoff,
+            max_backoff: self.options.max_backoff,
+        }
+    }
+
+    fn description(&self) -> String {
         self.description.clone()
     }
 }
@@ -1394,6 +1280,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use dataprotection::repository::XmlRepository;
 
     fn split(url: &str) -> (String, String, String) {
         let (c, container, blob) = split_blob_url(&Url::parse(url).unwrap()).unwrap();
@@ -1505,33 +1392,5 @@ mod tests {
             err.to_string().contains("from_sas_url") && !err.to_string().contains("SECRET"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn idempotence_check() {
-        let doc = RepositoryDocument::parse(
-            br#"<repository><key id="ABCDEF00-0000-0000-0000-000000000001" version="1"><x/></key><revocation version="1"><a/></revocation></repository>"#,
-        )
-        .unwrap();
-        let same_id = Element::new("key").with_attr("id", "abcdef00-0000-0000-0000-000000000001");
-        assert!(already_stored(
-            &doc,
-            &same_id,
-            &same_id.to_xml(Format::Compact)
-        ));
-        let other = Element::new("key").with_attr("id", "abcdef00-0000-0000-0000-000000000002");
-        assert!(!already_stored(
-            &doc,
-            &other,
-            &other.to_xml(Format::Compact)
-        ));
-        let revocation = Element::new("revocation")
-            .with_attr("version", "1")
-            .with_child(Element::new("a"));
-        assert!(already_stored(
-            &doc,
-            &revocation,
-            &revocation.to_xml(Format::Compact)
-        ));
     }
 }

@@ -28,6 +28,9 @@ pub enum KeyVaultError {
     /// A client or credential could not be constructed.
     #[error("Azure Key Vault configuration error: {0}")]
     Configuration(String),
+    /// No credential could be chosen or built from the environment.
+    #[error(transparent)]
+    Credential(#[from] dataprotection_azure_identity::CredentialError),
 }
 
 /// Details of a failed Key Vault request.
@@ -103,50 +106,15 @@ impl fmt::Display for RequestFailure {
     }
 }
 
-/// Replaces anything that looks like a bearer token or a JWT with `[redacted]`.
+/// Replaces anything that looks like a bearer token or a JWT with `[redacted]`
+/// (one implementation, shared with the credential helper).
 pub(crate) fn redact(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut words = message.split_inclusive(char::is_whitespace).peekable();
-    let mut after_bearer = false;
-    while let Some(word) = words.next() {
-        let trimmed = word.trim_end();
-        let tail = &word[trimmed.len()..];
-        let core = trimmed.trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | '(' | ')'));
-        if after_bearer || looks_like_jwt(core) {
-            out.push_str("[redacted]");
-            out.push_str(tail);
-            after_bearer = false;
-            continue;
-        }
-        after_bearer = core.eq_ignore_ascii_case("bearer") && words.peek().is_some();
-        out.push_str(word);
-    }
-    out
-}
-
-fn looks_like_jwt(s: &str) -> bool {
-    let s = s.split_once('=').map_or(s, |(_, v)| v);
-    s.len() > 20
-        && s.starts_with("eyJ")
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    dataprotection_azure_identity::redact_tokens(message)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_tokens() {
-        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJ4In0.c2lnbmF0dXJl";
-        let m = redact(&format!(
-            "got Authorization: Bearer abc.def and token={jwt} here"
-        ));
-        assert!(!m.contains("abc.def"), "{m}");
-        assert!(!m.contains(jwt), "{m}");
-        assert!(m.contains("here"));
-        assert_eq!(redact("plain message"), "plain message");
-    }
 
     #[test]
     fn request_failure_message_names_key_host_status() {

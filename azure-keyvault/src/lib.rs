@@ -2,7 +2,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod client;
-mod credential;
 mod encryptor;
 mod error;
 mod key_id;
@@ -15,9 +14,10 @@ use dataprotection::DataProtectionProviderBuilder;
 pub use client::{
     AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, VaultKeyInfo, WrappedKey,
 };
-pub use credential::{
-    CredentialKind, credential_from, credential_from_environment, credential_from_with_options,
-    credential_kind_from,
+/// The credential helper (shared with the blob crate).
+pub use dataprotection_azure_identity::{
+    CredentialError, CredentialKind, HostFacts, credential_from, credential_from_environment,
+    credential_from_with_options, credential_kind_from,
 };
 pub use encryptor::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor,

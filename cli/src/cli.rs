@@ -4,11 +4,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use dpkeys::args::{parse_duration, parse_time};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// Protect and unprotect ASP.NET Core Data Protection payloads, and manage
 /// the key ring they use.
+///
+/// The options below (location, key encryption, --app-name,
+/// --no-auto-generate) may be given before or after the command.
 #[derive(Debug, Parser)]
 #[command(name = "dpkeys", version)]
 #[command(after_help = "\
@@ -19,12 +23,18 @@ Logging goes to stderr; set RUST_LOG (default: warn) for more detail.")]
 pub struct Cli {
     /// Application name: the first purpose of every payload (like
     /// SetApplicationName). Without it, no application-name purpose is used.
-    #[arg(long, value_name = "NAME", env = "DATAPROTECTION_APP_NAME")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "DATAPROTECTION_APP_NAME",
+        hide_env_values = true,
+        global = true
+    )]
     pub app_name: Option<String>,
 
     /// Never create keys automatically (protect/unprotect fail instead when
     /// the ring has no usable default key).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_auto_generate: bool,
 
     /// Where the key ring is stored.
@@ -51,19 +61,16 @@ pub struct RepositoryArgs {
     /// Use the file-system key ring in DIR (one `key-{id}.xml` per key).
     /// Without it, ASP.NET Core's default location is used (e.g.
     /// `$HOME/.aspnet/DataProtection-Keys`).
-    #[arg(long, value_name = "DIR", group = "location")]
+    #[arg(long, value_name = "DIR", group = "location", global = true)]
     pub dir: Option<PathBuf>,
 
     /// Use the key ring in one Azure blob (the format of .NET's
     /// `PersistKeysToAzureBlobStorage`). A URL carrying a SAS is used as is;
     /// an https URL without one uses a credential from the environment (as
-    /// for --keyvault-key).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DATAPROTECTION_BLOB_URL",
-        group = "location"
-    )]
+    /// for --keyvault-key). Without any location option, the
+    /// DATAPROTECTION_BLOB_URL environment variable is used (its value is
+    /// never shown).
+    #[arg(long, value_name = "URL", group = "location", global = true)]
     pub blob_url: Option<String>,
 
     /// Use the key ring in a blob addressed by an Azure Storage connection
@@ -73,21 +80,22 @@ pub struct RepositoryArgs {
         long,
         value_name = "CS",
         group = "location",
-        requires_all = ["container", "blob"]
+        requires_all = ["container", "blob"],
+        global = true
     )]
     pub connection_string: Option<String>,
 
     /// The container, with --connection-string.
-    #[arg(long, value_name = "C", requires = "connection_string")]
+    #[arg(long, value_name = "C", requires = "connection_string", global = true)]
     pub container: Option<String>,
 
     /// The blob name, with --connection-string.
-    #[arg(long, value_name = "B", requires = "connection_string")]
+    #[arg(long, value_name = "B", requires = "connection_string", global = true)]
     pub blob: Option<String>,
 
     /// Create the blob's container if it does not exist (needs a credential
     /// allowed to create containers).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub create_container: bool,
 }
 
@@ -99,14 +107,19 @@ pub struct RepositoryArgs {
 pub struct KeyEncryptionArgs {
     /// Wrap new keys with this Azure Key Vault key, and unwrap stored keys
     /// through Key Vault (`https://VAULT.vault.azure.net/keys/NAME[/VERSION]`).
-    /// The credential is chosen from the environment: App Service managed
-    /// identity (IDENTITY_ENDPOINT), workload identity
-    /// (AZURE_FEDERATED_TOKEN_FILE), a client secret (AZURE_CLIENT_SECRET,
-    /// AZURE_TENANT_ID, AZURE_CLIENT_ID), else the Azure CLI / azd login.
+    /// The credential is chosen from the environment: a client secret or
+    /// certificate (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET or
+    /// AZURE_CLIENT_CERTIFICATE_PATH), workload identity
+    /// (AZURE_FEDERATED_TOKEN_FILE), managed identity (App Service
+    /// IDENTITY_ENDPOINT, or IMDS on Azure VMs), else the Azure CLI / azd
+    /// login; AZURE_TOKEN_CREDENTIALS (dev, prod, or a credential name)
+    /// narrows the choice.
     #[arg(
         long,
         value_name = "KEY_ID_URL",
-        env = "DATAPROTECTION_KEYVAULT_KEY_ID"
+        env = "DATAPROTECTION_KEYVAULT_KEY_ID",
+        hide_env_values = true,
+        global = true
     )]
     pub keyvault_key: Option<String>,
 }
@@ -150,6 +163,9 @@ be checked for presence (their master key cannot be decrypted), 1 = failure
     #[command(after_help = "\
 Exit status: 0 = no problem, 4 = warnings only, 1 = at least one error.")]
     Doctor(DoctorArgs),
+    /// Decode an ASP.NET Core sign-in cookie to its ticket as JSON, or encode one.
+    #[command(subcommand)]
+    Cookie(crate::commands::cookie::CookieCommand),
 }
 
 /// `dpkeys rotate`.
@@ -337,47 +353,6 @@ pub enum KeysCommand {
     },
 }
 
-/// Parses an RFC 3339 / `xsd:dateTime` instant (without a zone it is UTC).
-fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
-    dataprotection::xml::parse_date(text).map_err(|_| {
-        format!("{text:?} is not an RFC 3339 date and time (e.g. 2030-01-31T12:00:00Z)")
-    })
-}
-
-/// Parses a duration: one or more `<number><unit>` parts, unit `w`, `d`,
-/// `h`, `m` or `s` (e.g. `30d`, `12h`, `2w`, `1d12h`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("{text:?} is not a duration (e.g. 30d, 12h, 2w, 1d12h)");
-    let mut total = Duration::ZERO;
-    let mut digits = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: i64 = digits.parse().map_err(|_| bad())?;
-        digits.clear();
-        let unit = match c.to_ascii_lowercase() {
-            'w' => Duration::weeks(1),
-            'd' => Duration::days(1),
-            'h' => Duration::hours(1),
-            'm' => Duration::minutes(1),
-            's' => Duration::seconds(1),
-            _ => return Err(bad()),
-        };
-        total = unit
-            .checked_mul(i32::try_from(n).map_err(|_| bad())?)
-            .and_then(|d| total.checked_add(d))
-            .ok_or_else(bad)?;
-        any = true;
-    }
-    if !digits.is_empty() || !any {
-        return Err(bad());
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,23 +361,5 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn times_parse() {
-        assert!(parse_time("2030-01-31T12:00:00Z").is_ok());
-        assert!(parse_time("2030-01-31T12:00:00+02:00").is_ok());
-        assert!(parse_time("tomorrow").is_err());
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("30d"), Ok(Duration::days(30)));
-        assert_eq!(parse_duration("2w"), Ok(Duration::weeks(2)));
-        assert_eq!(parse_duration("1d12h"), Ok(Duration::hours(36)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        for bad in ["", "30", "d", "3x", "-1d", "1.5d", "99999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -50,6 +50,18 @@ impl Context {
         self.encryption.apply(builder).build().await.during(action)
     }
 
+    /// Builds a provider for unprotecting only: it never creates a key, and
+    /// loads rings without a key usable for new payloads.
+    pub async fn unprotect_provider(&self, action: &'static str) -> Result<DataProtectionProvider> {
+        let mut builder = DataProtectionProvider::builder()
+            .repository(self.repository.clone())
+            .unprotect_only(true);
+        if let Some(name) = &self.app_name {
+            builder = builder.application_name(name.clone());
+        }
+        self.encryption.apply(builder).build().await.during(action)
+    }
+
     /// A protector for the application name (if any) followed by `purposes`.
     pub fn protector(
         &self,

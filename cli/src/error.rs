@@ -25,6 +25,14 @@ pub enum CliError {
     /// Writing JSON output failed.
     #[error("writing JSON failed: {0}")]
     Json(#[from] serde_json::Error),
+    /// An error followed by likely causes, one `hint:` line each.
+    #[error("{error}{}", hint_lines(.hints))]
+    WithHints {
+        /// The error.
+        error: Box<CliError>,
+        /// Likely causes, in plain words.
+        hints: Vec<String>,
+    },
     /// An operation failed for a reason the tool itself detected (a copy that
     /// does not verify, a storage service error outside the library...).
     #[error("{action} failed ({class}): {message}")]
@@ -43,6 +51,22 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         1
     }
+
+    /// This error followed by `hints` (itself when there are none).
+    pub fn with_hints(self, hints: Vec<String>) -> CliError {
+        if hints.is_empty() {
+            self
+        } else {
+            CliError::WithHints {
+                error: Box::new(self),
+                hints,
+            }
+        }
+    }
+}
+
+fn hint_lines(hints: &[String]) -> String {
+    hints.iter().map(|h| format!("\nhint: {h}")).collect()
 }
 
 /// Extension to attach the operation name to library results.

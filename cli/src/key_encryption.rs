@@ -10,7 +10,7 @@ use dataprotection::repository::XmlRepository;
 use dataprotection::{DataProtectionProviderBuilder, KeyManager};
 
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, KeyVaultError, KeyVaultOptions,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, HostFacts, KeyVaultError, KeyVaultOptions,
     LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, credential_from_with_options, key_vault_protection,
 };
 
@@ -85,9 +85,10 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
     };
     let (credential, kind) = credential_from_with_options(
         |name| std::env::var(name).ok(),
+        HostFacts::detect(),
         options.client_options.clone(),
     )
-    .map_err(key_vault_setup)?;
+    .map_err(|e| key_vault_setup(e.into()))?;
     tracing::info!(credential = %kind, "using a credential from the environment for Key Vault");
     let (encryptor, decryptor) =
         key_vault_protection(key_id, credential, options).map_err(key_vault_setup)?;

@@ -23,6 +23,10 @@ pub fn setup_error(message: String) -> CliError {
     }
 }
 
+/// The environment variable naming the key ring blob when no location
+/// option is given.
+pub const BLOB_URL_ENV: &str = "DATAPROTECTION_BLOB_URL";
+
 /// Where a key ring lives, as the command line named it.
 #[derive(Clone)]
 pub enum Location {
@@ -52,7 +56,9 @@ impl std::fmt::Debug for Location {
 }
 
 impl Location {
-    /// The location the options select (the zero-configuration default when none).
+    /// The location the options select: an explicit option first, then
+    /// `DATAPROTECTION_BLOB_URL` from the environment, then the
+    /// zero-configuration default.
     pub fn from_args(args: &RepositoryArgs) -> Location {
         if let Some(dir) = &args.dir {
             return Location::Dir(dir.clone());
@@ -68,6 +74,11 @@ impl Location {
                 container: container.clone(),
                 blob: blob.clone(),
             };
+        }
+        // The environment only fills in when the command line names no
+        // location, so an explicit --dir or --connection-string wins over it.
+        if let Some(url) = std::env::var(BLOB_URL_ENV).ok().filter(|u| !u.is_empty()) {
+            return Self::blob_url(&url);
         }
         match default_repository_location() {
             DefaultLocation::InMemory => {

@@ -21,7 +21,10 @@ const CONCURRENT_DECRYPTIONS: usize = 16;
 /// [`master_key`] of every key, in order, decrypting up to
 /// [`CONCURRENT_DECRYPTIONS`] at once: a ring wrapped by Key Vault needs one
 /// round trip per key, and one at a time they add up (98 took 191 ms).
-pub async fn master_keys(registry: &DecryptorRegistry, keys: &[&KeyXml]) -> Vec<Result<Secret, Error>> {
+pub async fn master_keys(
+    registry: &DecryptorRegistry,
+    keys: &[&KeyXml],
+) -> Vec<Result<Secret, Error>> {
     let mut results: Vec<Option<Result<Secret, Error>>> = keys.iter().map(|_| None).collect();
     let mut pending = tokio::task::JoinSet::new();
     let finish = |results: &mut Vec<Option<Result<Secret, Error>>>, joined| match joined {

@@ -54,7 +54,7 @@ pub enum Error {
     #[error("the payload text is not valid Base64Url or Base64")]
     InvalidEncoding,
     /// A time-limited payload has expired.
-    #[error("the payload expired at {expiration}")]
+    #[error("the payload expired at {}", crate::xml::format_date(*.expiration))]
     PayloadExpired {
         /// When it expired.
         expiration: time::OffsetDateTime,
@@ -81,6 +81,14 @@ pub enum Error {
     #[error("no XML decryptor is registered for type {type_name}")]
     UnknownDecryptor {
         /// The `decryptorType` attribute value.
+        type_name: String,
+    },
+    /// A key's master secret is protected with Windows DPAPI or DPAPI-NG
+    /// (including certificate-based DPAPI-NG), which only Windows can
+    /// decrypt. The key is kept as it is, and never treated as absent.
+    #[error("protected with Windows DPAPI: only readable on Windows ({type_name})")]
+    WindowsOnlyProtection {
+        /// The `decryptorType` attribute value (normalized).
         type_name: String,
     },
     /// Decrypting a key's master secret at rest failed (e.g. the key vault could
@@ -167,6 +175,7 @@ impl Error {
             Error::MalformedXml { .. } => "malformed xml",
             Error::UnsupportedAlgorithm(_) => "unsupported algorithm",
             Error::UnknownDecryptor { .. } => "unknown decryptor",
+            Error::WindowsOnlyProtection { .. } => "windows-only protection",
             Error::KeyDecryption { .. } => "key decryption failure",
             Error::KeyEncryption { .. } => "key encryption failure",
             Error::NoDefaultKey { .. } => "no default key",

@@ -133,6 +133,14 @@ impl KeyManager {
         self
     }
 
+    /// Draws new keys' ids and master keys from `random` (default: the OS
+    /// CSPRNG). A deterministic source makes generated key rings
+    /// reproducible (test fixtures); production code keeps the default.
+    pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = random;
+        self
+    }
+
     fn changed(&self) {
         if let Some(f) = &self.on_change {
             f();
@@ -162,8 +170,13 @@ impl KeyManager {
         let mut master = vec![0u8; MASTER_KEY_LEN];
         self.random.fill(&mut master)?;
         let master = Secret::new(master);
+        // The id comes from the same injected source as the master key (a
+        // version-4 UUID, as .NET's Guid.NewGuid), so that a deterministic
+        // source reproduces a whole ring.
+        let mut id = [0u8; 16];
+        self.random.fill(&mut id)?;
         let xml = KeyXml {
-            id: Uuid::new_v4(),
+            id: uuid::Builder::from_random_bytes(id).into_uuid(),
             creation_date: self.clock.now(),
             activation_date: activation,
             expiration_date: expiration,
@@ -177,17 +190,26 @@ impl KeyManager {
             Some(encryptor) => encrypt_if_necessary(&element, encryptor.as_ref())
                 .await?
                 .unwrap_or(element),
-            None => {
-                tracing::warn!(
-                    key_id = %xml.id,
-                    repository = %self.repository.describe(),
-                    "no key encryptor is configured: the new key's master key is stored unencrypted; \
-                     anyone who can read the repository can forge and read protected payloads"
-                );
-                element
-            }
+            None => element,
         };
         Ok((xml, stored))
+    }
+
+    /// Logs, once per key and only after the key was stored, that its
+    /// master key is in the repository unencrypted (no key encryptor is
+    /// configured), as .NET's key manager does. Call it after storing an
+    /// element from [`KeyManager::new_key_element`] yourself; a key that was
+    /// not stored (another instance won the race) must not be named.
+    pub fn warn_if_stored_unencrypted(&self, key_id: Uuid) {
+        if self.encryptor.is_none() {
+            tracing::warn!(
+                key_id = %key_id,
+                repository = %self.repository.describe(),
+                "keys are persisted without encryption at rest: a new key was stored \
+                 unencrypted; anyone who can read the repository can forge and read protected \
+                 payloads (configure a key encryptor such as Azure Key Vault)"
+            );
+        }
     }
 
     /// Creates and stores a key with the given dates.
@@ -200,7 +222,8 @@ impl KeyManager {
         self.repository
             .store_element(&element, &xml.friendly_name())
             .await?;
-        tracing::info!(key_id = %xml.id, activation = %activation, expiration = %expiration, "created key");
+        tracing::info!(key_id = %xml.id, activation = %crate::xml::format_date(activation), expiration = %crate::xml::format_date(expiration), "created key");
+        self.warn_if_stored_unencrypted(xml.id);
         self.changed();
         key_from(&xml)
     }
@@ -234,7 +257,7 @@ impl KeyManager {
         self.repository
             .store_element(&revocation.to_element(), &revocation.friendly_name())
             .await?;
-        tracing::info!(before = %before, "revoked all keys created before the date");
+        tracing::info!(before = %crate::xml::format_date(before), "revoked all keys created before the date");
         self.changed();
         Ok(())
     }
@@ -269,4 +292,44 @@ fn key_from(xml: &KeyXml) -> Result<Key> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::malformed("key", "the new key could not be read back"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::repository::InMemoryXmlRepository;
+    use time::macros::datetime;
+
+    /// Fills every buffer with `seed, seed+1, …`.
+    #[derive(Debug)]
+    struct CountingRandom(u8);
+
+    impl RandomSource for CountingRandom {
+        fn fill(&self, buf: &mut [u8]) -> Result<()> {
+            for (b, i) in buf.iter_mut().zip(0u8..) {
+                *b = self.0.wrapping_add(i);
+            }
+            Ok(())
+        }
+    }
+
+    async fn new_key_id(seed: u8) -> Uuid {
+        let start = datetime!(2030-01-01 0:00 UTC);
+        KeyManager::new(Arc::new(InMemoryXmlRepository::new()), None)
+            .with_clock(Arc::new(ManualClock::new(start)))
+            .with_random(Arc::new(CountingRandom(seed)))
+            .create_key(start, start + time::Duration::days(90))
+            .await
+            .unwrap()
+            .id()
+    }
+
+    #[tokio::test]
+    async fn key_ids_come_from_the_injected_random_source() {
+        let id = new_key_id(7).await;
+        assert_eq!(id, new_key_id(7).await);
+        assert_ne!(id, new_key_id(8).await);
+        assert_eq!(id.get_version_num(), 4);
+    }
 }

@@ -1,6 +1,8 @@
 //! Key-management policy as pure functions of (keys, now, options): which key
 //! is the default, and whether a key must be created (format.md §9, the rules
 //! of ASP.NET Core 8+'s `DefaultKeyResolver` and `KeyRingProvider`).
+//! Date arithmetic saturates at the ends of the date range: a huge lifetime
+//! or a clock at the end of time gives the last instant, never a panic.
 
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -52,10 +54,10 @@ pub struct Resolution {
 /// propagated, else the least recently activated one too new to have.
 /// Ties are broken by key id, so every instance picks the same key.
 pub fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> {
-    let cutoff = now - KEY_PROPAGATION_WINDOW;
+    let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
     let activated = keys
         .iter()
-        .filter(|k| k.activation_date <= now + MAX_SERVER_CLOCK_SKEW);
+        .filter(|k| k.activation_date <= now.saturating_add(MAX_SERVER_CLOCK_SKEW));
     let propagated = activated
         .clone()
         .filter(|k| k.creation_date <= cutoff)
@@ -82,7 +84,7 @@ pub fn fallback_candidates(
     now: OffsetDateTime,
     exclude: Option<Uuid>,
 ) -> Vec<&KeyInfo> {
-    let cutoff = now - KEY_PROPAGATION_WINDOW;
+    let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
     let eligible = keys.iter().filter(|k| !k.revoked && Some(k.id) != exclude);
     let mut old: Vec<_> = eligible
         .clone()
@@ -111,13 +113,13 @@ pub fn recent_replacements(
     now: OffsetDateTime,
     exclude: Option<Uuid>,
 ) -> Vec<&KeyInfo> {
-    let cutoff = now - KEY_PROPAGATION_WINDOW;
+    let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
     let mut out: Vec<&KeyInfo> = keys
         .iter()
         .filter(|k| {
             Some(k.id) != exclude
                 && k.creation_date > cutoff
-                && k.activation_date <= now + MAX_SERVER_CLOCK_SKEW
+                && k.activation_date <= now.saturating_add(MAX_SERVER_CLOCK_SKEW)
                 && !k.revoked
                 && !k.is_expired(now)
         })
@@ -197,11 +199,11 @@ pub fn plan_new_key(
     let Some(default_id) = resolution.default_key else {
         return Some(NewKeyPlan {
             activation_date: now,
-            expiration_date: now + key_lifetime,
+            expiration_date: now.saturating_add(key_lifetime),
         });
     };
     let default = keys.iter().find(|k| k.id == default_id)?;
-    let min_expiration = now + KEY_RING_REFRESH_PERIOD + KEY_PROPAGATION_WINDOW;
+    let min_expiration = now.saturating_add(KEY_RING_REFRESH_PERIOD + KEY_PROPAGATION_WINDOW);
     if default.expiration_date >= min_expiration {
         return None;
     }
@@ -212,7 +214,7 @@ pub fn plan_new_key(
         Some(next) if next.expiration_date >= min_expiration => None,
         _ => Some(NewKeyPlan {
             activation_date: default.expiration_date,
-            expiration_date: now + key_lifetime,
+            expiration_date: now.saturating_add(key_lifetime),
         }),
     }
 }

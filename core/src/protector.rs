@@ -61,6 +61,13 @@ impl fmt::Debug for Unprotected {
     }
 }
 
+/// The UTF-8 text of an unprotected payload.
+fn into_string(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
+        what: "the unprotected data",
+    })
+}
+
 /// Why a synchronous unprotect could not complete from the snapshot.
 enum Miss {
     Failed(Error),
@@ -184,9 +191,12 @@ impl DataProtector {
     ///
     /// If the payload names a key this process has not loaded, a refresh is
     /// started in the background and [`Error::KeyNotFound`] is returned; if
-    /// the key's master key is still encrypted at rest, its decryption is
-    /// started and [`Error::KeyNotReady`] is returned. [`DataProtector::unprotect_async`]
-    /// waits for both instead.
+    /// the key's master key is still encrypted at rest (Key Vault: keys
+    /// other than the default key are unwrapped on first use), its
+    /// decryption is started and [`Error::KeyNotReady`] is returned — retry
+    /// shortly, or call [`DataProtector::unprotect_async`], which waits for
+    /// both instead. Without a key encryptor every key is usable at once and
+    /// `KeyNotReady` does not occur.
     pub fn unprotect(&self, payload: &[u8]) -> Result<Vec<u8>> {
         self.unprotect_detailed(payload, false).map(|u| u.plaintext)
     }
@@ -273,11 +283,19 @@ impl DataProtector {
     }
 
     /// Unprotects the text form (Base64Url, or standard Base64) and decodes UTF-8.
+    ///
+    /// Like [`DataProtector::unprotect`] it never waits: with keys encrypted
+    /// at rest (Key Vault), a payload whose key has not been decrypted yet
+    /// is [`Error::KeyNotReady`]; [`DataProtector::unprotect_str_async`]
+    /// waits instead.
     pub fn unprotect_str(&self, payload: &str) -> Result<String> {
-        let bytes = self.unprotect(&decode_text(payload)?)?;
-        String::from_utf8(bytes).map_err(|_| Error::InvalidUtf8 {
-            what: "the unprotected data",
-        })
+        into_string(self.unprotect(&decode_text(payload)?)?)
+    }
+
+    /// As [`DataProtector::unprotect_str`], waiting as
+    /// [`DataProtector::unprotect_async`] does (never [`Error::KeyNotReady`]).
+    pub async fn unprotect_str_async(&self, payload: &str) -> Result<String> {
+        into_string(self.unprotect_async(&decode_text(payload)?).await?)
     }
 
     /// A time-limited protector over this purpose chain.
@@ -331,6 +349,28 @@ impl TimeLimitedDataProtector {
     pub async fn unprotect_async(&self, payload: &[u8]) -> Result<(Vec<u8>, OffsetDateTime)> {
         let inner = self.inner.unprotect_async(payload).await?;
         self.check(inner)
+    }
+
+    /// Protects a string until `expiration`: UTF-8, then Base64Url without
+    /// padding.
+    pub fn protect_str(&self, plaintext: &str, expiration: OffsetDateTime) -> Result<String> {
+        self.protect(plaintext.as_bytes(), expiration)
+            .map(|p| encode_text(&p))
+    }
+
+    /// Unprotects the text form and decodes UTF-8, returning the text and
+    /// its expiration. Never waits: see [`DataProtector::unprotect`] for
+    /// [`Error::KeyNotReady`].
+    pub fn unprotect_str(&self, payload: &str) -> Result<(String, OffsetDateTime)> {
+        let (bytes, expiration) = self.unprotect(&decode_text(payload)?)?;
+        Ok((into_string(bytes)?, expiration))
+    }
+
+    /// As [`TimeLimitedDataProtector::unprotect_str`], waiting as
+    /// [`DataProtector::unprotect_async`] does.
+    pub async fn unprotect_str_async(&self, payload: &str) -> Result<(String, OffsetDateTime)> {
+        let (bytes, expiration) = self.unprotect_async(&decode_text(payload)?).await?;
+        Ok((into_string(bytes)?, expiration))
     }
 
     fn check(&self, mut inner: Vec<u8>) -> Result<(Vec<u8>, OffsetDateTime)> {

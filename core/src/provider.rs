@@ -18,7 +18,9 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::crypto::{Algorithm, AuthenticatedEncryptor, OsRandom, RandomSource};
+use crate::crypto::{
+    Algorithm, AuthenticatedEncryptor, MIN_MASTER_KEY_LEN, OsRandom, RandomSource,
+};
 use crate::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use crate::error::{Error, Result};
 use crate::key::{DefaultKey, EncryptorSlot, Key, KeyIndex, KeyRing, KeySet, RingEntry};
@@ -26,7 +28,7 @@ use crate::manager::{KeyEscrowSink, KeyManager};
 use crate::payload::key_id_bytes;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
 use crate::protector::DataProtector;
-use crate::repository::{XmlRepository, default_repository};
+use crate::repository::{Version, XmlRepository, default_repository};
 use crate::xml::{
     Element, RevocationTarget, contains_encrypted_secret, read_descriptor,
     read_descriptor_algorithm,
@@ -41,6 +43,8 @@ const REFRESH_BACKOFF_MAX: Duration = Duration::minutes(10);
 const DECRYPT_ALL_CONCURRENCY: usize = 16;
 /// Back-off after a key's master key failed to decrypt (e.g. vault unreachable).
 const KEY_DECRYPT_BACKOFF: Duration = Duration::seconds(30);
+/// How often, by default, the repository is asked whether the ring changed.
+pub const DEFAULT_CHANGE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Configures a [`DataProtectionProvider`], in the spirit of `AddDataProtection()`.
 ///
@@ -65,10 +69,29 @@ pub struct DataProtectionProviderBuilder {
     decryptors: DecryptorRegistry,
     key_lifetime: Duration,
     auto_generate: bool,
+    unprotect_only: bool,
     algorithm: Algorithm,
     escrow: Option<Arc<dyn KeyEscrowSink>>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
+    /// Set by [`DataProtectionProviderBuilder::build_blocking`].
+    owned_runtime: Option<Arc<OwnedRuntime>>,
+    change_check_interval: Option<std::time::Duration>,
+}
+
+/// The Tokio runtime [`DataProtectionProviderBuilder::build_blocking`]
+/// creates, kept alive by the provider (its background refreshes run on it).
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        // The last reference may go away on one of the runtime's own worker
+        // threads (a background refresh holding the provider), where a
+        // blocking shutdown would panic.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl fmt::Debug for DataProtectionProviderBuilder {
@@ -96,10 +119,13 @@ impl Default for DataProtectionProviderBuilder {
             decryptors: DecryptorRegistry::default(),
             key_lifetime: DEFAULT_KEY_LIFETIME,
             auto_generate: true,
+            unprotect_only: false,
             algorithm: Algorithm::default(),
             escrow: None,
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
+            owned_runtime: None,
+            change_check_interval: Some(DEFAULT_CHANGE_CHECK_INTERVAL),
         }
     }
 }
@@ -130,6 +156,12 @@ impl DataProtectionProviderBuilder {
         self
     }
 
+    /// The decryptor registered so far for a `decryptorType` name (lets a
+    /// builder extension add to what an earlier call configured).
+    pub fn decryptor(&self, type_name: &str) -> Option<Arc<dyn XmlDecryptor>> {
+        self.decryptors.get(type_name).cloned()
+    }
+
     /// Lifetime of new keys (default 90 days, at least 7 days).
     pub fn key_lifetime(mut self, lifetime: Duration) -> Self {
         self.key_lifetime = lifetime;
@@ -140,6 +172,16 @@ impl DataProtectionProviderBuilder {
     /// read-only consumers whose keys are rotated by a separate job.
     pub fn auto_generate_keys(mut self, enabled: bool) -> Self {
         self.auto_generate = enabled;
+        self
+    }
+
+    /// Loads the ring for unprotecting only (default false): no key is ever
+    /// created, and a ring without a key usable for new payloads still loads
+    /// (protecting then fails with [`Error::NoDefaultKey`]). For read-only
+    /// tools, which must neither change the ring nor fail on a payload whose
+    /// key is in it.
+    pub fn unprotect_only(mut self, enabled: bool) -> Self {
+        self.unprotect_only = enabled;
         self
     }
 
@@ -167,9 +209,68 @@ impl DataProtectionProviderBuilder {
         self
     }
 
+    /// [`DataProtectionProviderBuilder::build`] for programs that are not
+    /// async: starts a small Tokio runtime of its own (one worker thread),
+    /// which the provider keeps for its background refreshes and key
+    /// decryptions, and waits for the ring to load. Use `protect`,
+    /// `unprotect` and `unprotect_str` from plain threads afterwards.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use dataprotection::{DataProtectionProvider, repository::FileSystemXmlRepository};
+    /// fn main() -> dataprotection::Result<()> {
+    ///     let provider = DataProtectionProvider::builder()
+    ///         .application_name("my-app")
+    ///         .repository(Arc::new(FileSystemXmlRepository::new("/var/lib/my-app/keys")))
+    ///         .build_blocking()?;
+    ///     let protector = provider.create_protector("cookies");
+    ///     let token = protector.protect_str("hello")?;
+    ///     assert_eq!(protector.unprotect_str(&token)?, "hello");
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when called inside a Tokio runtime (use
+    /// `build().await` there) or when the runtime cannot be started;
+    /// otherwise as [`DataProtectionProviderBuilder::build`].
+    pub fn build_blocking(mut self) -> Result<DataProtectionProvider> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::InvalidArgument(
+                "build_blocking was called inside a Tokio runtime; use build().await there".into(),
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("dataprotection")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "cannot start a Tokio runtime for the provider: {e}"
+                ))
+            })?;
+        let handle = runtime.handle().clone();
+        self.owned_runtime = Some(Arc::new(OwnedRuntime(Some(runtime))));
+        handle.block_on(self.build())
+    }
+
+    /// How often the repository is asked, in the background, whether the ring
+    /// changed (a revocation or a new key written by another instance); a
+    /// change reloads the ring at once. Default 60 s; `None` leaves changes to
+    /// the scheduled refresh (up to 24 h). The check is cheap: a conditional
+    /// GET answered with 304 for a blob, a listing for a directory. Only
+    /// repositories that report versions are checked.
+    pub fn change_check_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+        self.change_check_interval = interval.filter(|i| !i.is_zero());
+        self
+    }
+
     /// Builds the provider and loads the key ring (creating the first key if
     /// the ring is empty and generation is enabled). Fails if the ring cannot
-    /// be read. Must be called inside a Tokio runtime, which later refreshes use.
+    /// be read. Must be called inside a Tokio runtime, which later refreshes
+    /// use; programs that are not async call
+    /// [`DataProtectionProviderBuilder::build_blocking`] instead.
     pub async fn build(self) -> Result<DataProtectionProvider> {
         if self.key_lifetime < MIN_KEY_LIFETIME {
             return Err(Error::InvalidArgument(format!(
@@ -178,13 +279,6 @@ impl DataProtectionProviderBuilder {
             )));
         }
         let repository = self.repository.unwrap_or_else(default_repository);
-        if self.encryptor.is_none() {
-            tracing::warn!(
-                repository = %repository.describe(),
-                "keys are persisted without encryption at rest; configure a key encryptor \
-                 (e.g. Azure Key Vault) so that read access to the repository does not expose them"
-            );
-        }
         let manager = KeyManager {
             repository,
             encryptor: self.encryptor,
@@ -198,12 +292,13 @@ impl DataProtectionProviderBuilder {
         let inner = Arc::new(Inner {
             application_name: self.application_name.filter(|n| !n.is_empty()),
             key_lifetime: self.key_lifetime,
-            auto_generate: self.auto_generate,
+            auto_generate: self.auto_generate && !self.unprotect_only,
+            unprotect_only: self.unprotect_only,
             manager,
             decryptors: self.decryptors,
             clock: self.clock,
             random: self.random,
-            state: ArcSwap::new(RingState::new(None, now)),
+            state: ArcSwap::new(RingState::new(None, now, None)),
             refresh_lock: tokio::sync::Mutex::new(RefreshBook::default()),
             refreshes: AtomicU64::new(0),
             background_refresh: AtomicBool::new(false),
@@ -211,8 +306,12 @@ impl DataProtectionProviderBuilder {
             slots: Mutex::new(HashMap::new()),
             key_errors: Mutex::new(HashMap::new()),
             decrypting: Mutex::new(HashSet::new()),
+            _owned_runtime: self.owned_runtime,
         });
         inner.refresh(RefreshReason::Initial).await?;
+        if let (Some(interval), Some(runtime)) = (self.change_check_interval, &inner.runtime) {
+            runtime.spawn(watch_for_changes(Arc::downgrade(&inner), interval));
+        }
         Ok(DataProtectionProvider { inner })
     }
 }
@@ -346,25 +445,81 @@ impl DataProtectionProvider {
     }
 }
 
+/// A loaded ring, when to refresh it, and the repository version it was read at.
+type Loaded = (KeyRing, OffsetDateTime, Option<Version>);
+
 /// The boxed future of [`Inner::load`] (boxed because it recurses once).
-type LoadFuture<'a> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(KeyRing, OffsetDateTime)>> + Send + 'a>,
->;
+type LoadFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Loaded>> + Send + 'a>>;
 
 pub(crate) struct RingState {
     pub ring: Option<Arc<KeyRing>>,
     pub refresh_at: OffsetDateTime,
     /// `refresh_at` as Unix nanoseconds, for the hot-path check.
     refresh_at_nanos: i128,
+    /// The repository version the ring was read at, for the change check.
+    version: Option<Version>,
 }
 
 impl RingState {
-    fn new(ring: Option<Arc<KeyRing>>, refresh_at: OffsetDateTime) -> Arc<Self> {
+    fn new(
+        ring: Option<Arc<KeyRing>>,
+        refresh_at: OffsetDateTime,
+        version: Option<Version>,
+    ) -> Arc<Self> {
         Arc::new(RingState {
             ring,
             refresh_at,
             refresh_at_nanos: refresh_at.unix_timestamp_nanos(),
+            version,
         })
+    }
+}
+
+/// Asks the repository every `interval` whether the ring changed, and reloads
+/// it when it did; stops when the provider is dropped.
+async fn watch_for_changes(inner: std::sync::Weak<Inner>, interval: std::time::Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        // A panicking repository must not end the watch.
+        if CatchUnwind(Box::pin(inner.check_for_change()))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the key ring change check panicked; checking again later");
+        }
+    }
+}
+
+/// Resolves to `Err` instead of unwinding when the inner future panics
+/// (what `futures::FutureExt::catch_unwind` does; written here to keep the
+/// core crate's dependencies to what it already has).
+struct CatchUnwind<F: ?Sized>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future + ?Sized> std::future::Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+/// Clears the "background refresh in progress" flag when dropped, also when
+/// the refresh panicked.
+struct BackgroundRefresh<'a>(&'a AtomicBool);
+
+impl Drop for BackgroundRefresh<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -381,12 +536,15 @@ pub(crate) enum RefreshReason {
     Scheduled,
     Forced,
     UnknownKey,
+    /// The repository reported a change.
+    Changed,
 }
 
 pub(crate) struct Inner {
     pub application_name: Option<String>,
     key_lifetime: Duration,
     auto_generate: bool,
+    unprotect_only: bool,
     pub manager: KeyManager,
     decryptors: DecryptorRegistry,
     pub clock: Arc<dyn Clock>,
@@ -403,6 +561,8 @@ pub(crate) struct Inner {
     key_errors: Mutex<HashMap<Uuid, KeyError>>,
     /// Keys being decrypted in the background.
     decrypting: Mutex<HashSet<Uuid>>,
+    /// The runtime `runtime` points into, when the provider owns it.
+    _owned_runtime: Option<Arc<OwnedRuntime>>,
 }
 
 #[derive(Clone)]
@@ -412,6 +572,22 @@ enum KeyError {
         retry_at: OffsetDateTime,
         message: String,
     },
+}
+
+/// Whether a key may protect new payloads: a master key shorter than 128
+/// bits (planted or damaged) never does, though it still unprotects.
+fn may_protect(id: Uuid, encryptor: &Arc<dyn AuthenticatedEncryptor>) -> bool {
+    match encryptor.master_key_len() {
+        Some(len) if len < MIN_MASTER_KEY_LEN => {
+            tracing::warn!(
+                key_id = %id,
+                bits = len * 8,
+                "key has a master key shorter than 128 bits: it is never used for new payloads"
+            );
+            false
+        }
+        _ => true,
+    }
 }
 
 /// Errors that say the key itself is unusable, as opposed to a failure to
@@ -442,7 +618,26 @@ impl Inner {
         self.state.store(RingState::new(
             current.ring.clone(),
             OffsetDateTime::UNIX_EPOCH,
+            current.version.clone(),
         ));
+    }
+
+    /// Asks the repository whether the ring changed since it was loaded, and
+    /// reloads it if so.
+    async fn check_for_change(&self) {
+        let Some(version) = self.state.load().version.clone() else {
+            return;
+        };
+        match self.manager.repository.changed_since(&version).await {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::debug!("the key ring changed in the repository; reloading it");
+                if let Err(e) = self.refresh(RefreshReason::Changed).await {
+                    tracing::debug!(error = %e, "reloading the changed key ring failed");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "the key ring change check failed"),
+        }
     }
 
     /// Hot-path check: start a background refresh if one is due. Never waits.
@@ -460,6 +655,8 @@ impl Inner {
         }
         let inner = self.clone();
         runtime.spawn(async move {
+            // Released however the refresh ends, a panic included.
+            let _in_progress = BackgroundRefresh(&inner.background_refresh);
             let result = match reason {
                 RefreshReason::UnknownKey => inner.refresh_for_unknown_key().await.map(|_| ()),
                 _ => {
@@ -473,7 +670,6 @@ impl Inner {
             if let Err(e) = result {
                 tracing::debug!(error = %e, "background key ring refresh failed");
             }
-            inner.background_refresh.store(false, Ordering::Release);
         });
     }
 
@@ -516,7 +712,7 @@ impl Inner {
         let now = self.clock.now();
         if book
             .last_unknown_key_refresh
-            .is_some_and(|t| now < t + UNKNOWN_KEY_REFRESH_INTERVAL)
+            .is_some_and(|t| now < t.saturating_add(UNKNOWN_KEY_REFRESH_INTERVAL))
         {
             return Ok(false);
         }
@@ -541,10 +737,22 @@ impl Inner {
 
     async fn refresh_locked(&self, book: &mut RefreshBook, reason: RefreshReason) -> Result<()> {
         let now = self.clock.now();
-        let result = self.load(now, true, None).await;
+        // A panic in a repository or decryptor fails this refresh like any
+        // error (back-off, previous ring kept) instead of unwinding through
+        // the refresh machinery.
+        let result = match CatchUnwind(self.load(now, true, None)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Repository {
+                message: format!(
+                    "loading the key ring from {} panicked",
+                    self.manager.repository.describe()
+                ),
+                source: None,
+            }),
+        };
         self.refreshes.fetch_add(1, Ordering::AcqRel);
         match result {
-            Ok((ring, refresh_at)) => {
+            Ok((ring, refresh_at, version)) => {
                 tracing::debug!(
                     ?reason,
                     default_key = ?ring.default_key_id(),
@@ -555,7 +763,7 @@ impl Inner {
                 book.failures = 0;
                 book.last_error = None;
                 self.state
-                    .store(RingState::new(Some(Arc::new(ring)), refresh_at));
+                    .store(RingState::new(Some(Arc::new(ring)), refresh_at, version));
                 Ok(())
             }
             Err(e) => {
@@ -571,8 +779,11 @@ impl Inner {
                     retry_in = %backoff,
                     "key ring refresh failed; no key was created"
                 );
-                self.state
-                    .store(RingState::new(current.ring.clone(), now + backoff));
+                self.state.store(RingState::new(
+                    current.ring.clone(),
+                    now.saturating_add(backoff),
+                    current.version.clone(),
+                ));
                 Err(e)
             }
         }
@@ -635,7 +846,11 @@ impl Inner {
             Some(KeyError::Transient { retry_at, message }) if self.clock.now() < retry_at => {
                 return Err(Error::KeyDecryption {
                     what: format!("key {id}"),
-                    source: format!("{message} (retrying after {retry_at})").into(),
+                    source: format!(
+                        "{message} (retrying after {})",
+                        crate::xml::format_date(retry_at)
+                    )
+                    .into(),
                 });
             }
             _ => {}
@@ -652,7 +867,7 @@ impl Inner {
                 self.set_key_error(
                     id,
                     KeyError::Transient {
-                        retry_at: self.clock.now() + KEY_DECRYPT_BACKOFF,
+                        retry_at: self.clock.now().saturating_add(KEY_DECRYPT_BACKOFF),
                         message: e.to_string(),
                     },
                 );
@@ -678,7 +893,7 @@ impl Inner {
         just_created: Option<Uuid>,
     ) -> LoadFuture<'a> {
         Box::pin(async move {
-            let elements = self.manager.repository.get_all_elements().await?;
+            let (elements, version) = self.manager.repository.get_all_elements_versioned().await?;
             let set = KeySet::from_elements(&elements)?;
             let infos = set.infos();
             let slots: HashMap<Uuid, EncryptorSlot> = set
@@ -704,7 +919,10 @@ impl Inner {
                 let key = set.get(p.id).ok_or_else(|| Error::NoDefaultKey {
                     reason: "inconsistent key set".into(),
                 })?;
-                let ok = self.ensure_encryptor(key, &slots[&p.id]).await?.is_some();
+                let ok = self
+                    .ensure_encryptor(key, &slots[&p.id])
+                    .await?
+                    .is_some_and(|e| may_protect(p.id, &e));
                 usable.insert(p.id, ok);
             }
             let exclude = preferred.as_ref().map(|p| p.id);
@@ -746,9 +964,10 @@ impl Inner {
                     if let Some(date) = now_revoking {
                         return Err(Error::NoDefaultKey {
                             reason: format!(
-                                "a revocation of all keys created before {date} is dated in the future, \
+                                "a revocation of all keys created before {} is dated in the future, \
                                  so a key created now would be revoked at once; check the clocks \
-                                 (no key was created)"
+                                 (no key was created)",
+                                crate::xml::format_date(date)
                             ),
                         });
                     }
@@ -794,7 +1013,7 @@ impl Inner {
                 }
                 None => None,
             };
-            let Some(default_key) = default else {
+            if default.is_none() && !self.unprotect_only {
                 return Err(Error::NoDefaultKey {
                     reason: if self.auto_generate {
                         "the key ring has no usable key".into()
@@ -803,12 +1022,13 @@ impl Inner {
                             .into()
                     },
                 });
-            };
+            }
 
             let jitter: f64 = rand::random();
-            let next = now + policy::jittered_refresh_period(jitter);
-            let default_expiration = set
-                .get(default_key.id)
+            let next = now.saturating_add(policy::jittered_refresh_period(jitter));
+            let default_expiration = default
+                .as_ref()
+                .and_then(|d| set.get(d.id))
                 .map(Key::expiration_date)
                 .unwrap_or(next);
             let refresh_at = if default_expiration <= now {
@@ -845,11 +1065,11 @@ impl Inner {
             let ring = KeyRing {
                 entries,
                 index: KeyIndex::new(index),
-                default: Some(default_key),
+                default,
                 problems: set.problems,
                 loaded_at: now,
             };
-            Ok((ring, refresh_at))
+            Ok((ring, refresh_at, version))
         })
     }
 
@@ -872,7 +1092,10 @@ impl Inner {
             let (Some(key), Some(slot)) = (set.get(candidate.id), slots.get(&candidate.id)) else {
                 continue;
             };
-            let ok = self.ensure_encryptor(key, slot).await?.is_some();
+            let ok = self
+                .ensure_encryptor(key, slot)
+                .await?
+                .is_some_and(|e| may_protect(candidate.id, &e));
             usable.insert(candidate.id, ok);
             if ok {
                 return Ok(Some(candidate.id));
@@ -913,10 +1136,11 @@ impl Inner {
         if stored {
             tracing::info!(
                 key_id = %xml.id,
-                activation = %plan.activation_date,
-                expiration = %plan.expiration_date,
+                activation = %crate::xml::format_date(plan.activation_date),
+                expiration = %crate::xml::format_date(plan.expiration_date),
                 "created a new key"
             );
+            self.manager.warn_if_stored_unencrypted(xml.id);
             Ok(Some(xml.id))
         } else {
             tracing::info!("another instance created the needed key first; not adding one");

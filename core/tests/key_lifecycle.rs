@@ -604,10 +604,17 @@ async fn decrypt_all_keys_decrypts_concurrently_within_a_bound() {
         .await
         .unwrap();
     let at_start = decryptor.calls.load(Ordering::SeqCst);
-    assert!(at_start < KEYS as usize, "the start decrypts only what it needs");
+    assert!(
+        at_start < KEYS as usize,
+        "the start decrypts only what it needs"
+    );
 
     provider.decrypt_all_keys().await.unwrap();
-    assert_eq!(decryptor.calls.load(Ordering::SeqCst), KEYS as usize, "each key once");
+    assert_eq!(
+        decryptor.calls.load(Ordering::SeqCst),
+        KEYS as usize,
+        "each key once"
+    );
     let most = decryptor.most_in_flight.load(Ordering::SeqCst);
     assert!(most > 1, "decryptions overlap (at most {most} at once)");
     assert!(most <= 16, "at most 16 at once, not {most}");

@@ -33,9 +33,12 @@ async fn file_system_layout_permissions_and_no_overwrite() {
     );
 
     let e = Element::new("thing").with_attr("a", "1");
+    let e2 = Element::new("thing").with_attr("a", "2");
+    let e3 = Element::new("thing").with_attr("a", "3");
     repo.store_element(&e, "key-1").await.unwrap();
-    repo.store_element(&e, "key-1").await.unwrap(); // same name: a second file, nothing overwritten
-    repo.store_element(&e, "not a valid/name").await.unwrap(); // replaced by a GUID
+    repo.store_element(&e2, "key-1").await.unwrap(); // same name: a second file, nothing overwritten
+    repo.store_element(&e3, "not a valid/name").await.unwrap(); // replaced by a GUID
+    repo.store_element(&e, "key-1").await.unwrap(); // already stored: idempotent
     let names = xml_files(&dir);
     assert_eq!(names.len(), 3);
     assert!(names.contains(&"key-1.xml".to_string()));
@@ -73,10 +76,9 @@ async fn file_system_layout_permissions_and_no_overwrite() {
             0o600
         );
     }
-    assert_eq!(
-        repo.get_all_elements().await.unwrap(),
-        vec![e.clone(), e.clone(), e]
-    );
+    let mut stored = repo.get_all_elements().await.unwrap();
+    stored.sort_by(|a, b| a.attr("a").cmp(&b.attr("a")));
+    assert_eq!(stored, vec![e, e2, e3]);
 
     // An unreadable element is an error naming the file, not a shorter ring.
     std::fs::write(dir.join("zz-broken.xml"), "<key>").unwrap();

@@ -30,8 +30,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(reread, properties, "properties did not round-trip");
     }
     if let Ok(token) = IdentityToken::from_bytes(data) {
+        // Not byte equality: .NET (and we) accept overlong 7-bit lengths,
+        // which are written back canonically.
         let written = token.to_bytes().expect("a read token can be written");
-        assert_eq!(written, data, "token plaintext did not round-trip");
+        let reread = IdentityToken::from_bytes(&written).expect("a written token can be read");
+        assert_eq!(reread, token, "token plaintext did not round-trip");
     }
     if let Ok(text) = std::str::from_utf8(data) {
         let cookies = RequestCookies::parse([text]);

@@ -21,7 +21,9 @@ use blob_support::{BLOB, key_element, key_ids};
 use dataprotection::DataProtectionProvider;
 use dataprotection::repository::XmlRepository;
 use dataprotection_azure_blobs::sas;
-use dataprotection_azure_blobs::{BlobError, BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_azure_blobs::{
+    AzureBlobStorageBuilderExt, BlobError, BlobRepositoryOptions, BlobXmlRepository,
+};
 use dataprotection_tests::azurite::{self, Azurite};
 use uuid::Uuid;
 
@@ -208,12 +210,13 @@ async fn token_credential_stores_reads_and_backs_a_provider() {
     let ids = key_ids(repo.as_ref()).await;
     assert_eq!(ids.len(), 1, "{ids:?}");
 
-    // Another provider on the same blob (same application) unprotects the payload.
+    // Another provider on the same blob (same application), configured through the
+    // builder extension (`PersistKeysToAzureBlobStorage(Uri, TokenCredential)`), unprotects
+    // the payload.
     let other = DataProtectionProvider::builder()
         .application_name("blob-token")
-        .repository(Arc::new(
-            BlobXmlRepository::new(&url, cred.clone(), options(az)).unwrap(),
-        ))
+        .persist_keys_to_azure_blob_storage(&url, cred.clone(), options(az))
+        .unwrap()
         .build()
         .await
         .unwrap();

@@ -109,14 +109,12 @@ async fn rows(context: &Context) -> Result<Vec<KeyRow>> {
         .collect();
     for (key, algorithm) in set.keys.iter().zip(algorithms) {
         let checked = match &algorithm {
-            Ok(_) => decrypted
-                .remove(&key.id())
-                .unwrap_or_else(|| {
-                    Err(Error::KeyDecryption {
-                        what: format!("key {}", key.id()),
-                        source: "the key was not decrypted".into(),
-                    })
-                }),
+            Ok(_) => decrypted.remove(&key.id()).unwrap_or_else(|| {
+                Err(Error::KeyDecryption {
+                    what: format!("key {}", key.id()),
+                    source: "the key was not decrypted".into(),
+                })
+            }),
             Err(e) => Err(Error::UnsupportedAlgorithm(e.to_string())),
         };
         usable.insert(key.id(), checked.is_ok());
@@ -250,7 +248,16 @@ async fn new(
 ) -> Result<()> {
     const ACTION: &str = "creating a key";
     let activation = activation.unwrap_or_else(OffsetDateTime::now_utc);
-    let expiration = expiration.unwrap_or(activation + DEFAULT_KEY_LIFETIME);
+    let expiration = match expiration {
+        Some(t) => t,
+        None => dpkeys::args::add(
+            activation,
+            DEFAULT_KEY_LIFETIME,
+            "the default expiration date (--activation + 90 days)",
+        )
+        .map_err(Error::InvalidArgument)
+        .during(ACTION)?,
+    };
     let manager = context.key_manager();
     // Do not add to a ring that cannot be read: its state is unknown.
     manager.get_all_keys().await.during(ACTION)?;

@@ -1,5 +1,6 @@
 //! The commands. Each writes its result to stdout and nothing else there.
 
+pub(crate) mod cookie;
 mod doctor;
 mod keys;
 mod migrate;
@@ -11,9 +12,10 @@ mod unprotect;
 
 use std::io::{Read, Write};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, KeysCommand};
 use crate::context::Context;
 use crate::error::{CliError, Result};
+use crate::repository::Location;
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -25,6 +27,9 @@ pub const EXIT_WARNINGS: u8 = 4;
 /// Runs the command `cli` names; returns the exit status.
 pub async fn run(cli: Cli) -> Result<u8> {
     let context = Context::open(&cli)?;
+    if is_read_only(&cli.command) {
+        require_existing_ring(&context.location)?;
+    }
     let ok = |r: Result<()>| r.map(|()| EXIT_OK);
     match cli.command {
         Command::Protect(args) => ok(protect::run(&context, args).await),
@@ -35,6 +40,35 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Migrate(args) => migrate::run(&context, args).await,
         Command::Prune(args) => prune::run(&context, args).await,
         Command::Doctor(args) => doctor::run(&context, &cli.key_encryption, args).await,
+        Command::Cookie(command) => ok(cookie::run(&context, command).await),
+    }
+}
+
+/// Commands that only read the ring: they never create a directory or a key.
+fn is_read_only(command: &Command) -> bool {
+    match command {
+        // `doctor` reports a missing directory as a finding instead.
+        Command::Unprotect(_) => true,
+        Command::Keys(KeysCommand::List { .. }) => true,
+        Command::Prune(args) => args.dry_run,
+        _ => false,
+    }
+}
+
+/// A directory ring that does not exist is a mistyped path for a read-only
+/// command, never an empty ring to create.
+fn require_existing_ring(location: &Location) -> Result<()> {
+    match location {
+        Location::Dir(dir) if !dir.is_dir() => Err(CliError::Failed {
+            action: "opening the key repository",
+            class: "missing key ring",
+            message: format!(
+                "directory {} does not exist (check --dir); this command only reads the ring \
+                 and does not create it",
+                dir.display()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

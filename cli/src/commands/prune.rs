@@ -5,11 +5,11 @@
 
 use std::collections::HashSet;
 
-use dataprotection::Key;
 use dataprotection::key::KeySet;
 use dataprotection::manager::deletion_orders;
 use dataprotection::policy::{KeyInfo, resolve_default_key};
 use dataprotection::xml::{Element, RevocationTarget, StoredElement, format_date};
+use dataprotection::{Error, Key};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -69,7 +69,9 @@ fn preview(elements: &[Element], doomed: &HashSet<Uuid>, now: OffsetDateTime) ->
 /// Runs `prune`.
 pub async fn run(context: &Context, args: PruneArgs) -> Result<u8> {
     let now = OffsetDateTime::now_utc();
-    let cutoff = now - args.retain;
+    let cutoff = dpkeys::args::sub(now, args.retain, "the cutoff (now - --retain)")
+        .map_err(Error::InvalidArgument)
+        .during(ACTION)?;
     let elements = context.repository.get_all_elements().await.during(ACTION)?;
     let set = KeySet::from_elements(&elements).during(ACTION)?;
     let protected = protected_keys(&set.infos(), now);

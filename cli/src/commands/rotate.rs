@@ -172,11 +172,18 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         let activation = match (args.activation, args.now) {
             (Some(t), _) => t,
             (None, true) => now,
-            (None, false) => now + KEY_PROPAGATION_WINDOW,
+            (None, false) => now.saturating_add(KEY_PROPAGATION_WINDOW),
         };
+        let expiration = dpkeys::args::add(
+            activation,
+            lifetime,
+            "the expiration date (activation + --lifetime)",
+        )
+        .map_err(Error::InvalidArgument)
+        .during(ACTION)?;
         (
             activation,
-            activation + lifetime,
+            expiration,
             Box::new(move |elements: &[Element]| {
                 // Another writer added a key since we read the ring: that
                 // is the rotation; do not add a second one.
@@ -192,8 +199,8 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         .during(ACTION);
     }
 
-    let (xml, element) = context
-        .key_manager()
+    let manager = context.key_manager();
+    let (xml, element) = manager
         .new_key_element(activation, expiration)
         .await
         .during(ACTION)?;
@@ -203,6 +210,7 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
         .await
         .during(ACTION)?;
     if stored {
+        manager.warn_if_stored_unencrypted(xml.id);
         print_line(&format!(
             "created key {} (activation {}, expiration {})",
             xml.id,

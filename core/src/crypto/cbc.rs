@@ -121,6 +121,7 @@ pub struct CbcHmacEncryptor {
     mac: ValidationAlgorithm,
     context_header: Arc<[u8]>,
     random: Arc<dyn RandomSource>,
+    master_key_len: usize,
 }
 
 impl fmt::Debug for CbcHmacEncryptor {
@@ -143,6 +144,7 @@ impl CbcHmacEncryptor {
     ) -> Self {
         CbcHmacEncryptor {
             prf: kdf::prf_for(master_key.expose()),
+            master_key_len: master_key.expose().len(),
             aes,
             mac,
             context_header: super::context_header::shared_context_header(
@@ -162,6 +164,10 @@ impl CbcHmacEncryptor {
 }
 
 impl AuthenticatedEncryptor for CbcHmacEncryptor {
+    fn master_key_len(&self) -> Option<usize> {
+        Some(self.master_key_len)
+    }
+
     fn body_len(&self, len: usize) -> usize {
         KEY_MODIFIER_LEN + BLOCK + (len / BLOCK + 1) * BLOCK + self.mac.digest_len()
     }

@@ -70,6 +70,7 @@ pub struct GcmEncryptor {
     aes: AesKeySize,
     context_header: Arc<[u8]>,
     random: Arc<dyn RandomSource>,
+    master_key_len: usize,
 }
 
 impl fmt::Debug for GcmEncryptor {
@@ -85,6 +86,7 @@ impl GcmEncryptor {
     pub fn new(master_key: &Secret, aes: AesKeySize, random: Arc<dyn RandomSource>) -> Self {
         GcmEncryptor {
             prf: kdf::prf_for(master_key.expose()),
+            master_key_len: master_key.expose().len(),
             aes,
             context_header: super::context_header::shared_context_header(super::Algorithm::Gcm {
                 aes,
@@ -95,6 +97,10 @@ impl GcmEncryptor {
 }
 
 impl AuthenticatedEncryptor for GcmEncryptor {
+    fn master_key_len(&self) -> Option<usize> {
+        Some(self.master_key_len)
+    }
+
     fn body_len(&self, len: usize) -> usize {
         KEY_MODIFIER_LEN + NONCE + len + TAG
     }

@@ -24,6 +24,9 @@ use crate::error::{Error, Result};
 pub const KEY_MODIFIER_LEN: usize = 16;
 /// Size of a new master key (ASP.NET Core's `KDK_SIZE_IN_BYTES`).
 pub const MASTER_KEY_LEN: usize = 64;
+/// The shortest master key (128 bits) a key may have to protect new
+/// payloads; shorter ones (planted or damaged) still unprotect old payloads.
+pub const MIN_MASTER_KEY_LEN: usize = 16;
 
 /// An AES key size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -280,6 +283,13 @@ pub trait AuthenticatedEncryptor: Debug + Send + Sync {
 
     /// Length of the body for a plaintext of `len` bytes.
     fn body_len(&self, len: usize) -> usize;
+
+    /// Length in bytes of the master key this encryptor derives from, when
+    /// known. A key whose master key is shorter than
+    /// [`MIN_MASTER_KEY_LEN`] is never chosen to protect new payloads.
+    fn master_key_len(&self) -> Option<usize> {
+        None
+    }
 
     /// Encrypts `plaintext` into a new body.
     fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {

@@ -113,11 +113,9 @@ impl DecryptorRegistry {
                             }
                         }
                     };
-                    let decryptor =
-                        self.get(&type_name)
-                            .ok_or_else(|| Error::UnknownDecryptor {
-                                type_name: normalize_type_name(&type_name),
-                            })?;
+                    let decryptor = self
+                        .get(&type_name)
+                        .ok_or_else(|| missing_decryptor(&type_name))?;
                     let decrypted = decryptor.decrypt(&encrypted).await?;
                     *child = decrypted;
                 } else {
@@ -126,6 +124,24 @@ impl DecryptorRegistry {
             }
             Ok(())
         })
+    }
+}
+
+/// `decryptorType` names of .NET's Windows-only XML encryptors (DPAPI, and
+/// DPAPI-NG, which also covers `ProtectKeysWithDpapiNG` with a certificate rule).
+pub const WINDOWS_ONLY_DECRYPTOR_TYPES: [&str; 2] = [
+    "Microsoft.AspNetCore.DataProtection.XmlEncryption.DpapiXmlDecryptor",
+    "Microsoft.AspNetCore.DataProtection.XmlEncryption.DpapiNGXmlDecryptor",
+];
+
+/// The error for a `decryptorType` nothing is registered for: Windows-only
+/// protection is named as such, anything else is an unknown decryptor.
+fn missing_decryptor(type_name: &str) -> Error {
+    let type_name = normalize_type_name(type_name);
+    if WINDOWS_ONLY_DECRYPTOR_TYPES.contains(&type_name.as_str()) {
+        Error::WindowsOnlyProtection { type_name }
+    } else {
+        Error::UnknownDecryptor { type_name }
     }
 }
 

@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository};
+use super::regular_file::{MAX_KEY_FILE_LEN, open_lock_file, read_regular_file};
+use super::versioned::{
+    RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
+};
 use crate::error::{Error, Result};
-use crate::xml::{Element, Format};
+use crate::xml::{Element, Format, RepositoryDocument};
 
 /// Name of the advisory lock file that serializes conditional writes between
 /// processes sharing the directory (not `*.xml`, so never read as an element).
@@ -24,7 +28,13 @@ const LOCK_FILE: &str = ".dataprotection.lock";
 /// never sees a half-written key and an existing file is never overwritten.
 /// The directory is created owner-only on Unix. A file that cannot be read or
 /// parsed is an error naming the file: the ring is never silently shortened.
-/// Nothing is ever deleted except through [`XmlRepository::delete_elements`].
+/// Nothing is ever deleted except through
+/// [`XmlRepository::delete_elements`](super::XmlRepository::delete_elements).
+///
+/// Its version is a hash of the directory listing (each `*.xml` file's name,
+/// size, modification time and inode), checked under the directory's
+/// advisory lock file before every write, so processes sharing the
+/// directory coordinate like writers of one blob.
 #[derive(Debug, Clone)]
 pub struct FileSystemXmlRepository {
     dir: Arc<PathBuf>,
@@ -62,8 +72,35 @@ fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-/// Every `*.xml` file directly in `dir`, sorted by name, with its element.
-fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Element)>> {
+/// What identifies one version of a file: a change to the file, or its
+/// replacement by a rename, changes it.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified_nanos: i128,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Result<Stamp> {
+    let meta = fs::metadata(path).map_err(|e| io("reading", path, e))?;
+    let modified_nanos = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Ok(Stamp {
+        len: meta.len(),
+        modified_nanos,
+        inode,
+    })
+}
+
+/// Every `*.xml` file directly in `dir`, sorted by name, with its stamp.
+fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         // A directory that does not exist yet holds no keys; any other failure is an error.
@@ -77,7 +114,9 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Element)>> {
         let is_xml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"));
-        if is_xml && !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+        // Everything named *.xml is read, so a planted FIFO or device is
+        // reported (naming it) rather than skipped or waited on.
+        if is_xml {
             names.push(name);
         }
     }
@@ -88,7 +127,42 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Element)>> {
         .into_iter()
         .map(|name| {
             let path = dir.join(name);
-            let bytes = fs::read(&path).map_err(|e| io("reading", &path, e))?;
+            let stamp = stamp(&path)?;
+            Ok((path, stamp))
+        })
+        .collect()
+}
+
+/// The version of a listing: a hash of every file's name and stamp.
+fn version_of(listing: &[(PathBuf, Stamp)]) -> Version {
+    let mut hash = Sha256::new();
+    for (path, stamp) in listing {
+        hash.update(path.file_name().map_or(&[][..], |n| n.as_encoded_bytes()));
+        hash.update([0]);
+        hash.update(stamp.len.to_le_bytes());
+        hash.update(stamp.modified_nanos.to_le_bytes());
+        hash.update(stamp.inode.to_le_bytes());
+    }
+    let digest = hash.finalize();
+    let mut token = String::with_capacity(32);
+    for byte in &digest[..16] {
+        token.push_str(&format!("{byte:02x}"));
+    }
+    Version::new(token)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads every element of `listing`, each with its file name and text.
+fn read_listed(listing: &[(PathBuf, Stamp)]) -> Result<RepositoryDocument> {
+    let children = listing
+        .iter()
+        .map(|(path, _)| {
+            let bytes = read_regular_file(path, MAX_KEY_FILE_LEN)?;
             let element = Element::parse_bytes(&bytes).map_err(|e| match e {
                 Error::MalformedXml { element, reason } => Error::MalformedXml {
                     element,
@@ -96,9 +170,80 @@ fn read_all(dir: &Path) -> Result<Vec<(PathBuf, Element)>> {
                 },
                 other => other,
             })?;
-            Ok((path, element))
+            let raw = String::from_utf8_lossy(&bytes).into_owned();
+            Ok((file_name(path), raw, element))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RepositoryDocument::from_stored(children))
+}
+
+fn read_snapshot(dir: &Path) -> Result<Snapshot> {
+    let listing = list(dir)?;
+    let document = read_listed(&listing)?;
+    Ok(Snapshot {
+        document,
+        version: Some(version_of(&listing)),
+    })
+}
+
+/// Under the directory lock: checks `condition` against the listing, then
+/// adds a file per new element, replaces the files of replaced elements,
+/// and deletes the files whose elements are gone from `document`.
+fn write_locked(
+    dir: &Path,
+    document: &RepositoryDocument,
+    condition: &WriteCondition,
+) -> std::result::Result<Version, StorageError> {
+    let lock = lock_dir(dir).map_err(StorageError::Fatal)?;
+    let listing = list(dir).map_err(StorageError::Fatal)?;
+    let holds = match condition {
+        WriteCondition::Create => listing.is_empty(),
+        WriteCondition::Update(version) => &version_of(&listing) == version,
+    };
+    if !holds {
+        return Err(StorageError::PreconditionFailed);
+    }
+    let apply = || -> Result<()> {
+        let mut changed = false;
+        for child in document.children() {
+            match child.location() {
+                None => {
+                    let name = child.friendly_name().unwrap_or_default();
+                    let path = write_element(dir, child.element(), name)?;
+                    tracing::debug!(path = %path.display(), "stored key ring element");
+                }
+                Some(name) if child.is_replaced() => {
+                    let path = dir.join(name);
+                    replace_file(dir, &path, child.element())?;
+                    tracing::info!(path = %path.display(), "replaced key ring element");
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+        }
+        let kept: Vec<&str> = document
+            .children()
+            .iter()
+            .filter_map(|c| c.location())
+            .collect();
+        for (path, _) in &listing {
+            if !kept.contains(&file_name(path).as_str()) {
+                fs::remove_file(path).map_err(|e| io("deleting", path, e))?;
+                tracing::info!(path = %path.display(), "deleted key ring element");
+                changed = true;
+            }
+        }
+        if changed && let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    };
+    apply().map_err(StorageError::Fatal)?;
+    let version = list(dir)
+        .map(|l| version_of(&l))
+        .map_err(StorageError::Fatal);
+    drop(lock);
+    version
 }
 
 fn create_dir(dir: &Path) -> Result<()> {
@@ -204,126 +349,64 @@ fn replace_file(dir: &Path, path: &Path, element: &Element) -> Result<()> {
 fn lock_dir(dir: &Path) -> Result<File> {
     create_dir(dir)?;
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io("opening", &path, e))?;
+    let file = open_lock_file(&path)?;
     file.lock().map_err(|e| io("locking", &path, e))?;
     Ok(file)
 }
 
 #[async_trait]
-impl XmlRepository for FileSystemXmlRepository {
-    async fn get_all_elements(&self) -> Result<Vec<Element>> {
-        self.blocking(|dir| Ok(read_all(dir)?.into_iter().map(|(_, e)| e).collect()))
+impl VersionedRepository for FileSystemXmlRepository {
+    async fn read(&self) -> Result<Snapshot, StorageError> {
+        self.blocking(read_snapshot)
             .await
+            .map_err(StorageError::Fatal)
     }
 
-    async fn store_element(&self, element: &Element, friendly_name: &str) -> Result<()> {
-        let element = element.clone();
-        let name = friendly_name.to_string();
+    /// Lists the directory (names, sizes, modification times) without
+    /// reading any file unless something changed.
+    async fn read_if_changed(&self, known: &Version) -> Result<Option<Snapshot>, StorageError> {
+        let known = known.clone();
         self.blocking(move |dir| {
-            let path = write_element(dir, &element, &name)?;
-            tracing::debug!(path = %path.display(), "stored key ring element");
-            Ok(())
+            let listing = list(dir)?;
+            let version = version_of(&listing);
+            if version == known {
+                return Ok(None);
+            }
+            Ok(Some(Snapshot {
+                document: read_listed(&listing)?,
+                version: Some(version),
+            }))
         })
         .await
+        .map_err(StorageError::Fatal)
     }
 
-    async fn store_element_if(
+    async fn write(
         &self,
-        element: &Element,
-        friendly_name: &str,
-        still_needed: StorePrecondition<'_>,
-    ) -> Result<bool> {
-        // The precondition is evaluated under the directory lock, so two
-        // processes cannot both decide a key is needed and both add one.
+        document: &RepositoryDocument,
+        condition: &WriteCondition,
+    ) -> Result<Version, StorageError> {
         let dir = self.dir.clone();
-        let lock = tokio::task::spawn_blocking(move || lock_dir(&dir))
+        let document = document.clone();
+        let condition = condition.clone();
+        tokio::task::spawn_blocking(move || write_locked(&dir, &document, &condition))
             .await
-            .map_err(|e| Error::repository("file-system repository task failed", e))??;
-        let current = self.get_all_elements().await?;
-        let stored = if still_needed(&current) {
-            self.store_element(element, friendly_name).await?;
-            true
-        } else {
-            false
-        };
-        drop(lock);
-        Ok(stored)
+            .map_err(|e| {
+                StorageError::Fatal(Error::repository("file-system repository task failed", e))
+            })?
     }
 
-    async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
-        let dir = self.dir.clone();
-        let lock = tokio::task::spawn_blocking(move || lock_dir(&dir))
-            .await
-            .map_err(|e| Error::repository("file-system repository task failed", e))??;
-        let all = self.blocking(read_all).await?;
-        let elements: Vec<Element> = all.iter().map(|(_, e)| e.clone()).collect();
-        let orders = choose(&elements);
-        let mut doomed: Vec<(u32, PathBuf)> = all
-            .into_iter()
-            .zip(orders)
-            .filter_map(|((path, _), order)| order.map(|o| (o, path)))
-            .collect();
-        doomed.sort_by_key(|(o, _)| *o);
-        let deleted = self
-            .blocking(move |_| {
-                let mut n = 0;
-                for (_, path) in doomed {
-                    fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?;
-                    tracing::info!(path = %path.display(), "deleted key ring element");
-                    n += 1;
-                }
-                Ok(n)
-            })
-            .await;
-        drop(lock);
-        deleted
-    }
-
-    /// Under the directory lock (the one [`XmlRepository::store_element_if`]
-    /// and [`XmlRepository::delete_elements`] take), each chosen file is
-    /// replaced by renaming a fully written temporary file over it; other
-    /// files are not touched.
-    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
-        if !self.dir.is_dir() {
-            return Ok(0);
+    /// Writers on one machine: conflicts are frequent (any file added changes the version)
+    /// but cheap to retry, so many quick attempts.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 100,
+            initial_backoff: std::time::Duration::from_millis(2),
+            max_backoff: std::time::Duration::from_millis(100),
         }
-        let dir = self.dir.clone();
-        let lock = tokio::task::spawn_blocking(move || lock_dir(&dir))
-            .await
-            .map_err(|e| Error::repository("file-system repository task failed", e))??;
-        let all = self.blocking(read_all).await?;
-        let elements: Vec<Element> = all.iter().map(|(_, e)| e.clone()).collect();
-        let chosen: Vec<(PathBuf, Element)> = all
-            .into_iter()
-            .zip(choose(&elements))
-            .filter_map(|((path, _), new)| new.map(|new| (path, new)))
-            .collect();
-        let replaced = self
-            .blocking(move |dir| {
-                let mut n = 0;
-                for (path, element) in chosen {
-                    replace_file(dir, &path, &element)?;
-                    tracing::info!(path = %path.display(), "replaced key ring element");
-                    n += 1;
-                }
-                if n > 0
-                    && let Ok(d) = File::open(dir)
-                {
-                    let _ = d.sync_all();
-                }
-                Ok(n)
-            })
-            .await;
-        drop(lock);
-        replaced
     }
 
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         format!("directory {}", self.dir.display())
     }
 }
@@ -332,6 +415,7 @@ impl XmlRepository for FileSystemXmlRepository {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::repository::XmlRepository;
 
     #[tokio::test]
     async fn replaces_files_in_place_and_leaves_the_others_alone() {

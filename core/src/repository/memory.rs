@@ -4,15 +4,23 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{DeletionChooser, ReplacementChooser, StorePrecondition, XmlRepository};
-use crate::error::Result;
-use crate::xml::Element;
+use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
+use crate::xml::{Element, RepositoryDocument};
 
 /// Keeps elements in memory only. Every payload protected with its keys
 /// becomes unreadable when the process exits, so creating one logs a warning.
+///
+/// Its version is a counter bumped by every write.
 #[derive(Debug, Default)]
 pub struct InMemoryXmlRepository {
-    elements: Mutex<Vec<Element>>,
+    state: Mutex<Stored>,
+}
+
+#[derive(Debug, Default)]
+struct Stored {
+    /// Writes so far: the version.
+    generation: u64,
+    elements: Vec<Element>,
 }
 
 impl InMemoryXmlRepository {
@@ -25,63 +33,58 @@ impl InMemoryXmlRepository {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Element>> {
-        self.elements.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Stored> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Stored {
+    fn version(&self) -> Version {
+        Version::new(self.generation.to_string())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut document = RepositoryDocument::new();
+        for element in &self.elements {
+            document.push(element);
+        }
+        Snapshot {
+            document,
+            version: (self.generation > 0).then(|| self.version()),
+        }
     }
 }
 
 #[async_trait]
-impl XmlRepository for InMemoryXmlRepository {
-    async fn get_all_elements(&self) -> Result<Vec<Element>> {
-        Ok(self.lock().clone())
+impl VersionedRepository for InMemoryXmlRepository {
+    async fn read(&self) -> Result<Snapshot, StorageError> {
+        Ok(self.lock().snapshot())
     }
 
-    async fn store_element(&self, element: &Element, _friendly_name: &str) -> Result<()> {
-        self.lock().push(element.clone());
-        Ok(())
+    async fn read_if_changed(&self, known: &Version) -> Result<Option<Snapshot>, StorageError> {
+        let stored = self.lock();
+        Ok((&stored.version() != known).then(|| stored.snapshot()))
     }
 
-    async fn store_element_if(
+    async fn write(
         &self,
-        element: &Element,
-        _friendly_name: &str,
-        still_needed: StorePrecondition<'_>,
-    ) -> Result<bool> {
-        let mut elements = self.lock();
-        if !still_needed(&elements) {
-            return Ok(false);
+        document: &RepositoryDocument,
+        condition: &WriteCondition,
+    ) -> Result<Version, StorageError> {
+        let mut stored = self.lock();
+        let holds = match condition {
+            WriteCondition::Create => stored.generation == 0,
+            WriteCondition::Update(version) => &stored.version() == version,
+        };
+        if !holds {
+            return Err(StorageError::PreconditionFailed);
         }
-        elements.push(element.clone());
-        Ok(true)
+        stored.elements = document.elements();
+        stored.generation += 1;
+        Ok(stored.version())
     }
 
-    async fn delete_elements(&self, choose: DeletionChooser<'_>) -> Result<usize> {
-        let mut elements = self.lock();
-        let orders = choose(&elements);
-        let before = elements.len();
-        let mut i = 0;
-        elements.retain(|_| {
-            let keep = orders.get(i).copied().flatten().is_none();
-            i += 1;
-            keep
-        });
-        Ok(before - elements.len())
-    }
-
-    async fn replace_elements(&self, choose: ReplacementChooser<'_>) -> Result<usize> {
-        let mut elements = self.lock();
-        let replacements = choose(&elements);
-        let mut replaced = 0;
-        for (slot, new) in elements.iter_mut().zip(replacements) {
-            if let Some(new) = new {
-                *slot = new;
-                replaced += 1;
-            }
-        }
-        Ok(replaced)
-    }
-
-    fn describe(&self) -> String {
+    fn description(&self) -> String {
         "in-memory repository (ephemeral)".into()
     }
 }
@@ -90,6 +93,7 @@ impl XmlRepository for InMemoryXmlRepository {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::repository::XmlRepository;
 
     #[tokio::test]
     async fn replaces_in_place() {

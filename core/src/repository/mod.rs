@@ -1,9 +1,14 @@
 //! Where key XML is stored: the `XmlRepository` trait, the file-system and
 //! in-memory repositories, and the zero-configuration default location.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod convergence;
 mod default_location;
 mod file_system;
 mod memory;
+pub mod regular_file;
+mod versioned;
 
 use std::fmt::Debug;
 
@@ -15,6 +20,9 @@ pub use default_location::{
 };
 pub use file_system::FileSystemXmlRepository;
 pub use memory::InMemoryXmlRepository;
+pub use versioned::{
+    RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
+};
 
 use crate::error::{Error, Result};
 use crate::xml::Element;
@@ -34,7 +42,14 @@ pub type ReplacementChooser<'a> = &'a (dyn Fn(&[Element]) -> Vec<Option<Element>
 /// worth storing (used so that concurrent writers do not all add a key).
 pub type StorePrecondition<'a> = &'a (dyn Fn(&[Element]) -> bool + Send + Sync);
 
-/// Storage for key ring elements (ASP.NET Core's `IXmlRepository`).
+/// Storage for key ring elements (ASP.NET Core's `IXmlRepository`): what the
+/// key manager and the provider use.
+///
+/// Every [`VersionedRepository`] implements it through core's one retry loop
+/// (idempotent appends, preconditions re-evaluated on every attempt, ordered
+/// deletion, in-place replacement); to add a backend, implement
+/// [`VersionedRepository`] rather than this trait. Implementing it directly
+/// is for wrappers (fault injection in tests, decorators).
 ///
 /// Implementations must never drop or rewrite elements they did not write,
 /// including ones they cannot interpret, and must report a failed read as an
@@ -43,6 +58,21 @@ pub type StorePrecondition<'a> = &'a (dyn Fn(&[Element]) -> bool + Send + Sync);
 pub trait XmlRepository: Debug + Send + Sync {
     /// Every stored top-level element.
     async fn get_all_elements(&self) -> Result<Vec<Element>>;
+
+    /// Every stored element and the version they were read at (`None` when
+    /// the repository has no versions; then [`XmlRepository::changed_since`]
+    /// is never asked).
+    async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {
+        Ok((self.get_all_elements().await?, None))
+    }
+
+    /// Whether the stored elements changed since `version` was read: the
+    /// cheap check behind fast revocation (a conditional GET, a directory
+    /// listing). The default says "changed".
+    async fn changed_since(&self, version: &Version) -> Result<bool> {
+        let _ = version;
+        Ok(true)
+    }
 
     /// Stores an element. `friendly_name` is a hint (`key-{id}`,
     /// `revocation-…`) that file-based repositories use as a file name.

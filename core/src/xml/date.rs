@@ -45,7 +45,8 @@ pub fn format_date(t: OffsetDateTime) -> String {
     s
 }
 
-/// Parses an `xsd:dateTime`, keeping its offset. Fractions beyond 7 digits
+/// Parses an `xsd:dateTime`, keeping its offset. The instant must be within
+/// .NET's `DateTimeOffset` range (years 1 to 9999 in UTC). Fractions beyond 7 digits
 /// are truncated to ticks; a value without a zone is taken as UTC (.NET would
 /// take the machine's local zone, which is never what a shared ring wants).
 /// Leading and trailing whitespace is ignored.
@@ -55,72 +56,70 @@ pub fn parse_date(text: &str) -> Result<OffsetDateTime> {
 }
 
 fn parse_inner(s: &str) -> Option<OffsetDateTime> {
+    // Works on bytes only: every position checked below must hold an ASCII
+    // byte, so a multi-byte character anywhere fails the match instead of
+    // splitting a `str` inside a character.
     let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) && !part.is_empty() {
-            part.parse().ok()
-        } else {
-            None
-        }
+    let digits = |at: usize, len: usize| -> Option<u32> {
+        let part = b.get(at..at + len)?;
+        part.iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
     };
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let sep = |at: usize, c: u8| b.get(at) == Some(&c);
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
         return None;
     }
-    let year = num(0..4)? as i32;
-    let month = Month::try_from(num(5..7)? as u8).ok()?;
-    let day = num(8..10)? as u8;
-    let hour = num(11..13)? as u8;
-    let minute = num(14..16)? as u8;
-    let second = num(17..19)? as u8;
+    let year = i32::try_from(digits(0, 4)?).ok()?;
+    let month = Month::try_from(u8::try_from(digits(5, 2)?).ok()?).ok()?;
+    let day = u8::try_from(digits(8, 2)?).ok()?;
+    let hour = u8::try_from(digits(11, 2)?).ok()?;
+    let minute = u8::try_from(digits(14, 2)?).ok()?;
+    let second = u8::try_from(digits(17, 2)?).ok()?;
     let mut i = 19;
     let mut nanos = 0u32;
-    if b.get(i) == Some(&b'.') {
+    if sep(i, b'.') {
         i += 1;
         let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
         if i == start {
             return None;
         }
-        let digits = &s[start..i];
-        let seven: String = digits
-            .chars()
-            .chain(std::iter::repeat('0'))
-            .take(7)
-            .collect();
-        nanos = seven.parse::<u32>().ok()? * 100;
+        // The first 7 digits are ticks; further digits are truncated.
+        let mut ticks = 0u32;
+        for k in 0..7 {
+            let d = if start + k < i {
+                b[start + k] - b'0'
+            } else {
+                0
+            };
+            ticks = ticks * 10 + u32::from(d);
+        }
+        nanos = ticks * 100;
     }
-    let offset = match &s[i..] {
-        "" | "Z" => UtcOffset::UTC,
-        rest if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
-        {
-            let h = num(i + 1..i + 3)? as i8;
-            let m = num(i + 4..i + 6)? as i8;
+    let offset = match &b[i..] {
+        [] | [b'Z'] => UtcOffset::UTC,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let h = i8::try_from(digits(i + 1, 2)?).ok()?;
+            let m = i8::try_from(digits(i + 4, 2)?).ok()?;
             if h > 14 || m > 59 {
                 return None;
             }
-            let (h, m) = if rest.starts_with('-') {
-                (-h, -m)
-            } else {
-                (h, m)
-            };
+            let (h, m) = if *sign == b'-' { (-h, -m) } else { (h, m) };
             UtcOffset::from_hms(h, m, 0).ok()?
         }
         _ => return None,
     };
     let date = Date::from_calendar_date(year, month, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_offset(offset))
+    let instant = PrimitiveDateTime::new(date, time).assume_offset(offset);
+    // .NET's DateTimeOffset range: the UTC instant is in years 1 to 9999.
+    // Refusing the rest here means no date read from a key file can overflow
+    // a conversion to UTC later.
+    let utc_year = instant.checked_to_offset(UtcOffset::UTC)?.year();
+    (1..=9999).contains(&utc_year).then_some(instant)
 }
 
 /// .NET ticks (100 ns since 0001-01-01T00:00:00Z) of an instant, as used by
@@ -160,6 +159,8 @@ mod tests {
         let t = parse_date("2015-03-01T19:13:19.7573854-08:00").unwrap();
         assert_eq!(t.offset().whole_hours(), -8);
         assert_eq!(format_date(t), "2015-03-01T19:13:19.7573854-08:00");
+        assert!(parse_date("9999-12-31T23:59:59.9999999Z").is_ok());
+        assert!(parse_date("0001-01-01T00:00:00-01:00").is_ok());
         assert_eq!(
             parse_date("2015-01-01T00:00:00.123Z").unwrap().nanosecond(),
             123_000_000
@@ -172,6 +173,15 @@ mod tests {
             "2015-01-01T00:00:00+5",
             "x015-01-01T00:00:00Z",
             "2015-02-30T00:00:00Z",
+            "2030-01-01T00:00:00+0\u{e9}00",
+            "2030-01-01T00:00:00+\u{e9}:00",
+            "2030-01-01T00:00:0\u{e9}",
+            "2030-01-01T00:00:00.1\u{e9}",
+            "\u{e9}030-01-01T00:00:00Z",
+            "2030-01-01T00:00:00+15:00",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-00:01",
         ] {
             assert!(parse_date(bad).is_err(), "{bad}");
         }

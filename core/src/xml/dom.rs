@@ -8,6 +8,7 @@
 //! declarations outright.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use quick_xml::events::{BytesStart, Event};
@@ -266,7 +267,7 @@ impl Element {
     /// assert!(Element::parse("<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Element> {
-        parse_with_scope(text, &[])
+        parse_with_scope(text, &mut Scope::default())
     }
 
     /// Parses the UTF-8 bytes of a document (see [`Element::parse`]).
@@ -318,26 +319,71 @@ fn prefix(name: &str) -> Option<&str> {
     name.split_once(':').map(|(p, _)| p)
 }
 
-/// In-scope namespace bindings: `(prefix, uri)`, innermost last; `""` is the default.
+/// In-scope namespace bindings (`""` is the default namespace). Lookups and
+/// declarations are O(1), so an element with many prefixed attributes or
+/// declarations is read in linear time: a map from prefix to its stack of
+/// bindings, and a log of declarations in order, to undo them when an
+/// element closes.
 #[derive(Default, Clone)]
-struct Scope(Vec<(String, String)>);
+pub(crate) struct Scope {
+    bindings: HashMap<String, Vec<String>>,
+    log: Vec<String>,
+}
 
 impl Scope {
+    /// A scope with `(prefix, uri)` bindings declared in order.
+    pub(crate) fn from_bindings(bindings: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut scope = Scope::default();
+        for (prefix, uri) in bindings {
+            scope.push(prefix, uri);
+        }
+        scope
+    }
+
+    fn push(&mut self, prefix: String, uri: String) {
+        self.bindings.entry(prefix.clone()).or_default().push(uri);
+        self.log.push(prefix);
+    }
+
+    /// A point to return to with [`Scope::truncate`].
+    fn mark(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Undoes every declaration made after `mark`.
+    fn truncate(&mut self, mark: usize) {
+        while self.log.len() > mark {
+            let Some(prefix) = self.log.pop() else { break };
+            if let Some(uris) = self.bindings.get_mut(&prefix) {
+                uris.pop();
+                if uris.is_empty() {
+                    self.bindings.remove(&prefix);
+                }
+            }
+        }
+    }
+
     fn lookup(&self, prefix: &str) -> Option<&str> {
         if prefix == "xml" {
             return Some(XML_NS);
         }
-        self.0
-            .iter()
-            .rev()
-            .find(|(p, _)| p == prefix)
-            .map(|(_, u)| u.as_str())
+        self.bindings
+            .get(prefix)
+            .and_then(|uris| uris.last())
+            .map(String::as_str)
     }
 }
 
 /// Parses with inherited namespace bindings (used for children of a
-/// `<repository>` root that declares prefixes).
-pub(crate) fn parse_with_scope(text: &str, inherited: &[(String, String)]) -> Result<Element> {
+/// `<repository>` root that declares prefixes). `inherited` is left as it was.
+pub(crate) fn parse_with_scope(text: &str, inherited: &mut Scope) -> Result<Element> {
+    let mark = inherited.mark();
+    let result = parse_in_scope(text, inherited);
+    inherited.truncate(mark);
+    result
+}
+
+fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.starts_with('\u{feff}') {
         return Err(Error::malformed(
@@ -351,7 +397,6 @@ pub(crate) fn parse_with_scope(text: &str, inherited: &[(String, String)]) -> Re
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    let mut scope = Scope(inherited.to_vec());
     // Stack of open elements with the scope length to restore when they close.
     let mut stack: Vec<(Element, usize)> = Vec::new();
     let mut root: Option<Element> = None;
@@ -389,24 +434,24 @@ pub(crate) fn parse_with_scope(text: &str, inherited: &[(String, String)]) -> Re
                 if stack.len() >= MAX_DEPTH {
                     return Err(Error::malformed("document", "elements nested too deeply"));
                 }
-                let mark = scope.0.len();
-                let element = open_element(&start, &mut scope)?;
+                let mark = scope.mark();
+                let element = open_element(&start, scope)?;
                 stack.push((element, mark));
             }
             Event::Empty(start) => {
                 if root.is_some() {
                     return Err(Error::malformed("document", "more than one root element"));
                 }
-                let mark = scope.0.len();
-                let element = open_element(&start, &mut scope)?;
-                scope.0.truncate(mark);
+                let mark = scope.mark();
+                let element = open_element(&start, scope)?;
+                scope.truncate(mark);
                 attach(&mut stack, &mut root, element);
             }
             Event::End(_) => {
                 let Some((element, mark)) = stack.pop() else {
                     return Err(Error::malformed("document", "unexpected end tag"));
                 };
-                scope.0.truncate(mark);
+                scope.truncate(mark);
                 attach(&mut stack, &mut root, element);
             }
             Event::Text(t) => {
@@ -544,7 +589,9 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
         ));
     }
     let mut raw_attrs = Vec::new();
-    for attr in start.attributes() {
+    // quick-xml's duplicate check compares each attribute with every earlier
+    // one (quadratic); duplicates are found below with a hash set instead.
+    for attr in start.attributes().with_checks(false) {
         let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
         let key = std::str::from_utf8(attr.key.as_ref())
             .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?
@@ -560,7 +607,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?
             .into_owned();
         if key == "xmlns" {
-            scope.0.push((String::new(), value.clone()));
+            scope.push(String::new(), value.clone());
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             if value.is_empty() {
                 return Err(Error::malformed(
@@ -568,7 +615,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                     "a prefix cannot be undeclared",
                 ));
             }
-            scope.0.push((p.to_string(), value.clone()));
+            scope.push(p.to_string(), value.clone());
         }
         raw_attrs.push((key, value));
     }
@@ -587,6 +634,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             .map(str::to_string),
     };
     let mut attributes = Vec::with_capacity(raw_attrs.len());
+    let mut seen: HashSet<String> = HashSet::with_capacity(raw_attrs.len());
     for (key, value) in raw_attrs {
         let namespace = if key == "xmlns" || key.starts_with("xmlns:") {
             Some(XMLNS_NS.to_string())
@@ -606,7 +654,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                 None => None,
             }
         };
-        if attributes.iter().any(|a: &Attribute| a.name == key) {
+        if !seen.insert(key.clone()) {
             return Err(Error::malformed(
                 local(&name),
                 format!("duplicate attribute {key:?}"),
@@ -627,7 +675,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
 }
 
 fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, out: &mut String) {
-    let mark = scope.0.len();
+    let mark = scope.mark();
     out.push('<');
     out.push_str(&e.name);
     let mut declared_here = Vec::new();
@@ -638,7 +686,9 @@ fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, o
             declared_here.push((p.to_string(), a.value.clone()));
         }
     }
-    scope.0.extend(declared_here);
+    for (p, uri) in declared_here {
+        scope.push(p, uri);
+    }
     // Fix-ups: make sure the element's own namespace is what a reader will
     // resolve, declaring it where needed (as .NET's writer does).
     let wanted = e.namespace.as_deref().unwrap_or("");
@@ -646,7 +696,7 @@ fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, o
     let mut extra = Vec::new();
     if scope.lookup(p).unwrap_or("") != wanted {
         extra.push((p.to_string(), wanted.to_string()));
-        scope.0.push((p.to_string(), wanted.to_string()));
+        scope.push(p.to_string(), wanted.to_string());
     }
     for a in &e.attributes {
         if let (Some(ap), Some(ns)) = (prefix(&a.name), a.namespace.as_deref())
@@ -654,7 +704,7 @@ fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, o
             && scope.lookup(ap) != Some(ns)
         {
             extra.push((ap.to_string(), ns.to_string()));
-            scope.0.push((ap.to_string(), ns.to_string()));
+            scope.push(ap.to_string(), ns.to_string());
         }
     }
     for a in &e.attributes {
@@ -673,7 +723,7 @@ fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, o
     }
     if e.children.is_empty() {
         out.push_str(" />");
-        scope.0.truncate(mark);
+        scope.truncate(mark);
         return;
     }
     out.push('>');
@@ -711,7 +761,7 @@ fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, o
     out.push_str("</");
     out.push_str(&e.name);
     out.push('>');
-    scope.0.truncate(mark);
+    scope.truncate(mark);
 }
 
 fn newline(depth: usize, out: &mut String) {

@@ -425,7 +425,11 @@ impl RevocationXml {
         match self.target {
             RevocationTarget::Key(id) => format!("revocation-{}", id.hyphenated()),
             RevocationTarget::AllCreatedBefore => {
-                let u = self.date.to_offset(time::UtcOffset::UTC);
+                // Dates outside the UTC range keep their own offset rather than panic.
+                let u = self
+                    .date
+                    .checked_to_offset(time::UtcOffset::UTC)
+                    .unwrap_or(self.date);
                 let ticks = u.nanosecond() / 100;
                 let frac = if ticks == 0 {
                     String::new()

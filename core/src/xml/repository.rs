@@ -8,7 +8,7 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::dom::{DECLARATION, Element, Format, parse_with_scope};
+use super::dom::{DECLARATION, Element, Format, Scope, parse_with_scope};
 use crate::error::{Error, Result};
 
 /// One top-level element of a repository document.
@@ -16,9 +16,35 @@ use crate::error::{Error, Result};
 pub struct RepositoryChild {
     raw: String,
     element: Element,
+    /// Where a backend that keeps each element apart (a file per key) stores
+    /// it; `None` for elements inside one document or not stored yet.
+    location: Option<String>,
+    /// The name hint of an element added since the document was read.
+    friendly_name: Option<String>,
+    /// Whether the element was replaced since the document was read.
+    replaced: bool,
 }
 
 impl RepositoryChild {
+    /// Where the element is stored, for backends that keep each element in
+    /// its own object (the file name for a directory); `None` for an element
+    /// added since the document was read, or stored inside the document.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// The name hint (`key-{id}`) given when the element was added with
+    /// [`RepositoryDocument::push_named`].
+    pub fn friendly_name(&self) -> Option<&str> {
+        self.friendly_name.as_deref()
+    }
+
+    /// Whether [`RepositoryDocument::replace`] replaced this element since the
+    /// document was read.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced
+    }
+
     /// The element, parsed.
     pub fn element(&self) -> &Element {
         &self.element
@@ -85,19 +111,15 @@ impl RepositoryDocument {
         }
         // Validate the whole document (DTD refusal, balance, entities) first.
         let root = Element::parse(text)?;
-        let scope: Vec<(String, String)> = root
-            .attributes
-            .iter()
-            .filter_map(|a| {
-                if a.name == "xmlns" {
-                    Some((String::new(), a.value.clone()))
-                } else {
-                    a.name
-                        .strip_prefix("xmlns:")
-                        .map(|p| (p.to_string(), a.value.clone()))
-                }
-            })
-            .collect();
+        let mut scope = Scope::from_bindings(root.attributes.iter().filter_map(|a| {
+            if a.name == "xmlns" {
+                Some((String::new(), a.value.clone()))
+            } else {
+                a.name
+                    .strip_prefix("xmlns:")
+                    .map(|p| (p.to_string(), a.value.clone()))
+            }
+        }));
 
         let mut reader = Reader::from_str(text);
         let mut depth = 0usize;
@@ -129,13 +151,13 @@ impl RepositoryDocument {
                             + ">";
                         root_open = Some(open);
                     } else if depth == 1 {
-                        children.push(child(tag_text(&text[before..after]), &scope)?);
+                        children.push(child(tag_text(&text[before..after]), &mut scope)?);
                     }
                 }
                 Event::End(_) => {
                     depth = depth.saturating_sub(1);
                     if depth == 1 {
-                        children.push(child(tag_text(&text[child_start..after]), &scope)?);
+                        children.push(child(tag_text(&text[child_start..after]), &mut scope)?);
                     }
                 }
                 Event::Eof => break,
@@ -147,6 +169,30 @@ impl RepositoryDocument {
             root_name: root.name().to_string(),
             children,
         })
+    }
+
+    /// A document assembled from elements stored apart, each with its
+    /// location (a file name) and its stored text. Its root is
+    /// `<repository>`.
+    pub fn from_stored(children: impl IntoIterator<Item = (String, String, Element)>) -> Self {
+        RepositoryDocument {
+            children: children
+                .into_iter()
+                .map(|(location, raw, element)| RepositoryChild {
+                    raw,
+                    element,
+                    location: Some(location),
+                    friendly_name: None,
+                    replaced: false,
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The root element's name (`repository` for a key ring).
+    pub fn root_name(&self) -> &str {
+        &self.root_name
     }
 
     /// The stored elements in document order.
@@ -164,7 +210,19 @@ impl RepositoryDocument {
         self.children.push(RepositoryChild {
             raw: element.to_xml(Format::Compact),
             element: element.clone(),
+            location: None,
+            friendly_name: None,
+            replaced: false,
         });
+    }
+
+    /// Appends an element with a name hint (`key-{id}`, `revocation-…`) that
+    /// backends storing elements apart use as a file name.
+    pub fn push_named(&mut self, element: &Element, friendly_name: &str) {
+        self.push(element);
+        if let Some(child) = self.children.last_mut() {
+            child.friendly_name = Some(friendly_name.to_owned());
+        }
     }
 
     /// Replaces the child at `index` by `element` (written without
@@ -174,10 +232,9 @@ impl RepositoryDocument {
     pub fn replace(&mut self, index: usize, element: &Element) -> bool {
         match self.children.get_mut(index) {
             Some(child) => {
-                *child = RepositoryChild {
-                    raw: element.to_xml(Format::Compact),
-                    element: element.clone(),
-                };
+                child.raw = element.to_xml(Format::Compact);
+                child.element = element.clone();
+                child.replaced = true;
                 true
             }
             None => false,
@@ -187,6 +244,19 @@ impl RepositoryDocument {
     /// Keeps only the children for which `keep` returns true.
     pub fn retain(&mut self, mut keep: impl FnMut(&Element) -> bool) {
         self.children.retain(|c| keep(&c.element));
+    }
+
+    /// Removes the children at `indices` (indices out of range are ignored);
+    /// returns how many were removed.
+    pub fn remove_indices(&mut self, indices: &[usize]) -> usize {
+        let before = self.children.len();
+        let mut index = 0;
+        self.children.retain(|_| {
+            let keep = !indices.contains(&index);
+            index += 1;
+            keep
+        });
+        before - self.children.len()
     }
 
     /// Serializes: XML declaration, the original root start tag, every child
@@ -214,10 +284,13 @@ fn tag_text(span: &str) -> &str {
     span.find('<').map_or(span, |i| &span[i..])
 }
 
-fn child(raw: &str, scope: &[(String, String)]) -> Result<RepositoryChild> {
+fn child(raw: &str, scope: &mut Scope) -> Result<RepositoryChild> {
     Ok(RepositoryChild {
         raw: raw.to_string(),
         element: parse_with_scope(raw, scope)?,
+        location: None,
+        friendly_name: None,
+        replaced: false,
     })
 }
 

@@ -192,6 +192,13 @@ mod tests {
     }
 
     #[test]
+    fn overlong_lengths_are_accepted_as_by_dotnet() {
+        // 0x84 0x00 is a non-canonical encoding of 4 (found by the fuzzer).
+        let mut r = BinaryReader::new(&[0x84, 0x00, b'a', b'b', b'c', b'd'], Utf8Mode::Strict);
+        assert_eq!(r.read_string("s").unwrap(), "abcd");
+    }
+
+    #[test]
     fn invalid_utf8_is_replaced_or_rejected_by_mode() {
         let data = [2u8, 0xc3, 0x28];
         let mut r = BinaryReader::new(&data, Utf8Mode::Replace);

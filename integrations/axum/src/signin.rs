@@ -439,7 +439,7 @@ impl CookieAuthentication {
         };
         request.extensions_mut().insert(AuthenticationOutcome {
             scheme: auth.inner.scheme.clone(),
-            ticket: outcome.ok().map(|a| a.ticket),
+            ticket: auth.log_failure(outcome).map(|a| a.ticket),
         });
         let mut response = next.run(request).await;
         if let Some(ticket) = renewal {
@@ -461,10 +461,21 @@ impl CookieAuthentication {
         {
             return outcome.ticket.clone();
         }
-        match self.authenticate(&parts.headers).await {
-            Ok(a) => Some(a.ticket),
+        self.log_failure(self.authenticate(&parts.headers).await)
+            .map(|a| a.ticket)
+    }
+
+    /// The reason a cookie was rejected goes to the debug log only (never the
+    /// cookie value), not to the client.
+    fn log_failure(
+        &self,
+        outcome: Result<Authenticated, AuthenticateError>,
+    ) -> Option<Authenticated> {
+        match outcome {
+            Ok(authenticated) => Some(authenticated),
+            Err(AuthenticateError::NoCookie) => None,
             Err(error) => {
-                tracing::debug!(scheme = %self.inner.scheme, %error, "request not authenticated");
+                tracing::debug!(scheme = %self.inner.scheme, %error, "rejected a protected cookie");
                 None
             }
         }

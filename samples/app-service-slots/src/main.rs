@@ -5,10 +5,12 @@
 //! (one blob, keys wrapped by one Key Vault key) under the same application
 //! name, so a cookie protected by one slot is accepted by the other.
 //!
-//! - `POST /signin` (form field `user`): sets the protected session cookie,
-//!   then redirects to `/me`.
+//! - `POST /signin` (form field `user`): signs the user in with ASP.NET Core's
+//!   cookie format (an `AuthenticationTicket` in `.AspNetCore.Cookies`, which a
+//!   .NET app on the same ring, application name and domain reads), then
+//!   redirects to `/me`.
 //! - `GET /me`: `{"user": …, "slot": …}`, or `401 unauthorized`.
-//! - `POST /signout`: deletes the cookie.
+//! - `POST /signout`: deletes the cookie (every chunk).
 //! - `GET /`: a sign-in form; `GET /healthz`: `ok`.
 //!
 //! Configured only from App Service app settings: `DATAPROTECTION_BLOB_URL`,
@@ -25,13 +27,14 @@ use std::sync::Arc;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRef, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use dataprotection::DataProtectionProvider;
 use dataprotection::repository::XmlRepository;
-use dataprotection_axum::{CookieJar, ProtectedCookie, ProtectedCookies};
+use dataprotection_axum::aspnetcore::{AuthenticationProperties, ClaimsIdentity};
+use dataprotection_axum::{CookieAuthentication, CookieSecurePolicy, CookieUser};
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
 use dataprotection_azure_keyvault::{
     AzureKeyVaultBuilderExt, KeyVaultKeyId, KeyVaultOptions, credential_from_environment,
@@ -41,21 +44,24 @@ use time::Duration;
 
 use crate::config::{Config, KeyRingLocation};
 
-/// How long a sign-in lasts.
+/// How long a sign-in lasts (`ExpireTimeSpan`; renewed past half of it).
 const SESSION_LIFETIME: Duration = Duration::hours(8);
+
+/// The cookie authentication scheme, as `AddCookie()` names it by default.
+const SCHEME: &str = "Cookies";
 
 /// The longest user name accepted.
 const MAX_USER_LEN: usize = 64;
 
 #[derive(Clone, Debug)]
 struct AppState {
-    cookies: ProtectedCookies,
+    auth: CookieAuthentication,
     slot: Arc<str>,
 }
 
-impl FromRef<AppState> for ProtectedCookies {
+impl FromRef<AppState> for CookieAuthentication {
     fn from_ref(state: &AppState) -> Self {
-        state.cookies.clone()
+        state.auth.clone()
     }
 }
 
@@ -94,9 +100,13 @@ async fn run(config: Config) -> Result<(), String> {
         "starting"
     );
     let provider = build_provider(&config).await?;
-    let cookies = ProtectedCookies::new(&provider).with_lifetime(SESSION_LIFETIME);
+    // ASP.NET Core's AddCookie() with ExpireTimeSpan = 8 h and
+    // Cookie.SecurePolicy = Always (App Service serves HTTPS).
+    let auth = CookieAuthentication::for_scheme(&provider, SCHEME)
+        .with_expire_time_span(SESSION_LIFETIME)
+        .with_secure_policy(CookieSecurePolicy::Always);
     let app = router(AppState {
-        cookies,
+        auth,
         slot: config.slot.as_str().into(),
     });
 
@@ -186,6 +196,11 @@ fn router(state: AppState) -> Router {
         .route("/signin", post(sign_in))
         .route("/signout", post(sign_out))
         .route("/me", get(me))
+        // Sliding expiration, as the cookie handler: renewed past half its lifetime.
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            CookieAuthentication::middleware,
+        ))
         .with_state(state)
 }
 
@@ -213,8 +228,8 @@ struct Me<'a> {
 }
 
 async fn sign_in(
-    State(cookies): State<ProtectedCookies>,
-    jar: CookieJar,
+    State(auth): State<CookieAuthentication>,
+    headers: HeaderMap,
     form: Result<Form<SignIn>, FormRejection>,
 ) -> Response {
     let Ok(Form(SignIn { user })) = form else {
@@ -225,10 +240,16 @@ async fn sign_in(
     {
         return bad_request("user must be 1 to 64 printable characters");
     }
-    match cookies.set(jar, user) {
-        Ok(jar) => {
+    // What `HttpContext.SignInAsync(new ClaimsPrincipal(new ClaimsIdentity(
+    // [new Claim(ClaimTypes.Name, user)], "Cookies")), new() { IsPersistent = true })`
+    // writes: a persistent cookie (with Expires) holding the ticket.
+    let identity = ClaimsIdentity::new(SCHEME).with_name(user);
+    let mut properties = AuthenticationProperties::new();
+    properties.set_persistent(true);
+    match auth.sign_in(&headers, identity, properties) {
+        Ok(cookies) => {
             tracing::info!("signed in");
-            (jar, Redirect::to("/me")).into_response()
+            (cookies, Redirect::to("/me")).into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot protect the session cookie");
@@ -237,13 +258,16 @@ async fn sign_in(
     }
 }
 
-async fn sign_out(State(cookies): State<ProtectedCookies>, jar: CookieJar) -> impl IntoResponse {
-    (cookies.remove(jar), Redirect::to("/"))
+async fn sign_out(
+    State(auth): State<CookieAuthentication>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    (auth.sign_out(&headers), Redirect::to("/"))
 }
 
-async fn me(State(state): State<AppState>, ProtectedCookie(user): ProtectedCookie) -> Response {
+async fn me(State(state): State<AppState>, CookieUser(ticket): CookieUser) -> Response {
     let mut response = Json(Me {
-        user: &user,
+        user: ticket.name().unwrap_or_default(),
         slot: &state.slot,
     })
     .into_response();

@@ -102,6 +102,23 @@ impl App {
     }
 }
 
+/// The `dpkeys` binary next to this sample's (`cargo test --workspace` builds
+/// it); built with the running cargo when it is missing.
+fn dpkeys() -> std::path::PathBuf {
+    let sample = std::path::Path::new(env!("CARGO_BIN_EXE_app-service-slots"));
+    let path = sample.with_file_name(format!("dpkeys{}", std::env::consts::EXE_SUFFIX));
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "dpkeys"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build -p dpkeys failed");
+    }
+    assert!(path.exists(), "dpkeys was not built at {}", path.display());
+    path
+}
+
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -128,13 +145,9 @@ async fn sign_in(app: &App, user: &str) -> String {
         .collect();
     assert_eq!(set_cookies.len(), 1, "{set_cookies:?}");
     let set_cookie = set_cookies[0];
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Lax",
-        "Secure",
-        "Path=/",
-        "Max-Age=28800",
-    ] {
+    // ASP.NET Core's cookie handler attributes (a persistent sign-in: Expires
+    // 8 hours ahead).
+    for attribute in ["; expires=", "; path=/; secure; samesite=lax; httponly"] {
         assert!(
             set_cookie.contains(attribute),
             "{attribute} in {set_cookie}"
@@ -341,7 +354,9 @@ fn two_slots_share_sign_in_across_rotation_restart_and_swap() {
             assert_eq!(response.status(), StatusCode::SEE_OTHER);
             let removal = response.headers()["set-cookie"].to_str().unwrap();
             assert!(
-                removal.starts_with(&format!("{COOKIE_NAME}=;")) && removal.contains("Max-Age=0"),
+                removal.starts_with(&format!(
+                    "{COOKIE_NAME}=; expires=Thu, 01 Jan 1970 00:00:00 GMT"
+                )),
                 "{removal}"
             );
         },
@@ -367,6 +382,38 @@ async fn local_mode_against_azurite_without_a_vault() {
     assert!(app.url.starts_with("http://127.0.0.1:"), "{}", app.url);
     let cookie = sign_in(&app, "dev").await;
     assert_signed_in(&app, &cookie, "dev", "local").await;
+
+    // The sign-in cookie is ASP.NET Core's: `dpkeys cookie decode` on the same
+    // ring and application name prints its ticket.
+    let decoded = std::process::Command::new(dpkeys())
+        .args([
+            "--blob-url",
+            &blob_url,
+            "--app-name",
+            "app-service-slots",
+            "--no-auto-generate",
+        ])
+        .args(["cookie", "decode", &format!("Cookie: theme=dark; {cookie}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&decoded.stderr);
+    assert!(
+        decoded.status.success(),
+        "dpkeys cookie decode failed: {stderr}"
+    );
+    let ticket: serde_json::Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    assert_eq!(ticket["scheme"], "Cookies");
+    let identity = &ticket["identities"][0];
+    assert_eq!(identity["authenticationType"], "Cookies");
+    assert_eq!(identity["claims"][0]["type"], identity["nameClaimType"]);
+    assert_eq!(identity["claims"][0]["value"], "dev");
+    assert_eq!(ticket["properties"][".persistent"], "");
+    let issued = ticket["properties"][".issued"].as_str().unwrap();
+    let expires = ticket["properties"][".expires"].as_str().unwrap();
+    assert!(
+        issued.ends_with(" GMT") && expires.ends_with(" GMT"),
+        "{ticket}"
+    );
     let same_ring = App::start(&[
         ("LOCAL_MODE", "1"),
         ("DATAPROTECTION_BLOB_URL", &blob_url),

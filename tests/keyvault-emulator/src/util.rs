@@ -3,7 +3,6 @@
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use rsa::rand_core::{OsRng, RngCore as _};
 
 /// base64url decoder that accepts input with or without `=` padding.
 const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
@@ -26,7 +25,10 @@ pub(crate) fn b64url_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
 /// `n` random bytes from the OS.
 pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     let mut buf = vec![0u8; n];
-    OsRng.fill_bytes(&mut buf);
+    // The OS generator behind aws-lc; it fails only if the OS has none.
+    if aws_lc_rs::rand::fill(&mut buf).is_err() {
+        panic!("the operating system's random number generator is unavailable");
+    }
     buf
 }
 

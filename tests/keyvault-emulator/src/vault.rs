@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
-use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, LineEnding};
-use rsa::rand_core::OsRng;
-use rsa::traits::PublicKeyParts as _;
-use rsa::{Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rsa::{
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
+    OaepPublicEncryptingKey, Pkcs1PrivateDecryptingKey, Pkcs1PublicEncryptingKey,
+    PrivateDecryptingKey, PublicEncryptingKey, PublicKey,
+};
 use serde_json::{Map, Value, json};
 
 use crate::util::{b64url, now_secs, random_version};
@@ -151,7 +153,7 @@ impl CryptoOp {
 pub(crate) struct KeyVersion {
     pub version: String,
     pub kty: String,
-    pub private: RsaPrivateKey,
+    pub private: PrivateDecryptingKey,
     pub key_ops: Vec<String>,
     pub enabled: bool,
     pub nbf: Option<i64>,
@@ -162,20 +164,20 @@ pub(crate) struct KeyVersion {
 }
 
 impl KeyVersion {
-    pub fn public(&self) -> RsaPublicKey {
-        self.private.to_public_key()
+    pub fn public(&self) -> PublicEncryptingKey {
+        self.private.public_key()
     }
 
     /// The key bundle (public material only) as Key Vault returns it.
     pub fn bundle(&self, base: &str, name: &str) -> Value {
-        let public = self.public();
+        let (n, e) = modulus_and_exponent(&self.public());
         let mut bundle = json!({
             "key": {
                 "kid": kid(base, name, &self.version),
                 "kty": self.kty,
                 "key_ops": self.key_ops,
-                "n": b64url(&public.n().to_bytes_be()),
-                "e": b64url(&public.e().to_bytes_be()),
+                "n": b64url(&n),
+                "e": b64url(&e),
             },
             "attributes": self.attributes(),
         });
@@ -213,7 +215,7 @@ impl KeyVersion {
     }
 
     fn modulus_len(&self) -> usize {
-        self.private.size()
+        self.private.key_size_bytes()
     }
 
     /// Runs a crypto operation, enforcing enabled / key_ops / nbf / exp first.
@@ -291,27 +293,78 @@ impl KeyVersion {
     }
 }
 
-fn rsa_encrypt(public: &RsaPublicKey, alg: RsaAlg, value: &[u8]) -> Result<Vec<u8>, KvError> {
-    let mut rng = OsRng;
-    let res = match alg {
-        RsaAlg::Oaep => public.encrypt(&mut rng, Oaep::new::<sha1::Sha1>(), value),
-        RsaAlg::Oaep256 => public.encrypt(&mut rng, Oaep::new::<sha2::Sha256>(), value),
-        RsaAlg::Rsa15 => public.encrypt(&mut rng, Pkcs1v15Encrypt, value),
-    };
-    res.map_err(|e| KvError::bad_parameter(format!("Encryption failed: {e}")))
+/// The big-endian modulus and public exponent (the JWK `n` and `e`).
+fn modulus_and_exponent(public: &PublicEncryptingKey) -> (Vec<u8>, Vec<u8>) {
+    // SubjectPublicKeyInfo DER -> aws-lc's RSA public key, which exposes n and e.
+    public
+        .as_der()
+        .ok()
+        .and_then(|spki| PublicKey::from_der(spki.as_ref()).ok())
+        .map(|k| {
+            (
+                k.modulus().big_endian_without_leading_zero().to_vec(),
+                k.exponent().big_endian_without_leading_zero().to_vec(),
+            )
+        })
+        .unwrap_or_default()
 }
 
-fn rsa_decrypt(private: &RsaPrivateKey, alg: RsaAlg, value: &[u8]) -> Result<Vec<u8>, KvError> {
-    let res = match alg {
-        RsaAlg::Oaep => private.decrypt(Oaep::new::<sha1::Sha1>(), value),
-        RsaAlg::Oaep256 => private.decrypt(Oaep::new::<sha2::Sha256>(), value),
-        RsaAlg::Rsa15 => private.decrypt(Pkcs1v15Encrypt, value),
+fn oaep_algorithm(alg: RsaAlg) -> Option<&'static OaepAlgorithm> {
+    match alg {
+        RsaAlg::Oaep => Some(&OAEP_SHA1_MGF1SHA1),
+        RsaAlg::Oaep256 => Some(&OAEP_SHA256_MGF1SHA256),
+        RsaAlg::Rsa15 => None,
+    }
+}
+
+fn rsa_encrypt(
+    public: &PublicEncryptingKey,
+    alg: RsaAlg,
+    value: &[u8],
+) -> Result<Vec<u8>, KvError> {
+    let failed = || KvError::bad_parameter("Encryption failed.".to_owned());
+    let mut out = vec![0u8; public.key_size_bytes()];
+    let len = match oaep_algorithm(alg) {
+        Some(oaep) => OaepPublicEncryptingKey::new(public.clone())
+            .map_err(|_| failed())?
+            .encrypt(oaep, value, &mut out, None)
+            .map_err(|_| failed())?
+            .len(),
+        None => Pkcs1PublicEncryptingKey::new(public.clone())
+            .map_err(|_| failed())?
+            .encrypt(value, &mut out)
+            .map_err(|_| failed())?
+            .len(),
     };
-    res.map_err(|_| {
+    out.truncate(len);
+    Ok(out)
+}
+
+fn rsa_decrypt(
+    private: &PrivateDecryptingKey,
+    alg: RsaAlg,
+    value: &[u8],
+) -> Result<Vec<u8>, KvError> {
+    let failed = || {
         KvError::bad_parameter(
             "The ciphertext could not be decrypted with this key and algorithm.".to_owned(),
         )
-    })
+    };
+    let mut out = vec![0u8; private.key_size_bytes()];
+    let len = match oaep_algorithm(alg) {
+        Some(oaep) => OaepPrivateDecryptingKey::new(private.clone())
+            .map_err(|_| failed())?
+            .decrypt(oaep, value, &mut out, None)
+            .map_err(|_| failed())?
+            .len(),
+        None => Pkcs1PrivateDecryptingKey::new(private.clone())
+            .map_err(|_| failed())?
+            .decrypt(value, &mut out)
+            .map_err(|_| failed())?
+            .len(),
+    };
+    out.truncate(len);
+    Ok(out)
 }
 
 /// The versioned key identifier.
@@ -321,10 +374,9 @@ pub(crate) fn kid(base: &str, name: &str, version: &str) -> String {
 
 /// Generates an RSA private key of `bits` (2048/3072/4096) with e = 65537.
 ///
-/// Generation runs in aws-lc (fast even in debug builds); the key is then loaded into the `rsa`
-/// crate, which performs every operation.
-pub(crate) fn generate_rsa(bits: usize) -> Result<RsaPrivateKey, KvError> {
-    use aws_lc_rs::encoding::AsDer as _;
+/// Generation and every RSA operation run in aws-lc (not the `rsa` crate, whose PKCS#1 v1.5
+/// decryption carries RUSTSEC-2023-0071).
+pub(crate) fn generate_rsa(bits: usize) -> Result<PrivateDecryptingKey, KvError> {
     use aws_lc_rs::rsa::{KeyPair, KeySize};
     let size = match bits {
         2048 => KeySize::Rsa2048,
@@ -341,7 +393,7 @@ pub(crate) fn generate_rsa(bits: usize) -> Result<RsaPrivateKey, KvError> {
     let der = pair
         .as_der()
         .map_err(|_| internal("RSA key export failed"))?;
-    RsaPrivateKey::from_pkcs8_der(der.as_ref()).map_err(|_| internal("RSA key import failed"))
+    PrivateDecryptingKey::from_pkcs8(der.as_ref()).map_err(|_| internal("RSA key import failed"))
 }
 
 /// Parameters of a key creation, already validated.
@@ -402,7 +454,7 @@ pub(crate) struct Vault {
 
 impl Vault {
     /// Adds a new version (creating the key if needed) and returns it.
-    pub fn insert(&mut self, name: &str, new: NewKey, private: RsaPrivateKey) -> KeyVersion {
+    pub fn insert(&mut self, name: &str, new: NewKey, private: PrivateDecryptingKey) -> KeyVersion {
         let now = now_secs();
         let versions = self.keys.entry(name.to_owned()).or_default();
         let mut version = random_version();
@@ -471,10 +523,14 @@ impl Vault {
 }
 
 /// PKCS#8 PEM of a private key.
-pub(crate) fn private_pem(key: &RsaPrivateKey) -> Result<String, KvError> {
-    key.to_pkcs8_pem(LineEnding::LF)
-        .map(|pem| pem.to_string())
-        .map_err(|_| KvError::new(500, "InternalError", "PKCS#8 export failed"))
+pub(crate) fn private_pem(key: &PrivateDecryptingKey) -> Result<String, KvError> {
+    let der = key
+        .as_der()
+        .map_err(|_| KvError::new(500, "InternalError", "PKCS#8 export failed"))?;
+    Ok(pem::encode_config(
+        &pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    ))
 }
 
 #[cfg(test)]

@@ -18,8 +18,6 @@ use azure_security_keyvault_keys::models::{
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions, ResourceExt};
 use keyvault_emulator::isolated::{self, MsiScheme};
 use keyvault_emulator::{EmulatorOptions, FaultRule, KeyVaultEmulator, Operation};
-use rsa::pkcs8::DecodePrivateKey as _;
-use rsa::{BigUint, Oaep, Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 
 /// Starts the emulator from the child's environment and a KeyClient using
 /// ManagedIdentityCredential and the SDK's default transport (trust via SSL_CERT_FILE).
@@ -386,66 +384,74 @@ fn wrapped_output_interoperates_with_independent_rsa() {
             let (emu, client) = start().await;
             let key = create(&client, "interop").await;
             let version = key.resource_id().unwrap().version.unwrap();
-            let private =
-                RsaPrivateKey::from_pkcs8_pem(&emu.private_key_pkcs8_pem("interop", None).unwrap())
-                    .unwrap();
+            // The independent RSA implementation is the OpenSSL command line.
+            let dir = tempfile::tempdir().unwrap();
+            let private = dir.path().join("private.pem");
+            std::fs::write(
+                &private,
+                emu.private_key_pkcs8_pem("interop", None).unwrap(),
+            )
+            .unwrap();
+            let private = private.to_str().unwrap().to_string();
             let dek = [0x5au8; 32];
+            const OAEP256: &[&str] = &[
+                "-pkeyopt",
+                "rsa_padding_mode:oaep",
+                "-pkeyopt",
+                "rsa_oaep_md:sha256",
+                "-pkeyopt",
+                "rsa_mgf1_md:sha256",
+            ];
+            const OAEP1: &[&str] = &[
+                "-pkeyopt",
+                "rsa_padding_mode:oaep",
+                "-pkeyopt",
+                "rsa_oaep_md:sha1",
+                "-pkeyopt",
+                "rsa_mgf1_md:sha1",
+            ];
+            const PKCS1: &[&str] = &["-pkeyopt", "rsa_padding_mode:pkcs1"];
 
             // Emulator wraps -> independent RSA unwraps.
-            let (_, w) = wrap(&client, "interop", EncryptionAlgorithm::RsaOaep256, &dek)
-                .await
-                .unwrap();
-            assert_eq!(
-                private.decrypt(Oaep::new::<sha2::Sha256>(), &w).unwrap(),
-                dek
-            );
-            let (_, w) = wrap(&client, "interop", EncryptionAlgorithm::RsaOaep, &dek)
-                .await
-                .unwrap();
-            assert_eq!(private.decrypt(Oaep::new::<sha1::Sha1>(), &w).unwrap(), dek);
-            let (_, w) = wrap(&client, "interop", EncryptionAlgorithm::Rsa1_5, &dek)
-                .await
-                .unwrap();
-            assert_eq!(private.decrypt(Pkcs1v15Encrypt, &w).unwrap(), dek);
+            for (alg, padding) in [
+                (EncryptionAlgorithm::RsaOaep256, OAEP256),
+                (EncryptionAlgorithm::RsaOaep, OAEP1),
+                (EncryptionAlgorithm::Rsa1_5, PKCS1),
+            ] {
+                let (_, w) = wrap(&client, "interop", alg, &dek).await.unwrap();
+                let args = [&["-decrypt", "-inkey", private.as_str()][..], padding].concat();
+                assert_eq!(openssl_pkeyutl(&args, &w), dek);
+            }
 
             // Independent RSA wraps with the public n/e from get_key -> emulator unwraps.
             let jwk = key.key.unwrap();
-            let public = RsaPublicKey::new(
-                BigUint::from_bytes_be(&jwk.n.unwrap()),
-                BigUint::from_bytes_be(&jwk.e.unwrap()),
+            let public = aws_lc_rs::rsa::PublicKeyComponents {
+                n: jwk.n.unwrap(),
+                e: jwk.e.unwrap(),
+            };
+            let spki = aws_lc_rs::encoding::AsDer::as_der(&public).unwrap();
+            let public_pem = dir.path().join("public.pem");
+            std::fs::write(
+                &public_pem,
+                pem::encode(&pem::Pem::new("PUBLIC KEY", spki.as_ref().to_vec())),
             )
             .unwrap();
-            let mut rng = rsa::rand_core::OsRng;
-            let w = public
-                .encrypt(&mut rng, Oaep::new::<sha2::Sha256>(), &dek)
-                .unwrap();
-            assert_eq!(
-                unwrap(
-                    &client,
-                    "interop",
-                    &version,
-                    EncryptionAlgorithm::RsaOaep256,
-                    &w
-                )
-                .await
-                .unwrap(),
-                dek
-            );
-            let w = public
-                .encrypt(&mut rng, Oaep::new::<sha1::Sha1>(), &dek[..16])
-                .unwrap();
-            assert_eq!(
-                unwrap(
-                    &client,
-                    "interop",
-                    &version,
-                    EncryptionAlgorithm::RsaOaep,
-                    &w
-                )
-                .await
-                .unwrap(),
-                dek[..16].to_vec()
-            );
+            let public_pem = public_pem.to_str().unwrap().to_string();
+            for (alg, padding, plaintext) in [
+                (EncryptionAlgorithm::RsaOaep256, OAEP256, &dek[..]),
+                (EncryptionAlgorithm::RsaOaep, OAEP1, &dek[..16]),
+            ] {
+                let args = [
+                    &["-encrypt", "-pubin", "-inkey", public_pem.as_str()][..],
+                    padding,
+                ]
+                .concat();
+                let w = openssl_pkeyutl(&args, plaintext);
+                assert_eq!(
+                    unwrap(&client, "interop", &version, alg, &w).await.unwrap(),
+                    plaintext.to_vec()
+                );
+            }
         },
     );
 }
@@ -772,4 +778,25 @@ fn challenge_verification_on_with_vault_host_name() {
             );
         },
     );
+}
+
+/// Runs `openssl pkeyutl ARGS` on `input` (the independent RSA implementation).
+fn openssl_pkeyutl(args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("openssl")
+        .arg("pkeyutl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the openssl command is needed (apt-get install openssl)");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl pkeyutl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

@@ -1,0 +1,125 @@
+//! Fast revocation, against a real Azurite: a running provider refuses a key within its change
+//! check interval after `dpkeys keys revoke`, not at the next 24-hour refresh. The test measures
+//! the propagation time and the requests an idle instance sends (printed; timings are not
+//! asserted).
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration as StdDuration, Instant};
+
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{ClientOptions, Context, Request, RetryOptions};
+use dataprotection::{DataProtectionProvider, Error};
+use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_tests::azurite::{self, Azurite};
+use time::{Duration, OffsetDateTime};
+
+/// Counts every request the repository sends.
+#[derive(Debug, Default)]
+struct CountRequests(AtomicUsize);
+
+#[async_trait::async_trait]
+impl Policy for CountRequests {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        next[0].send(ctx, request, &next[1..]).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
+    const INTERVAL: StdDuration = StdDuration::from_secs(1);
+    let az = Azurite::shared().unwrap();
+    let container = azurite::unique_name("revoke");
+    az.create_container(&container).await.unwrap();
+    let url = az
+        .blob_sas_url(
+            &container,
+            "keys.xml",
+            "racwd",
+            OffsetDateTime::now_utc() + Duration::hours(1),
+        )
+        .unwrap();
+    let requests = Arc::new(CountRequests::default());
+    let options = BlobRepositoryOptions {
+        client_options: ClientOptions {
+            retry: RetryOptions::none(),
+            per_call_policies: vec![requests.clone()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let repository = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+    let provider = DataProtectionProvider::builder()
+        .application_name("revocation-test")
+        .repository(Arc::new(repository))
+        .change_check_interval(Some(INTERVAL))
+        .build()
+        .await
+        .unwrap();
+    let protector = provider.create_protector("p");
+    let payload = protector.protect(b"secret").unwrap();
+    let key_id = provider.key_ring().unwrap().default_key_id().unwrap();
+
+    // Idle: only the change checks go out (one conditional GET each, answered 304).
+    let idle = StdDuration::from_secs(5);
+    let before = requests.0.load(Ordering::SeqCst);
+    tokio::time::sleep(idle).await;
+    let idle_requests = requests.0.load(Ordering::SeqCst) - before;
+    assert!(idle_requests >= 1, "the change check runs");
+    assert_eq!(protector.unprotect(&payload).unwrap(), b"secret");
+
+    let revoked_at = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_dpkeys"))
+        .args([
+            "--blob-url",
+            url.as_str(),
+            "keys",
+            "revoke",
+            &key_id.to_string(),
+        ])
+        .env_remove("DATAPROTECTION_BLOB_URL")
+        .env_remove("DATAPROTECTION_KEYVAULT_KEY_ID")
+        .env_remove("DATAPROTECTION_APP_NAME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dpkeys keys revoke failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli_done = revoked_at.elapsed();
+
+    // The provider refuses the key without anyone calling refresh.
+    let mut refused = None;
+    for _ in 0..600 {
+        match protector.unprotect(&payload) {
+            Err(Error::KeyRevoked { key_id: id }) => {
+                assert_eq!(id, key_id);
+                refused = Some(revoked_at.elapsed());
+                break;
+            }
+            Ok(_) => tokio::time::sleep(StdDuration::from_millis(50)).await,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    let refused = refused.expect("the running provider never saw the revocation");
+    let per_hour_at = |interval: f64| 3600.0 / interval;
+    eprintln!(
+        "revocation propagation: dpkeys keys revoke took {cli_done:?}; the provider refused the \
+         key {refused:?} after the command started (change check interval {INTERVAL:?}); \
+         idle requests: {idle_requests} in {idle:?} (= {:.0}/hour at this interval, {:.0}/hour \
+         at the default 60 s interval)",
+        idle_requests as f64 * 3600.0 / idle.as_secs_f64(),
+        per_hour_at(60.0)
+    );
+    // A new default key is chosen at the reload (the revoked one can no longer protect).
+    assert_ne!(provider.key_ring().unwrap().default_key_id(), Some(key_id));
+}
