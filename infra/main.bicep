@@ -49,14 +49,14 @@ param instanceCount int = 2
 @description('Zone-redundant App Service plan (needs a region with availability zones).')
 param zoneRedundant bool = false
 
-@description('Runtime stack of both slots.')
-param linuxFxVersion string = 'DOTNETCORE|8.0'
+@description('Runtime stack of both slots. The sample (samples/app-service-slots) is a native Linux binary, so any glibc-based stack runs it; PYTHON|3.12 is Debian 12 with OpenSSL 3, which the binary links.')
+param linuxFxVersion string = 'PYTHON|3.12'
 
-@description('Startup command of both slots (empty: the stack default).')
-param appCommandLine string = ''
+@description('Startup command of both slots: the Rust binary azd deploys (see samples/app-service-slots/azd-package.sh).')
+param appCommandLine string = '/home/site/wwwroot/app-service-slots'
 
-@description('Health check path of both slots.')
-param healthCheckPath string = '/'
+@description('Health check path of both slots (the sample answers ok on /healthz).')
+param healthCheckPath string = '/healthz'
 
 @description('Object id of an operator (user or group) who gets the same two roles as the slots, for dpkeys. Empty: nobody.')
 param operatorPrincipalId string = ''

@@ -1,12 +1,44 @@
 #!/usr/bin/env bash
-# Runs every check and every test, Azurite- and emulator-backed ones included.
+# Runs every check and every test, Azurite- and emulator-backed ones and the
+# sample's headless-browser test included.
 # Needs Rust, Node.js (with npm) and Python 3 (with venv); installs Azurite from
-# tests/package-lock.json and checkov/pytest from infra/requirements.txt.
+# tests/package-lock.json, checkov/pytest from infra/requirements.txt,
+# cargo-deny with cargo, and with apt-get (Debian) OpenSSL headers for
+# azure_identity's client-certificate credential and Chromium + chromedriver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== installing the pinned Azurite (tests/package-lock.json)"
 (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+
+# apt-get install, as root or through sudo, running `apt-get update` first if
+# the package lists are stale; fails with instructions when it cannot.
+apt_install() {
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "test-all: install the packages $* (Debian names) and run again" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    local as_root=()
+    [[ $(id -u) -eq 0 ]] || as_root=(sudo)
+    if ! "${as_root[@]}" apt-get install -y --no-install-recommends "$@"; then
+        "${as_root[@]}" apt-get update
+        "${as_root[@]}" apt-get install -y --no-install-recommends "$@" || {
+            echo "test-all: could not install $* with apt-get; install them" \
+                "(as root: apt-get update && apt-get install -y $*) and run again" >&2
+            exit 1
+        }
+    fi
+}
+
+echo "== OpenSSL headers (azure_identity's ClientCertificateCredential)"
+pkg-config --exists openssl 2>/dev/null || apt_install pkg-config libssl-dev
+
+echo "== headless Chromium for the sample's browser test (Debian chromium, chromium-driver)"
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    apt_install chromium chromium-driver
+fi
+/usr/bin/chromium --version 2>/dev/null
 
 echo "== supply chain (cargo deny: advisories, licenses, duplicate versions, sources)"
 # Pinned so that every machine judges the same rules; built once into ~/.cargo/bin.

@@ -7,7 +7,7 @@ mod selection;
 use std::sync::Arc;
 
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::ClientOptions;
+use azure_core::http::{ClientOptions, ExponentialRetryOptions, RetryOptions};
 use azure_identity::{
     AzureCliCredential, AzureDeveloperCliCredential, ClientAssertionCredentialOptions,
     ClientSecretCredential, ClientSecretCredentialOptions, DeveloperToolsCredential,
@@ -19,6 +19,30 @@ pub use redact::redact_tokens;
 pub use selection::{
     AZURE_VM_ASSET_TAG, CredentialError, CredentialKind, HostFacts, credential_kind_from,
 };
+
+/// The retry policy for Azure requests that must fail fast: exponential
+/// from 200 ms, at most 4 retries and 8 s in all. The SDK's default allows
+/// 60 s, which with connection set-up made an unreachable Key Vault or token
+/// endpoint (DNS, TLS, refused connection) fail after 82–87 s ending in
+/// "retry policy expired"; with this the cause is reported within seconds.
+/// Throttling (429/503 with `Retry-After`) is still retried within the budget.
+pub fn fail_fast_retry_options() -> RetryOptions {
+    RetryOptions::exponential(ExponentialRetryOptions {
+        initial_delay: azure_core::time::Duration::milliseconds(200),
+        max_retries: 4,
+        max_total_elapsed: azure_core::time::Duration::seconds(8),
+        max_delay: azure_core::time::Duration::seconds(4),
+    })
+}
+
+/// Credential pipelines use [`fail_fast_retry_options`]: an unreachable
+/// token endpoint (IMDS, Entra ID) is reported within seconds.
+fn fail_fast_client_options() -> ClientOptions {
+    ClientOptions {
+        retry: fail_fast_retry_options(),
+        ..Default::default()
+    }
+}
 
 /// Builds the credential the process environment selects (see
 /// [`credential_kind_from`] for the order), logs which one at info level,
@@ -54,7 +78,7 @@ pub fn credential_from(
     var: impl Fn(&str) -> Option<String>,
     host: HostFacts,
 ) -> Result<(Arc<dyn TokenCredential>, CredentialKind), CredentialError> {
-    credential_from_with_options(var, host, ClientOptions::default())
+    credential_from_with_options(var, host, fail_fast_client_options())
 }
 
 /// [`credential_from`] with the HTTP pipeline options of the credentials
@@ -64,7 +88,7 @@ pub fn credential_from(
 /// Vault, Blob Storage) also uses: every HTTP client loads the system
 /// certificate store when it is built, and one client shares its
 /// connections between token and service requests — a cold start then pays
-/// for both once.
+/// for both once. The retry policy is always [`fail_fast_retry_options`].
 ///
 /// # Errors
 /// As [`credential_from_environment`].
@@ -73,6 +97,10 @@ pub fn credential_from_with_options(
     host: HostFacts,
     client_options: ClientOptions,
 ) -> Result<(Arc<dyn TokenCredential>, CredentialKind), CredentialError> {
+    let client_options = ClientOptions {
+        retry: fail_fast_retry_options(),
+        ..client_options
+    };
     let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let kind = credential_kind_from(&var, host)?;
     let build = |e: azure_core::Error| CredentialError::Build {
@@ -84,7 +112,6 @@ pub fn credential_from_with_options(
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: get("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
                 client_options,
-                ..Default::default()
             };
             ManagedIdentityCredential::new(Some(options)).map_err(build)?
         }
@@ -93,10 +120,7 @@ pub fn credential_from_with_options(
                 client_id: get("AZURE_CLIENT_ID"),
                 tenant_id: get("AZURE_TENANT_ID"),
                 token_file_path: get("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
-                credential_options: ClientAssertionCredentialOptions {
-                    client_options,
-                    ..Default::default()
-                },
+                credential_options: ClientAssertionCredentialOptions { client_options },
             };
             WorkloadIdentityCredential::new(Some(options)).map_err(build)?
         }
@@ -104,10 +128,7 @@ pub fn credential_from_with_options(
             let tenant = get("AZURE_TENANT_ID").unwrap_or_default();
             let client_id = get("AZURE_CLIENT_ID").unwrap_or_default();
             let secret = Secret::new(get("AZURE_CLIENT_SECRET").unwrap_or_default());
-            let options = ClientSecretCredentialOptions {
-                client_options,
-                ..Default::default()
-            };
+            let options = ClientSecretCredentialOptions { client_options };
             ClientSecretCredential::new(&tenant, client_id, secret, Some(options)).map_err(build)?
         }
         CredentialKind::ClientCertificate => client_certificate(&get, kind)?,

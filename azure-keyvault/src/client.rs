@@ -14,7 +14,7 @@ use azure_security_keyvault_keys::models::{
 };
 use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 
-use crate::error::{KeyVaultError, RequestFailure};
+use crate::error::{FailureCause, KeyVaultError, RequestFailure};
 use crate::key_id::KeyVaultKeyId;
 
 /// The key-wrap algorithm ASP.NET Core's Key Vault encryptor uses
@@ -69,9 +69,12 @@ pub trait KeyWrapClient: fmt::Debug + Send + Sync {
 /// Options for the Key Vault key protection, Azure SDK style: public fields
 /// and `Default`.
 ///
-/// Retries: `client_options.retry` is the SDK's retry policy. Its default
-/// (exponential from 200 ms, 8 retries, at most 60 s) retries 408, 429, 500,
-/// 502, 503 and 504 and honours `Retry-After` / `retry-after-ms` /
+/// Retries: `client_options.retry` is the SDK's retry policy. The default
+/// here is [`fail_fast_retry_options`] (exponential from 200 ms, at most 4
+/// retries within 8 s), not the SDK's 60 s: a vault that cannot be reached
+/// (DNS, TLS, refused connection) fails within seconds with the cause instead
+/// of after a minute and a half. It retries 408, 429, 500, 502, 503, 504 and
+/// transport errors and honours `Retry-After` / `retry-after-ms` /
 /// `x-ms-retry-after-ms` on 429 and 503. `client_options.transport` can
 /// replace the HTTP client (e.g. one trusting a test CA).
 #[derive(Clone, Debug)]
@@ -89,12 +92,18 @@ pub struct KeyVaultOptions {
 impl Default for KeyVaultOptions {
     fn default() -> Self {
         KeyVaultOptions {
-            client_options: ClientOptions::default(),
+            client_options: ClientOptions {
+                retry: fail_fast_retry_options(),
+                ..Default::default()
+            },
             api_version: None,
             max_concurrent_unwraps: 4,
         }
     }
 }
+
+/// The retry policy for Key Vault requests (shared with the credentials).
+pub use dataprotection_azure_identity::fail_fast_retry_options;
 
 /// [`KeyWrapClient`] over the official `KeyClient` and any
 /// `TokenCredential`.
@@ -163,8 +172,11 @@ impl AzureKeyVaultKeyClient {
             .client_for(id)?
             .get_key(id.name(), Some(options))
             .await
-            .and_then(|r| r.into_model())
-            .map_err(|e| failure(OP, &key_str, id.host(), &e))?;
+            .and_then(|r| r.into_model());
+        let key = match key {
+            Ok(key) => key,
+            Err(e) => return Err(failure_checking_dns(OP, &key_str, id.host(), &e).await),
+        };
         let jwk = key.key.unwrap_or_default();
         Ok(VaultKeyInfo {
             kid: jwk.kid.unwrap_or(key_str),
@@ -228,11 +240,114 @@ fn failure(operation: &'static str, key: &str, host: &str, e: &azure_core::Error
     };
     let message = match e.kind() {
         ErrorKind::HttpResponse { .. } => e.to_string(),
-        other => format!("{other}: {e}"),
+        _ => cause_chain(e),
     };
-    KeyVaultError::Request(RequestFailure::new(
-        operation, key, host, status, code, message,
-    ))
+    let failure = RequestFailure::new(operation, key, host, status, code, message);
+    let cause = match status {
+        Some(_) => FailureCause::Http,
+        None => classify(e),
+    };
+    KeyVaultError::Request(failure.with_cause(cause))
+}
+
+/// [`failure`], telling a host that does not resolve apart from other
+/// connection failures by resolving it (the resolver's error has no portable
+/// type to recognise).
+async fn failure_checking_dns(
+    operation: &'static str,
+    key: &str,
+    host: &str,
+    e: &azure_core::Error,
+) -> KeyVaultError {
+    let mut error = failure(operation, key, host, e);
+    if let KeyVaultError::Request(f) = &mut error
+        && f.cause == FailureCause::Connection
+    {
+        let address = if host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !host.ends_with(']')
+        {
+            host.to_string()
+        } else {
+            format!("{host}:443")
+        };
+        if tokio::net::lookup_host(address).await.is_err() {
+            f.cause = FailureCause::Dns;
+        }
+    }
+    error
+}
+
+/// Calls `visit` on `e` and every error in its `source` chain, including the
+/// errors wrapped inside `std::io::Error`s (whose `source` skips them).
+fn walk_chain(
+    e: &(dyn std::error::Error + 'static),
+    visit: &mut dyn FnMut(&(dyn std::error::Error + 'static)),
+) {
+    let mut current = Some(e);
+    let mut depth = 0;
+    while let Some(error) = current {
+        visit(error);
+        if let Some(inner) = error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && depth < 32
+        {
+            walk_chain(inner, visit);
+        }
+        depth += 1;
+        current = if depth < 32 { error.source() } else { None };
+    }
+}
+
+/// The failure's class, from the SDK's `ErrorKind` and the types in the
+/// `source` chain.
+fn classify(e: &azure_core::Error) -> FailureCause {
+    let mut cause = match e.kind() {
+        ErrorKind::Io | ErrorKind::Connection => FailureCause::Connection,
+        _ => FailureCause::Other,
+    };
+    walk_chain(e, &mut |error| {
+        if let Some(sdk) = error.downcast_ref::<azure_core::Error>()
+            && matches!(sdk.kind(), ErrorKind::Credential)
+        {
+            cause = FailureCause::Credential;
+        }
+        if cause == FailureCause::Credential {
+            return;
+        }
+        if error.downcast_ref::<rustls::Error>().is_some() {
+            cause = FailureCause::Tls;
+        } else if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => cause = FailureCause::ConnectionRefused,
+                std::io::ErrorKind::TimedOut if cause != FailureCause::Tls => {
+                    cause = FailureCause::Timeout
+                }
+                _ => {}
+            }
+        }
+    });
+    cause
+}
+
+/// Every distinct message in the error's chain, outermost first: the SDK's
+/// top-level text ("retry policy expired", "non-transport error") says
+/// nothing about the cause, which is further down.
+fn cause_chain(e: &azure_core::Error) -> String {
+    use std::error::Error as _;
+    let mut parts: Vec<String> = Vec::new();
+    // The outermost text is the retry policy's verdict ("retry policy
+    // expired", "non-transport error"), not the cause: leave it out.
+    let start: &(dyn std::error::Error + 'static) = e.source().unwrap_or(e);
+    walk_chain(start, &mut |error| {
+        let text = error.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    });
+    parts.join(": ")
 }
 
 fn invalid_response(operation: &'static str, key: &str, host: &str, what: &str) -> KeyVaultError {
@@ -276,11 +391,14 @@ impl KeyWrapClient for AzureKeyVaultKeyClient {
             key_version: id.version().map(str::to_string),
             ..Default::default()
         };
-        let result = client
+        let result = match client
             .wrap_key(id.name(), body, Some(options))
             .await
             .and_then(|r| r.into_model())
-            .map_err(|e| failure(OP, &key_str, id.host(), &e))?;
+        {
+            Ok(result) => result,
+            Err(e) => return Err(failure_checking_dns(OP, &key_str, id.host(), &e).await),
+        };
         let kid = result
             .kid
             .ok_or_else(|| invalid_response(OP, &key_str, id.host(), "no kid"))?;
@@ -330,11 +448,14 @@ impl KeyWrapClient for AzureKeyVaultKeyClient {
         let body = params(algorithm, wrapped)
             .try_into()
             .map_err(|e| failure(OP, kid, id.host(), &e))?;
-        let result = client
+        let result = match client
             .unwrap_key(id.name(), id.version().unwrap_or(""), body, None)
             .await
             .and_then(|r| r.into_model())
-            .map_err(|e| failure(OP, kid, id.host(), &e))?;
+        {
+            Ok(result) => result,
+            Err(e) => return Err(failure_checking_dns(OP, kid, id.host(), &e).await),
+        };
         result
             .result
             .ok_or_else(|| invalid_response(OP, kid, id.host(), "no value"))

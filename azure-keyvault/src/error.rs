@@ -49,6 +49,63 @@ pub struct RequestFailure {
     pub error_code: Option<String>,
     /// The service's message, or the transport/credential error.
     pub message: String,
+    /// What kind of failure it was, found from the error's types.
+    pub cause: FailureCause,
+}
+
+/// The class of a failed Key Vault request, read from the SDK's typed
+/// `ErrorKind` and the `source` chain (never from message text), so that
+/// callers and `dpkeys doctor` can say what to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureCause {
+    /// The vault answered with an HTTP error status.
+    Http,
+    /// The vault host name does not resolve.
+    Dns,
+    /// Nothing listens at the vault's address (connection refused).
+    ConnectionRefused,
+    /// The TLS handshake failed (e.g. a certificate that is not trusted or
+    /// not for this host).
+    Tls,
+    /// The connection timed out.
+    Timeout,
+    /// Another connection or I/O failure.
+    Connection,
+    /// The credential could not get a token (it names itself and why).
+    Credential,
+    /// The request was refused before or without an HTTP error status (for
+    /// example the vault's authentication challenge names another resource
+    /// than the vault host).
+    Other,
+}
+
+impl FailureCause {
+    /// A short description, e.g. "connection refused".
+    pub fn describe(self) -> &'static str {
+        match self {
+            FailureCause::Http => "HTTP error",
+            FailureCause::Dns => "DNS: the host name does not resolve",
+            FailureCause::ConnectionRefused => "connection refused",
+            FailureCause::Tls => "TLS handshake failed",
+            FailureCause::Timeout => "connection timed out",
+            FailureCause::Connection => "connection failed",
+            FailureCause::Credential => "the credential could not get a token",
+            FailureCause::Other => "request refused",
+        }
+    }
+
+    /// Whether the vault was never reached (network, DNS, TLS).
+    pub fn is_transport(self) -> bool {
+        matches!(
+            self,
+            FailureCause::Dns
+                | FailureCause::ConnectionRefused
+                | FailureCause::Tls
+                | FailureCause::Timeout
+                | FailureCause::Connection
+        )
+    }
 }
 
 impl RequestFailure {
@@ -68,7 +125,18 @@ impl RequestFailure {
             status,
             error_code,
             message: redact(message.as_ref()),
+            cause: if status.is_some() {
+                FailureCause::Http
+            } else {
+                FailureCause::Other
+            },
         }
+    }
+
+    /// The same failure with `cause`.
+    pub fn with_cause(mut self, cause: FailureCause) -> Self {
+        self.cause = cause;
+        self
     }
 
     /// Whether retrying later may help: throttling, server errors, and
@@ -91,7 +159,7 @@ impl fmt::Display for RequestFailure {
         match (self.status, &self.error_code) {
             (Some(s), Some(c)) => write!(f, "HTTP {s} ({c}): ")?,
             (Some(s), None) => write!(f, "HTTP {s}: ")?,
-            (None, _) => {}
+            (None, _) => write!(f, "{}: ", self.cause.describe())?,
         }
         f.write_str(&self.message)?;
         match self.status {

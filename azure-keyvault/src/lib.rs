@@ -13,6 +13,7 @@ use dataprotection::DataProtectionProviderBuilder;
 
 pub use client::{
     AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, VaultKeyInfo, WrappedKey,
+    fail_fast_retry_options,
 };
 /// The credential helper (shared with the blob crate).
 pub use dataprotection_azure_identity::{
@@ -23,7 +24,7 @@ pub use encryptor::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor,
     ENCRYPTED_KEY_COMMENT, LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
 };
-pub use error::{KeyVaultError, RequestFailure};
+pub use error::{FailureCause, KeyVaultError, RequestFailure};
 pub use key_id::KeyVaultKeyId;
 
 /// The encryptor and decryptor for the key `key_id_url`, sharing one

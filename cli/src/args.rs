@@ -39,7 +39,11 @@ fn parse_date_only(text: &str) -> Option<Date> {
             c.is_ascii_digit().then(|| n * 10 + u16::from(c - b'0'))
         })
     };
+    // Years 1 to 9999, as .NET's DateTimeOffset and the XML date parser.
     let year = i32::from(number(0..4)?);
+    if year == 0 {
+        return None;
+    }
     let month = time::Month::try_from(u8::try_from(number(5..7)?).ok()?).ok()?;
     let day = u8::try_from(number(8..10)?).ok()?;
     Date::from_calendar_date(year, month, day).ok()
@@ -159,6 +163,7 @@ mod tests {
             "2020-02-30",
             "2020-01-01T",
             "2020-01-0\u{e9}",
+            "0000-01-01",
             "2030-01-01T00:00:00+0\u{e9}00",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");

@@ -251,7 +251,7 @@ fn usage_errors_exit_2() {
         &["keys", "revoke", "not-a-guid"],
         &["keys", "revoke"],
         &["keys", "new", "--activation", "yesterday"],
-        &["keys", "revoke-all", "--before", "2020-01-01"],
+        &["keys", "revoke-all", "--before", "2020-01-32"],
         &["keys", "delete"],
         &["keys", "delete", "--expired-before", "soon"],
         &["keys", "frobnicate"],
@@ -263,10 +263,8 @@ fn usage_errors_exit_2() {
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
-    // A global option after the command is a usage error too.
-    let out = run(&["protect", "--dir", ring.to_str().unwrap(), "x"], None);
-    assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(key_files(&ring).is_empty());
+    // Global options after the command are accepted: see usability.rs.
 }
 
 #[test]

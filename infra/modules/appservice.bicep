@@ -25,14 +25,14 @@ param instanceCount int = 2
 @description('Zone redundancy of the plan (needs a PremiumV3 SKU and a region with availability zones).')
 param zoneRedundant bool = false
 
-@description('Runtime stack, for example DOTNETCORE|8.0 (ASP.NET Core) or a stack whose image can run a Rust binary.')
-param linuxFxVersion string = 'DOTNETCORE|8.0'
+@description('Runtime stack, for example PYTHON|3.12 (a Debian 12 image that runs the Rust sample binary) or DOTNETCORE|8.0 for an ASP.NET Core app.')
+param linuxFxVersion string = 'PYTHON|3.12'
 
 @description('Startup command (for example ./my-rust-service). Empty: the stack default.')
-param appCommandLine string = ''
+param appCommandLine string = '/home/site/wwwroot/app-service-slots'
 
 @description('Path App Service probes on every instance.')
-param healthCheckPath string = '/'
+param healthCheckPath string = '/healthz'
 
 @description('Resource id of the VNet integration subnet (delegated to Microsoft.Web/serverFarms).')
 param integrationSubnetId string

@@ -53,3 +53,50 @@ def test_azure_yaml_points_at_main(infra_root):
     doc = yaml.safe_load((infra_root / "azure.yaml").read_text(encoding="utf-8"))
     assert doc["infra"]["provider"] == "bicep"
     assert (infra_root / doc["infra"]["path"] / f"{doc['infra']['module']}.bicep").is_file()
+
+
+def _param_default(infra_root, file, name):
+    import re
+
+    text = (infra_root / file).read_text(encoding="utf-8")
+    m = re.search(rf"^param {name} string = '([^']*)'$", text, re.M)
+    assert m, f"{file}: no string default for {name}"
+    return m.group(1)
+
+
+def test_azure_yaml_deploys_the_rust_sample(infra_root):
+    """azd up builds and deploys samples/app-service-slots to the site tagged web."""
+    import os
+
+    import yaml
+
+    doc = yaml.safe_load((infra_root / "azure.yaml").read_text(encoding="utf-8"))
+    web = doc["services"]["web"]
+    assert web["host"] == "appservice"
+    project = (infra_root / web["project"]).resolve()
+    cargo = (project / "Cargo.toml").read_text(encoding="utf-8")
+    assert 'name = "app-service-slots"' in cargo
+    hook = web["hooks"]["prepackage"]["posix"]["run"]
+    script = (project / hook).resolve()
+    assert script.is_file() and os.access(script, os.X_OK), f"{script} must be an executable file"
+    body = script.read_text(encoding="utf-8")
+    assert "cargo build --release --locked -p app-service-slots" in body
+    binary = f"{web['dist']}/app-service-slots"
+    assert binary in body, f"the hook must produce {binary}"
+    # The startup command runs that binary from the deployed package.
+    for file in ("main.bicep", "modules/appservice.bicep"):
+        command = _param_default(infra_root, file, "appCommandLine")
+        assert command == "/home/site/wwwroot/app-service-slots", f"{file}: {command}"
+    main = (infra_root / "main.bicep").read_text(encoding="utf-8")
+    assert "'azd-service-name': 'web'" in main
+
+
+def test_runtime_stack_and_health_check_fit_the_sample(infra_root):
+    """Not an ASP.NET Core stack; the health check path is one the sample answers."""
+    sample = (infra_root / ".." / "samples" / "app-service-slots" / "src" / "main.rs").read_text(encoding="utf-8")
+    for file in ("main.bicep", "modules/appservice.bicep"):
+        stack = _param_default(infra_root, file, "linuxFxVersion")
+        assert not stack.upper().startswith("DOTNETCORE"), f"{file}: {stack}"
+        path = _param_default(infra_root, file, "healthCheckPath")
+        assert path == "/healthz", f"{file}: {path}"
+        assert f'.route("{path}"' in sample, f"the sample has no route {path}"

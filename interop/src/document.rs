@@ -69,3 +69,32 @@ impl XmlRepository for DocumentFileRepository {
         format!("<repository> document {}", self.path.display())
     }
 }
+
+/// Stores every element in `primary` and, in the same order, in a
+/// `<repository>` document; reads from `primary`. The generator writes a
+/// ring both ways with it, so that the two hold the same keys.
+#[derive(Debug)]
+pub(crate) struct MirroredRepository {
+    pub(crate) primary: Arc<dyn XmlRepository>,
+    pub(crate) mirror: DocumentFileRepository,
+}
+
+#[async_trait]
+impl XmlRepository for MirroredRepository {
+    async fn get_all_elements(&self) -> Result<Vec<Element>> {
+        self.primary.get_all_elements().await
+    }
+
+    async fn store_element(&self, element: &Element, friendly_name: &str) -> Result<()> {
+        self.primary.store_element(element, friendly_name).await?;
+        self.mirror.store_element(element, friendly_name).await
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} mirrored to {}",
+            self.primary.describe(),
+            self.mirror.describe()
+        )
+    }
+}

@@ -25,12 +25,12 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::document::DocumentFileRepository;
+use crate::document::{DocumentFileRepository, MirroredRepository};
 use crate::error::InteropError;
-use crate::key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem};
+use crate::key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem, mint_test_certificate_pem};
 use crate::manifest::{
     Case, CaseKind, DefaultKey, Expect, ExpectedError, IdentityTokenEntry, KeyEncryption, KeyEntry,
-    MANIFEST_VERSION, Manifest, Ring, Storage,
+    MANIFEST_VERSION, Manifest, Ring,
 };
 use crate::random::SeededRandom;
 use crate::reuse::ReusingXmlEncryptor;
@@ -38,6 +38,9 @@ use dataprotection_aspnetcore::{
     DEFAULT_OPENID_CONNECT_SCHEME, IdentityTokenProvider, OPENID_CONNECT_HANDLER_PURPOSE,
     PropertiesDataFormat, STATE_FORMAT_VERSION_PURPOSE, TOKEN_PROVIDER_PURPOSE, TicketDataFormat,
     TokenError, UnprotectError, cookie_purposes,
+};
+use dataprotection_x509::{
+    Certificate, CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor,
 };
 
 mod sign_in;
@@ -70,10 +73,16 @@ pub const TEST_RSA_KEY_FILE: &str = "keys/test-only-rsa-oaep-private-key.pem";
 /// The Key Vault key identifier the Key Vault ring names in its `<kid>`.
 /// The vault does not exist: a local key resolver answers for it.
 pub const TEST_KEY_VAULT_KEY_ID: &str = "https://dp-fixtures-test-only.vault.azure.net/keys/test-only-rsa-oaep/00000000000000000000000000000001";
+/// The test-only private key of the X.509 ring's certificate.
+pub const TEST_X509_KEY_FILE: &str = "keys/test-only-x509-private-key.pem";
+/// The X.509 ring's test-only, self-signed certificate.
+pub const TEST_X509_CERTIFICATE_FILE: &str = "keys/test-only-x509-certificate.pem";
 /// The manifest's file name.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Where the rings go, relative to the fixtures directory.
 const RINGS_DIR: &str = "rings";
+/// Where the `<repository>` documents go, relative to the fixtures directory.
+const DOCUMENTS_DIR: &str = "documents";
 
 /// When every ring's default key is stated (after every key's activation).
 const DEFAULT_KEY_AT: OffsetDateTime = datetime!(2026-01-01 0:00 UTC);
@@ -137,18 +146,34 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
         &pem,
         &rsa_path,
     )?);
+    let x509_key_path = out.join(TEST_X509_KEY_FILE);
+    let x509_key = read_or_create(&x509_key_path, || generate_test_rsa_pem(&x509_key_path))?;
+    let certificate_path = out.join(TEST_X509_CERTIFICATE_FILE);
+    let certificate_pem = read_or_create(&certificate_path, || {
+        mint_test_certificate_pem(&x509_key, &x509_key_path)
+    })?;
+    let certificate =
+        Certificate::from_pem(&format!("{certificate_pem}\n{x509_key}")).map_err(|e| {
+            InteropError::TestRsaKey {
+                path: certificate_path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
     let previous = previous_rings(&out.join(RINGS_DIR)).await?;
 
-    let rings_dir = out.join(RINGS_DIR);
-    match std::fs::remove_dir_all(&rings_dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(InteropError::io("removing", rings_dir, e)),
+    for generated in [RINGS_DIR, DOCUMENTS_DIR] {
+        let dir = out.join(generated);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(InteropError::io("removing", dir, e)),
+        }
     }
 
     let mut g = Generator {
         out: out.to_path_buf(),
         wrap_client,
+        certificate,
         previous,
         manifest: Manifest {
             version: MANIFEST_VERSION,
@@ -163,6 +188,7 @@ pub async fn generate(out: &Path) -> Result<Manifest, InteropError> {
     g.key_vault_ring().await?;
     g.repository_document_ring().await?;
     g.sign_ins_ring().await?;
+    g.x509_ring().await?;
 
     let mut json =
         serde_json::to_string_pretty(&g.manifest).map_err(|source| InteropError::Manifest {
@@ -210,6 +236,9 @@ async fn previous_rings(rings: &Path) -> Result<HashMap<String, Vec<Element>>, I
     };
     for entry in entries {
         let entry = entry.map_err(|e| InteropError::io("reading directory", rings, e))?;
+        if !entry.path().is_dir() {
+            continue;
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         let elements = FileSystemXmlRepository::new(entry.path())
             .get_all_elements()
@@ -223,6 +252,8 @@ async fn previous_rings(rings: &Path) -> Result<HashMap<String, Vec<Element>>, I
 struct Generator {
     out: PathBuf,
     wrap_client: Arc<LocalRsaKeyWrapClient>,
+    /// The X.509 ring's certificate, with its private key.
+    certificate: Certificate,
     /// What the rings held before, by name.
     previous: HashMap<String, Vec<Element>>,
     manifest: Manifest,
@@ -237,7 +268,8 @@ struct RingWriter {
     manager: KeyManager,
     /// The decryptor of the ring's encryption at rest, with its `decryptorType`.
     decryptor: Option<(&'static str, Arc<dyn XmlDecryptor>)>,
-    storage: Storage,
+    /// The ring's `<repository>` document, relative to the fixtures.
+    document: Option<String>,
     key_encryption: KeyEncryption,
 }
 
@@ -362,20 +394,25 @@ fn algorithm_ring_name(algorithm: Algorithm) -> String {
 }
 
 impl Generator {
+    /// A ring directory, also written as a `<repository>` document if
+    /// `with_document`.
     async fn ring(
         &self,
         name: &str,
         algorithm: Algorithm,
-        storage: Storage,
+        with_document: bool,
         key_encryption: KeyEncryption,
     ) -> RingWriter {
-        let dir = self.out.join(RINGS_DIR).join(name);
-        let repository: Arc<dyn XmlRepository> = match storage {
-            Storage::FileSystem => Arc::new(FileSystemXmlRepository::new(dir)),
-            Storage::RepositoryDocument => {
-                Arc::new(DocumentFileRepository::new(dir.join("keys.xml")))
-            }
-        };
+        let mut repository: Arc<dyn XmlRepository> = Arc::new(FileSystemXmlRepository::new(
+            self.out.join(RINGS_DIR).join(name),
+        ));
+        let document = with_document.then(|| format!("{DOCUMENTS_DIR}/{name}.xml"));
+        if let Some(document) = &document {
+            repository = Arc::new(MirroredRepository {
+                primary: repository,
+                mirror: DocumentFileRepository::new(self.out.join(document)),
+            });
+        }
         let (encryptor, decryptor): (Option<Arc<dyn XmlEncryptor>>, _) = match key_encryption {
             KeyEncryption::AzureKeyVault => {
                 let decryptor = Arc::new(AzureKeyVaultXmlDecryptor::new(
@@ -398,7 +435,24 @@ impl Generator {
                     Some((AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, decryptor)),
                 )
             }
-            KeyEncryption::None | KeyEncryption::X509 => (None, None),
+            KeyEncryption::X509 => {
+                let decryptor: Arc<dyn XmlDecryptor> =
+                    Arc::new(EncryptedXmlDecryptor::new([self.certificate.clone()]));
+                let encryptor = CertificateXmlEncryptor::new(self.certificate.clone()).with_random(
+                    Arc::new(SeededRandom::new(format!("ring {name} key encryption"))),
+                );
+                let mut decryptors = DecryptorRegistry::new();
+                decryptors.register(ENCRYPTED_XML_DECRYPTOR_TYPE, decryptor.clone());
+                let reusing = ReusingXmlEncryptor::new(Arc::new(encryptor));
+                if let Some(previous) = self.previous.get(name) {
+                    reusing.learn(previous, &decryptors).await;
+                }
+                (
+                    Some(Arc::new(reusing)),
+                    Some((ENCRYPTED_XML_DECRYPTOR_TYPE, decryptor)),
+                )
+            }
+            KeyEncryption::None => (None, None),
         };
         let clock = Arc::new(ManualClock::new(BASE));
         let manager = KeyManager::new(repository.clone(), encryptor)
@@ -411,7 +465,7 @@ impl Generator {
             clock,
             manager,
             decryptor,
-            storage,
+            document,
             key_encryption,
         }
     }
@@ -502,17 +556,20 @@ impl Generator {
             })?;
         let dir = format!("{RINGS_DIR}/{}", ring.name);
         let is_key_vault = ring.key_encryption == KeyEncryption::AzureKeyVault;
+        let is_x509 = ring.key_encryption == KeyEncryption::X509;
         self.manifest.rings.push(Ring {
             name: ring.name.clone(),
-            document: (ring.storage == Storage::RepositoryDocument)
-                .then(|| format!("{dir}/keys.xml")),
+            document: ring.document.clone(),
             dir,
             application_name: APPLICATION_NAME.to_string(),
             key_encryption: ring.key_encryption,
-            test_rsa_private_key: is_key_vault.then(|| TEST_RSA_KEY_FILE.to_string()),
-            test_certificate: None,
+            test_rsa_private_key: match ring.key_encryption {
+                KeyEncryption::AzureKeyVault => Some(TEST_RSA_KEY_FILE.to_string()),
+                KeyEncryption::X509 => Some(TEST_X509_KEY_FILE.to_string()),
+                KeyEncryption::None => None,
+            },
+            test_certificate: is_x509.then(|| TEST_X509_CERTIFICATE_FILE.to_string()),
             key_vault_key_id: is_key_vault.then(|| TEST_KEY_VAULT_KEY_ID.to_string()),
-            storage: ring.storage,
             keys,
             default_key: DefaultKey {
                 at: rfc3339(DEFAULT_KEY_AT),
@@ -534,7 +591,7 @@ impl Generator {
             // HMACSHA1/384 are never written, so ALL holds only writable ones.
             let name = algorithm_ring_name(algorithm);
             let ring = self
-                .ring(&name, algorithm, Storage::FileSystem, KeyEncryption::None)
+                .ring(&name, algorithm, false, KeyEncryption::None)
                 .await;
             ring.key(BASE, BASE, FAR_FUTURE).await?;
             self.case(
@@ -618,9 +675,14 @@ impl Generator {
     }
 
     /// A ring of default-algorithm keys without encryption at rest.
-    async fn plain_ring(&self, name: &str, storage: Storage) -> RingWriter {
-        self.ring(name, Algorithm::default(), storage, KeyEncryption::None)
-            .await
+    async fn plain_ring(&self, name: &str, with_document: bool) -> RingWriter {
+        self.ring(
+            name,
+            Algorithm::default(),
+            with_document,
+            KeyEncryption::None,
+        )
+        .await
     }
 
     /// Creates a key (created at `created`, active from `activation`) and,
@@ -652,7 +714,7 @@ impl Generator {
 
     /// Two keys, the first revoked by a single `<revocation>`.
     async fn revoked_key_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self.plain_ring("revoked-key", Storage::FileSystem).await;
+        let ring = self.plain_ring("revoked-key", false).await;
         let revoked = self
             .key_with_text_case(
                 &ring,
@@ -680,9 +742,7 @@ impl Generator {
 
     /// Two keys revoked by a mass revocation, and one created after it.
     async fn mass_revocation_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self
-            .plain_ring("mass-revocation", Storage::FileSystem)
-            .await;
+        let ring = self.plain_ring("mass-revocation", false).await;
         for (i, label) in [
             (0, "under-first-revoked-key"),
             (1, "under-second-revoked-key"),
@@ -721,7 +781,7 @@ impl Generator {
 
     /// An expired key next to a current one; both still unprotect.
     async fn expired_key_ring(&mut self) -> Result<(), InteropError> {
-        let ring = self.plain_ring("expired-key", Storage::FileSystem).await;
+        let ring = self.plain_ring("expired-key", false).await;
         let old = datetime!(2024-01-01 0:00 UTC);
         let old_expiry = datetime!(2024-04-01 0:00 UTC);
         self.key_with_text_case(
@@ -746,7 +806,7 @@ impl Generator {
             .ring(
                 "azure-keyvault",
                 Algorithm::default(),
-                Storage::FileSystem,
+                false,
                 KeyEncryption::AzureKeyVault,
             )
             .await;
@@ -768,11 +828,31 @@ impl Generator {
         .await
     }
 
-    /// A `<repository>` document as the Azure blob repositories store it.
-    async fn repository_document_ring(&mut self) -> Result<(), InteropError> {
+    /// Master keys protected with a certificate, as `ProtectKeysWithCertificate`
+    /// does (XML Encryption: AES-256-CBC, the AES key RSA-encrypted to the
+    /// certificate).
+    async fn x509_ring(&mut self) -> Result<(), InteropError> {
         let ring = self
-            .plain_ring("blob-document", Storage::RepositoryDocument)
+            .ring("x509", Algorithm::default(), false, KeyEncryption::X509)
             .await;
+        self.key_with_text_case(&ring, "text", (BASE, BASE, FAR_FUTURE), None, "")
+            .await?;
+        let created = BASE + KEY_SPACING;
+        let second = (created, created, FAR_FUTURE);
+        self.key_with_text_case(&ring, "under-second-key", second, None, "")
+            .await?;
+        self.finish(
+            ring,
+            "master keys protected with the test-only certificate (ProtectKeysWithCertificate); \
+             decrypt with test_certificate and its key test_rsa_private_key",
+        )
+        .await
+    }
+
+    /// A ring also written as the `<repository>` document the Azure blob
+    /// repositories store.
+    async fn repository_document_ring(&mut self) -> Result<(), InteropError> {
+        let ring = self.plain_ring("blob-document", true).await;
         for (i, label) in [(0, "under-first-key"), (1, "under-second-key")] {
             let created = BASE + KEY_SPACING * i;
             self.key_with_text_case(&ring, label, (created, created, FAR_FUTURE), None, "")
@@ -780,7 +860,7 @@ impl Generator {
         }
         self.finish(
             ring,
-            "two keys in one <repository> document (the blob of PersistKeysToAzureBlobStorage), file keys.xml",
+            "two keys, also as one <repository> document: the blob of PersistKeysToAzureBlobStorage",
         )
         .await
     }
@@ -790,12 +870,7 @@ impl Generator {
     async fn sign_ins_ring(&mut self) -> Result<(), InteropError> {
         let name = "sign-ins";
         let ring = self
-            .ring(
-                name,
-                Algorithm::default(),
-                Storage::FileSystem,
-                KeyEncryption::None,
-            )
+            .ring(name, Algorithm::default(), false, KeyEncryption::None)
             .await;
         let key = ring.key(BASE, BASE, FAR_FUTURE).await?;
         let at = BASE + PROTECT_DELAY;

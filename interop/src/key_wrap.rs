@@ -40,6 +40,41 @@ pub fn generate_test_rsa_pem(path_for_errors: &Path) -> Result<String, InteropEr
     ))
 }
 
+/// Mints a self-signed, test-only certificate for the PKCS#8 RSA key
+/// `key_pem` (valid 2025–2099, fixed serial number), as PEM.
+///
+/// # Errors
+/// [`InteropError::TestRsaKey`] if the key cannot sign a certificate.
+pub fn mint_test_certificate_pem(
+    key_pem: &str,
+    path_for_errors: &Path,
+) -> Result<String, InteropError> {
+    use rcgen::{
+        CertificateParams, DistinguishedName, DnType, KeyPair, KeyUsagePurpose, PKCS_RSA_SHA256,
+        SerialNumber,
+    };
+    let failed = |e: rcgen::Error| InteropError::TestRsaKey {
+        path: path_for_errors.to_path_buf(),
+        reason: format!("cannot mint the test certificate: {e}"),
+    };
+    let key = KeyPair::from_pem_and_sign_algo(key_pem, &PKCS_RSA_SHA256).map_err(failed)?;
+    let mut params = CertificateParams::default();
+    let mut name = DistinguishedName::new();
+    name.push(
+        DnType::CommonName,
+        "dp-fixtures test-only certificate (never trust)",
+    );
+    params.distinguished_name = name;
+    params.not_before = time::macros::datetime!(2025-01-01 0:00 UTC);
+    params.not_after = time::macros::datetime!(2099-01-01 0:00 UTC);
+    params.serial_number = Some(SerialNumber::from(vec![0x01]));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyEncipherment,
+        KeyUsagePurpose::DataEncipherment,
+    ];
+    Ok(params.self_signed(&key).map_err(failed)?.pem())
+}
+
 /// Wraps and unwraps with a local RSA key under a fixed Key Vault key id.
 ///
 /// RSA-OAEP encryption is randomized: wrapping the same AES key twice gives

@@ -15,7 +15,7 @@ pub use error::{Failure, InteropError};
 pub use generate::{
     APPLICATION_NAME, MANIFEST_FILE, TEST_KEY_VAULT_KEY_ID, TEST_RSA_KEY_FILE, generate,
 };
-pub use key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem};
+pub use key_wrap::{LocalRsaKeyWrapClient, generate_test_rsa_pem, mint_test_certificate_pem};
 pub use manifest::Manifest;
 pub use random::SeededRandom;
 pub use reuse::ReusingXmlEncryptor;

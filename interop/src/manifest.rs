@@ -32,24 +32,6 @@ pub enum KeyEncryption {
     X509,
 }
 
-/// How a ring is stored (an extra field; absent means a directory).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Storage {
-    /// One file per element, as `PersistKeysToFileSystem` writes them.
-    #[default]
-    FileSystem,
-    /// One `<repository>` document, as the Azure blob repositories store it
-    /// (`PersistKeysToAzureBlobStorage`); the file is the ring's `document`.
-    RepositoryDocument,
-}
-
-impl Storage {
-    fn is_file_system(&self) -> bool {
-        *self == Storage::FileSystem
-    }
-}
-
 /// A key ring.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ring {
@@ -72,11 +54,9 @@ pub struct Ring {
     /// (extra field, Key Vault rings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_vault_key_id: Option<String>,
-    /// How the ring is stored (extra field; absent = a directory of files).
-    #[serde(default, skip_serializing_if = "Storage::is_file_system")]
-    pub storage: Storage,
-    /// The `<repository>` document, relative to the manifest (extra field,
-    /// [`Storage::RepositoryDocument`] rings).
+    /// The same ring as one `<repository>` document, what the Azure blob
+    /// repositories store (`PersistKeysToAzureBlobStorage`), relative to the
+    /// manifest (extra field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<String>,
     /// What the ring holds, revocations applied.

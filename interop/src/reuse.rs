@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use dataprotection::Result;
 use dataprotection::encryption::{DecryptorRegistry, EncryptedXml, XmlEncryptor};
-use dataprotection::xml::{DATA_PROTECTION_NS, Element, Format, Node};
+use dataprotection::xml::{DATA_PROTECTION_NS, Element, Format, Node, read_master_key};
 
 /// An [`XmlEncryptor`] that reuses known encryptions of the same plaintext
 /// and otherwise asks `inner`.
 pub struct ReusingXmlEncryptor {
     inner: Arc<dyn XmlEncryptor>,
-    /// Encryptions by the compact XML of their plaintext.
-    known: Mutex<HashMap<String, EncryptedXml>>,
+    /// Encryptions by what their plaintext holds ([`plaintext_identity`]).
+    known: Mutex<HashMap<Vec<u8>, EncryptedXml>>,
 }
 
 impl fmt::Debug for ReusingXmlEncryptor {
@@ -63,7 +63,7 @@ impl ReusingXmlEncryptor {
                 continue;
             };
             self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                plaintext.to_xml(Format::Compact),
+                plaintext_identity(&plaintext),
                 EncryptedXml {
                     element: encrypted.clone(),
                     decryptor_type: type_name.to_string(),
@@ -73,6 +73,20 @@ impl ReusingXmlEncryptor {
         }
         learned
     }
+}
+
+/// What identifies a plaintext across an encryption round trip: a
+/// `<masterKey>`'s secret (decryptors may give back the element with other
+/// namespace declarations or whitespace), else the element's compact XML.
+fn plaintext_identity(plaintext: &Element) -> Vec<u8> {
+    if plaintext.is("masterKey")
+        && let Ok(secret) = read_master_key(plaintext)
+    {
+        let mut identity = b"masterKey:".to_vec();
+        identity.extend_from_slice(secret.expose());
+        return identity;
+    }
+    plaintext.to_xml(Format::Compact).into_bytes()
 }
 
 fn collect_encrypted_secrets<'a>(element: &'a Element, out: &mut Vec<&'a Element>) {
@@ -94,7 +108,7 @@ impl XmlEncryptor for ReusingXmlEncryptor {
             .known
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&plaintext.to_xml(Format::Compact))
+            .get(&plaintext_identity(plaintext))
             .cloned();
         match known {
             Some(encrypted) => Ok(encrypted),

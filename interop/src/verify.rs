@@ -19,6 +19,7 @@ use dataprotection_aspnetcore::{
 use dataprotection_azure_keyvault::{
     AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor, KeyVaultOptions,
 };
+use dataprotection_x509::{Certificate, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -26,7 +27,7 @@ use crate::document::DocumentFileRepository;
 use crate::error::{Failure, InteropError};
 use crate::key_wrap::LocalRsaKeyWrapClient;
 use crate::manifest::{
-    Case, CaseKind, Expect, ExpectedError, KeyEncryption, MANIFEST_VERSION, Manifest, Ring, Storage,
+    Case, CaseKind, Expect, ExpectedError, KeyEncryption, MANIFEST_VERSION, Manifest, Ring,
 };
 
 /// Reads `dir/manifest.json`.
@@ -78,7 +79,9 @@ pub async fn verify_manifest(
             ),
         });
     }
-    let mut providers: HashMap<&str, (&Ring, DataProtectionProvider)> = HashMap::new();
+    // Per ring, a provider over its directory and, if it has one, over its
+    // `<repository>` document; every case is checked against both.
+    let mut providers: HashMap<&str, (&Ring, Vec<LoadedForm>)> = HashMap::new();
     for ring in &manifest.rings {
         let subject = format!("ring {}", ring.name);
         if providers.contains_key(ring.name.as_str()) {
@@ -88,12 +91,27 @@ pub async fn verify_manifest(
             });
             continue;
         }
-        match check_ring(dir, ring).await {
-            Ok(provider) => {
-                counts.rings += 1;
-                providers.insert(&ring.name, (ring, provider));
+        let mut loaded = Vec::new();
+        let mut ok = true;
+        for (form, repository) in ring_repositories(dir, ring) {
+            let subject = format!("{subject}{form}");
+            match repository {
+                Ok(repository) => match check_ring(dir, ring, repository).await {
+                    Ok(provider) => loaded.push((form, provider)),
+                    Err(problem) => {
+                        ok = false;
+                        failures.push(Failure { subject, problem });
+                    }
+                },
+                Err(problem) => {
+                    ok = false;
+                    failures.push(Failure { subject, problem });
+                }
             }
-            Err(problem) => failures.push(Failure { subject, problem }),
+        }
+        if ok {
+            counts.rings += 1;
+            providers.insert(&ring.name, (ring, loaded));
         }
     }
     let ring_names: HashSet<&str> = manifest.rings.iter().map(|r| r.name.as_str()).collect();
@@ -107,19 +125,30 @@ pub async fn verify_manifest(
             });
             continue;
         }
-        let result = match providers.get(case.ring.as_str()) {
-            Some((ring, provider)) => check_case(ring, provider, case).await,
-            None if ring_names.contains(case.ring.as_str()) => {
-                Err(format!("its ring {:?} did not verify", case.ring))
-            }
-            None => Err(format!(
-                "names ring {:?}, which the manifest does not list",
-                case.ring
-            )),
+        let Some((ring, loaded)) = providers.get(case.ring.as_str()) else {
+            let problem = if ring_names.contains(case.ring.as_str()) {
+                format!("its ring {:?} did not verify", case.ring)
+            } else {
+                format!(
+                    "names ring {:?}, which the manifest does not list",
+                    case.ring
+                )
+            };
+            failures.push(Failure { subject, problem });
+            continue;
         };
-        match result {
-            Ok(()) => counts.cases += 1,
-            Err(problem) => failures.push(Failure { subject, problem }),
+        let mut ok = true;
+        for (form, provider) in loaded {
+            if let Err(problem) = check_case(ring, provider, case).await {
+                ok = false;
+                failures.push(Failure {
+                    subject: format!("{subject}{form}"),
+                    problem,
+                });
+            }
+        }
+        if ok {
+            counts.cases += 1;
         }
     }
     if failures.is_empty() {
@@ -134,30 +163,49 @@ fn parse_instant(what: &str, text: &str) -> Result<OffsetDateTime, String> {
         .map_err(|e| format!("{what} {text:?} is not RFC 3339: {e}"))
 }
 
-/// Loads the ring as the manifest describes it, checks its keys and default
-/// key, and returns a provider over it whose clock stands at `default_key.at`.
-async fn check_ring(dir: &Path, ring: &Ring) -> Result<DataProtectionProvider, String> {
+/// One form of a ring (suffix naming it in failures, and its repository or
+/// why there is none).
+type RingForm = (&'static str, Result<Arc<dyn XmlRepository>, String>);
+/// One form of a ring, loaded.
+type LoadedForm = (&'static str, DataProtectionProvider);
+
+/// The ring's directory and, if it has one, its `<repository>` document, as
+/// repositories, each with the suffix that names it in failures.
+fn ring_repositories(dir: &Path, ring: &Ring) -> Vec<RingForm> {
     let ring_dir = dir.join(&ring.dir);
-    if !ring_dir.is_dir() {
-        return Err(format!(
-            "its directory {} does not exist",
-            ring_dir.display()
+    let mut out: Vec<RingForm> = vec![(
+        "",
+        if ring_dir.is_dir() {
+            Ok(Arc::new(FileSystemXmlRepository::new(&ring_dir)))
+        } else {
+            Err(format!(
+                "its directory {} does not exist",
+                ring_dir.display()
+            ))
+        },
+    )];
+    if let Some(document) = &ring.document {
+        let path = dir.join(document);
+        out.push((
+            " (document)",
+            if path.is_file() {
+                Ok(Arc::new(DocumentFileRepository::new(path)))
+            } else {
+                Err(format!("its document {} does not exist", path.display()))
+            },
         ));
     }
-    let repository: Arc<dyn XmlRepository> = match ring.storage {
-        Storage::FileSystem => Arc::new(FileSystemXmlRepository::new(&ring_dir)),
-        Storage::RepositoryDocument => {
-            let document = ring
-                .document
-                .as_ref()
-                .ok_or("a repository-document ring without \"document\"")?;
-            let path = dir.join(document);
-            if !path.is_file() {
-                return Err(format!("its document {} does not exist", path.display()));
-            }
-            Arc::new(DocumentFileRepository::new(path))
-        }
-    };
+    out
+}
+
+/// Loads the ring from `repository`, checks its keys and default key
+/// against the manifest, and returns a provider over it whose clock stands
+/// at `default_key.at`.
+async fn check_ring(
+    dir: &Path,
+    ring: &Ring,
+    repository: Arc<dyn XmlRepository>,
+) -> Result<DataProtectionProvider, String> {
     let at = parse_instant("default_key.at", &ring.default_key.at)?;
     let mut builder = DataProtectionProvider::builder()
         .application_name(&ring.application_name)
@@ -185,7 +233,19 @@ async fn check_ring(dir: &Path, ring: &Ring) -> Result<DataProtectionProvider, S
             ));
         }
         KeyEncryption::X509 => {
-            return Err("x509 rings are not verified yet (the dataprotection-x509 crate is not in this workspace)".into());
+            let (Some(certificate), Some(key)) =
+                (&ring.test_certificate, &ring.test_rsa_private_key)
+            else {
+                return Err(
+                    "an x509 ring without test_certificate and test_rsa_private_key".into(),
+                );
+            };
+            let certificate = Certificate::from_pem_files(dir.join(certificate), dir.join(key))
+                .map_err(|e| format!("the test certificate: {e}"))?;
+            builder = builder.add_decryptor(
+                ENCRYPTED_XML_DECRYPTOR_TYPE,
+                Arc::new(EncryptedXmlDecryptor::new([certificate])),
+            );
         }
     }
     let provider = builder

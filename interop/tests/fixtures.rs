@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use dataprotection_interop::manifest::{CaseKind, Expect, KeyEncryption, Storage};
+use dataprotection_interop::manifest::{CaseKind, Expect, KeyEncryption};
 use dataprotection_interop::{
     InteropError, Manifest, dotnet_fixtures_dir, generate, read_manifest, rust_fixtures_dir,
     verify, verify_manifest,
@@ -88,12 +88,7 @@ fn committed_manifest_covers_what_the_cross_check_needs() {
                 .any(|c| c.ring == ring.name && c.expect == Expect::Ok)
         );
     }
-    assert!(
-        manifest
-            .rings
-            .iter()
-            .any(|r| r.storage == Storage::RepositoryDocument)
-    );
+    assert!(manifest.rings.iter().any(|r| r.document.is_some()));
     assert!(
         manifest
             .rings
@@ -119,6 +114,11 @@ fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
+            // Hidden files (the file-system repository's lock file) are not
+            // fixtures and are not committed.
+            if path.file_name().unwrap().to_string_lossy().starts_with('.') {
+                continue;
+            }
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
@@ -198,6 +198,20 @@ async fn dotnet_fixtures_verify_when_present() {
             dir.display()
         );
     }
+}
+
+/// `ring_failure`, then `case <name>` for every case of the ring `ring`:
+/// what fails when a ring does not verify.
+fn ring_and_its_cases(manifest: &Manifest, ring_failure: String, ring: &str) -> Vec<String> {
+    let mut subjects = vec![ring_failure];
+    subjects.extend(
+        manifest
+            .cases
+            .iter()
+            .filter(|c| c.ring == ring)
+            .map(|c| format!("case {}", c.name)),
+    );
+    subjects
 }
 
 fn committed() -> Manifest {
@@ -307,14 +321,8 @@ async fn a_ring_that_differs_from_its_directory_fails_with_its_cases() {
     let mut missing_dir = base.clone();
     missing_dir.rings[0].dir = "rings/does-not-exist".into();
 
-    let ring = &base.rings[0];
-    let mut expected = vec![format!("ring {}", ring.name)];
-    expected.extend(
-        base.cases
-            .iter()
-            .filter(|c| c.ring == ring.name)
-            .map(|c| format!("case {}", c.name)),
-    );
+    let name = &base.rings[0].name;
+    let expected = ring_and_its_cases(&base, format!("ring {name}"), name);
     for manifest in [
         missing_key,
         wrong_default,
@@ -339,14 +347,7 @@ async fn a_key_vault_ring_under_another_kid_fails() {
     ring.key_vault_key_id = Some("https://elsewhere.vault.azure.net/keys/other/1".into());
     let name = ring.name.clone();
     let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
-    let mut expected = vec![format!("ring {name}")];
-    expected.extend(
-        manifest
-            .cases
-            .iter()
-            .filter(|c| c.ring == name)
-            .map(|c| format!("case {}", c.name)),
-    );
+    let expected = ring_and_its_cases(&manifest, format!("ring {name}"), &name);
     assert_eq!(subjects, expected);
 }
 
@@ -387,4 +388,40 @@ async fn a_chunked_cookie_missing_a_chunk_fails() {
     let name = format!("case {}", case.name);
     let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
     assert_eq!(subjects, [name]);
+}
+
+#[tokio::test]
+async fn an_x509_ring_with_a_key_that_is_not_its_certificates_fails() {
+    let mut manifest = committed();
+    let key_vault_pem = manifest
+        .rings
+        .iter()
+        .find(|r| r.key_encryption == KeyEncryption::AzureKeyVault)
+        .and_then(|r| r.test_rsa_private_key.clone())
+        .unwrap();
+    let ring = manifest
+        .rings
+        .iter_mut()
+        .find(|r| r.key_encryption == KeyEncryption::X509)
+        .unwrap();
+    ring.test_rsa_private_key = Some(key_vault_pem);
+    let name = ring.name.clone();
+    let expected = ring_and_its_cases(&manifest, format!("ring {name}"), &name);
+    let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
+    assert_eq!(subjects, expected);
+}
+
+#[tokio::test]
+async fn a_ring_whose_document_is_missing_fails_with_its_cases() {
+    let mut manifest = committed();
+    let ring = manifest
+        .rings
+        .iter_mut()
+        .find(|r| r.document.is_some())
+        .unwrap();
+    ring.document = Some("documents/does-not-exist.xml".into());
+    let name = ring.name.clone();
+    let expected = ring_and_its_cases(&manifest, format!("ring {name} (document)"), &name);
+    let subjects = failed_subjects(verify_manifest(&rust_fixtures_dir(), &manifest).await);
+    assert_eq!(subjects, expected);
 }

@@ -1,5 +1,5 @@
 //! The `<repository>` document among the interop fixtures
-//! (`interop/fixtures/rust/rings/blob-document/keys.xml`, written without a
+//! (`interop/fixtures/rust/documents/blob-document.xml`, written without a
 //! storage account) is byte for byte what `BlobXmlRepository` uploads for the
 //! same elements, so .NET's `PersistKeysToAzureBlobStorage` reads in it what
 //! it would read from our blob.
@@ -18,7 +18,7 @@ use dataprotection_tests::azurite::Azurite;
 #[tokio::test]
 async fn the_interop_repository_document_is_what_the_blob_repository_stores() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../interop/fixtures/rust/rings/blob-document/keys.xml");
+        .join("../interop/fixtures/rust/documents/blob-document.xml");
     let committed = std::fs::read(&path).unwrap();
     let elements = RepositoryDocument::parse(&committed).unwrap().elements();
     assert!(elements.len() >= 2, "the fixture holds its keys");

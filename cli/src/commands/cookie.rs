@@ -145,7 +145,9 @@ async fn decode(context: &Context, args: CookieDecodeArgs) -> Result<()> {
     // is not a payload never makes the provider create a key.
     let payload = decode_text(&value).during(DECODE)?;
     read_header(&payload).during(DECODE)?;
-    let provider = context.provider(DECODE).await?;
+    // Decoding only reads the ring: never create its directory or a key.
+    super::require_existing_ring(&context.location)?;
+    let provider = context.unprotect_provider(DECODE).await?;
     let ticket = TicketDataFormat::for_cookie_scheme(&provider, &args.scheme)
         .unprotect_async(&value)
         .await

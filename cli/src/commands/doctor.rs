@@ -8,13 +8,15 @@
 use std::collections::HashMap;
 
 use dataprotection::Key;
+use dataprotection::crypto::MIN_MASTER_KEY_LEN;
 use dataprotection::key::KeySet;
 use dataprotection::policy::{
     DEFAULT_KEY_LIFETIME, KeyInfo, MAX_SERVER_CLOCK_SKEW, plan_new_key, resolve_default_key,
 };
 use dataprotection::xml::format_date;
 use dataprotection_azure_keyvault::{
-    AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, credential_from_environment,
+    AzureKeyVaultKeyClient, CredentialKind, FailureCause, KeyVaultError, KeyVaultOptions,
+    KeyWrapClient, RSA_OAEP, RequestFailure, credential_from_environment,
 };
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -351,8 +353,8 @@ fn report_skew(report: &mut Report, now: OffsetDateTime, date: OffsetDateTime) {
 /// The Key Vault key: get (its state and allowed operations), then a wrap
 /// and unwrap of random bytes.
 async fn key_vault(report: &mut Report, key_url: &str) {
-    let credential = match credential_from_environment() {
-        Ok((c, _)) => c,
+    let (credential, kind) = match credential_from_environment() {
+        Ok(found) => found,
         Err(e) => {
             report.error("keyvault.key", format!("no credential for Key Vault: {e}"));
             return;
@@ -393,6 +395,12 @@ async fn key_vault(report: &mut Report, key_url: &str) {
                 );
             }
         }
+        Err(KeyVaultError::Request(f)) if f.status.is_none() => {
+            // The vault was not reached, or refused before answering: a wrap
+            // would fail the same way, so report the cause once.
+            report.error("keyvault.key", unreached_advice(&f, kind));
+            return;
+        }
         Err(e) => {
             let message = e.to_string();
             if message.to_lowercase().contains("disabled key") {
@@ -418,10 +426,7 @@ async fn key_vault(report: &mut Report, key_url: &str) {
         .copied()
         .collect();
     match client.wrap_key(RSA_OAEP, &probe).await {
-        Err(e) => report.error(
-            "keyvault.wrap",
-            format!("wrapKey failed: {e}; new keys cannot be created (grant wrapKey)"),
-        ),
+        Err(e) => report.error("keyvault.wrap", wrap_advice(&e, kind)),
         Ok(wrapped) => match client.unwrap_key(&wrapped.kid, RSA_OAEP, &wrapped.wrapped).await {
             Ok(bytes) if bytes == probe => report.ok(
                 "keyvault.wrap",
@@ -436,6 +441,62 @@ async fn key_vault(report: &mut Report, key_url: &str) {
                 format!("wrapKey works but unwrapKey failed: {e}; stored keys cannot be read (grant unwrapKey)"),
             ),
         },
+    }
+}
+
+/// What to do about a Key Vault request that got no HTTP answer, by its cause.
+fn unreached_advice(f: &RequestFailure, kind: CredentialKind) -> String {
+    let host = &f.vault_host;
+    let advice = match f.cause {
+        FailureCause::Dns => format!(
+            "the vault host {host} does not resolve: check the key URL's vault name and DNS \
+             (private endpoints need their private DNS zone)"
+        ),
+        FailureCause::ConnectionRefused => format!(
+            "nothing accepts connections at {host}: check the key URL's host and port, and \
+             any firewall or proxy in between"
+        ),
+        FailureCause::Tls => format!(
+            "the TLS handshake with {host} failed: its certificate is not trusted or not for \
+             this host (a TLS-inspecting proxy, or a URL that is not the vault's)"
+        ),
+        FailureCause::Timeout | FailureCause::Connection => format!(
+            "the vault {host} cannot be reached: check the network path (firewall, proxy, \
+             private endpoint) from this machine"
+        ),
+        FailureCause::Credential => format!(
+            "the {kind} credential could not get a token for Key Vault: fix that credential \
+             (see the cause), or choose another one through the environment"
+        ),
+        _ => format!(
+            "the vault {host} refused the request before authorizing it: check that the key \
+             URL names the vault's own host (https://NAME.vault.azure.net), not an alias or \
+             another service"
+        ),
+    };
+    format!("{advice}; cause: {f}")
+}
+
+/// What to do about a failed wrapKey probe.
+fn wrap_advice(e: &KeyVaultError, kind: CredentialKind) -> String {
+    match e {
+        KeyVaultError::Request(f) => match f.status {
+            None => format!("wrapKey failed: {}", unreached_advice(f, kind)),
+            Some(403) => format!(
+                "wrapKey failed: {e}; new keys cannot be created: grant the identity wrapKey \
+                 on the key (Key Vault Crypto Service Encryption User, or an access policy)"
+            ),
+            Some(401) => format!(
+                "wrapKey failed: {e}; the vault did not accept the {kind} credential's token \
+                 (wrong tenant, or an expired or revoked credential)"
+            ),
+            Some(404) => format!(
+                "wrapKey failed: {e}; the key or key version does not exist in this vault: \
+                 check the key URL"
+            ),
+            Some(_) => format!("wrapKey failed: {e}; new keys cannot be created"),
+        },
+        other => format!("wrapKey failed: {other}; new keys cannot be created"),
     }
 }
 
@@ -515,10 +576,18 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
     let registry = context.encryption.registry();
     let mut usable: HashMap<Uuid, bool> = HashMap::new();
     let mut failures = 0;
+    let mut weak = Vec::new();
     let xmls: Vec<_> = set.keys.iter().map(Key::xml).collect();
     let results = master_keys(&registry, &xmls).await;
     for (key, result) in set.keys.iter().zip(results) {
-        usable.insert(key.id(), result.is_ok());
+        // A master key shorter than 128 bits is never used for new payloads.
+        let strong = |m: &dataprotection::crypto::Secret| m.expose().len() >= MIN_MASTER_KEY_LEN;
+        usable.insert(key.id(), result.as_ref().is_ok_and(strong));
+        if let Ok(m) = &result
+            && !strong(m)
+        {
+            weak.push(format!("{} ({} bits)", key.id(), m.expose().len() * 8));
+        }
         let Err(e) = result else { continue };
         failures += 1;
         let hint = if matches!(e, dataprotection::Error::UnknownDecryptor { .. }) {
@@ -556,6 +625,23 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             format!("all {} keys decrypt", set.keys.len()),
         );
     }
+    if weak.is_empty() {
+        report.ok(
+            "key.strength",
+            "every master key that decrypts is at least 128 bits",
+        );
+    } else {
+        report.error(
+            "key.strength",
+            format!(
+                "master key shorter than 128 bits: {}; such a key is never used for new payloads \
+                 (it only unprotects old ones) and was not made by a Data Protection \
+                 implementation: find out who wrote it, then revoke it",
+                weak.join(", ")
+            ),
+        );
+    }
+    key_dates(report, &set);
 
     let infos = set.infos();
     let is_usable = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
@@ -640,6 +726,35 @@ fn successor_text(
     {
         Some(id) => format!("key {id} takes over when the default key expires"),
         None => "no successor is needed yet (one is created within 3 days of expiry)".to_string(),
+    }
+}
+
+/// Keys whose dates contradict each other: activation after expiration
+/// (whether or not they have expired) was never written by a key manager.
+fn key_dates(report: &mut Report, set: &KeySet) {
+    let inverted: Vec<String> = set
+        .keys
+        .iter()
+        .filter(|k| k.activation_date() > k.expiration_date())
+        .map(|k| {
+            format!(
+                "key {} is activated at {}, after it expires at {}",
+                k.id(),
+                format_date(k.activation_date()),
+                format_date(k.expiration_date())
+            )
+        })
+        .collect();
+    if inverted.is_empty() {
+        report.ok("key.dates", "every key is activated before it expires");
+    } else {
+        report.error(
+            "key.dates",
+            format!(
+                "{}: such a key is never used and was not made by a key manager; revoke or delete it",
+                inverted.join("; ")
+            ),
+        );
     }
 }
 

@@ -47,8 +47,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
 /// Commands that only read the ring: they never create a directory or a key.
 fn is_read_only(command: &Command) -> bool {
     match command {
-        // `doctor` reports a missing directory as a finding instead.
-        Command::Unprotect(_) => true,
+        // `unprotect` checks after validating its input (see there); `doctor`
+        // reports a missing directory as a finding instead.
         Command::Keys(KeysCommand::List { .. }) => true,
         Command::Prune(args) => args.dry_run,
         _ => false,
@@ -57,7 +57,7 @@ fn is_read_only(command: &Command) -> bool {
 
 /// A directory ring that does not exist is a mistyped path for a read-only
 /// command, never an empty ring to create.
-fn require_existing_ring(location: &Location) -> Result<()> {
+pub(crate) fn require_existing_ring(location: &Location) -> Result<()> {
     match location {
         Location::Dir(dir) if !dir.is_dir() => Err(CliError::Failed {
             action: "opening the key repository",

@@ -22,6 +22,7 @@ pub async fn run(context: &Context, args: UnprotectArgs) -> Result<()> {
     // is not a payload never makes the provider create a key.
     let payload = decode_text(&text).during(ACTION)?;
     read_header(&payload).during(ACTION)?;
+    super::require_existing_ring(&context.location)?;
     let provider = context.unprotect_provider(ACTION).await?;
     let protector = context.protector(&provider, &args.purposes);
     match unprotect(&protector, &payload, args.time_limited).await {

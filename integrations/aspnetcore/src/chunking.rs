@@ -265,12 +265,14 @@ impl ChunkingCookieManager {
     /// split into chunks when `template length + value length` reaches the
     /// chunk size (the template is the header for an empty value, so the
     /// attributes count). Each chunk holds `chunk size - template length - 3`
-    /// characters.
+    /// characters. Chunks of the request's cookie that the new value no
+    /// longer uses are expired first, as .NET does.
     ///
     /// # Errors
     /// [`ChunkSizeTooSmall`] when fewer than 10 characters would remain for data.
     pub fn append_response_cookie(
         &self,
+        request: &RequestCookies,
         name: &str,
         value: &str,
         options: &CookieOptions,
@@ -280,11 +282,14 @@ impl ChunkingCookieManager {
         }
         let template_len = utf16_len(&options.set_cookie_header(name, ""));
         let value_len = utf16_len(value);
+        let request_chunks = request.get(name).map(chunk_count).unwrap_or(0);
         let Some(chunk_size) = self
             .chunk_size
             .filter(|size| *size <= template_len + value_len)
         else {
-            return Ok(vec![options.set_cookie_header(name, value)]);
+            let mut headers = stale_chunk_removals(request, name, options, 1, request_chunks);
+            headers.push(options.set_cookie_header(name, value));
+            return Ok(headers);
         };
         if chunk_size < template_len + 10 {
             return Err(ChunkSizeTooSmall);
@@ -303,7 +308,8 @@ impl ChunkingCookieManager {
             units += c.len_utf16();
         }
         chunks.push(&value[start..]);
-        let mut headers = Vec::with_capacity(chunks.len() + 1);
+        let mut headers =
+            stale_chunk_removals(request, name, options, chunks.len() + 1, request_chunks);
         headers.push(
             options.set_cookie_header(name, &format!("{CHUNK_COUNT_PREFIX}{}", chunks.len())),
         );
@@ -314,9 +320,10 @@ impl ChunkingCookieManager {
     }
 
     /// `DeleteCookie`: `Set-Cookie` values that expire `name` and, when the
-    /// request carries `name=chunks-N`, each of its `N` chunks (empty value,
-    /// `expires=Thu, 01 Jan 1970 00:00:00 GMT`, the same path, domain,
-    /// SameSite, Secure and HttpOnly).
+    /// request carries `name=chunks-N`, each of its chunks that the request
+    /// carries (up to the first missing one, so a hostile `N` costs nothing),
+    /// with an empty value, `expires=Thu, 01 Jan 1970 00:00:00 GMT` and the
+    /// same path, domain, SameSite, Secure and HttpOnly.
     pub fn delete_cookie(
         &self,
         cookies: &RequestCookies,
@@ -324,39 +331,65 @@ impl ChunkingCookieManager {
         options: &CookieOptions,
     ) -> Vec<String> {
         let count = cookies.get(name).map(chunk_count).unwrap_or(0);
-        let removal = CookieOptions {
-            expires: Some(OffsetDateTime::UNIX_EPOCH),
-            max_age: None,
-            ..options.clone()
-        };
-        let mut headers = vec![removal.set_cookie_header(name, "")];
-        for index in 1..=count {
-            headers.push(removal.set_cookie_header(&chunk_name(name, index), ""));
-        }
+        let mut headers = vec![removal_options(options).set_cookie_header(name, "")];
+        headers.extend(stale_chunk_removals(cookies, name, options, 1, count));
         headers
     }
+}
+
+/// The options of a deletion: expired at the Unix epoch, no `max-age`.
+fn removal_options(options: &CookieOptions) -> CookieOptions {
+    CookieOptions {
+        expires: Some(OffsetDateTime::UNIX_EPOCH),
+        max_age: None,
+        ..options.clone()
+    }
+}
+
+/// `DeleteChunks`: removals for chunks `start..=end` that the request
+/// carries, stopping at the first one it does not.
+fn stale_chunk_removals(
+    request: &RequestCookies,
+    name: &str,
+    options: &CookieOptions,
+    start: usize,
+    end: usize,
+) -> Vec<String> {
+    let removal = removal_options(options);
+    (start..=end)
+        .map(|index| chunk_name(name, index))
+        .take_while(|chunk| request.get(chunk).is_some_and(|v| !v.is_empty()))
+        .map(|chunk| removal.set_cookie_header(&chunk, ""))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn expired(chunk: &str) -> String {
+        format!("{chunk}=; expires=Thu, 01 Jan 1970 00:00:00 GMT; path=/; samesite=lax; httponly")
+    }
+
     #[test]
     fn small_values_are_not_chunked_and_the_limit_is_exclusive() {
         let m = ChunkingCookieManager {
             chunk_size: Some(100),
         };
+        let none = RequestCookies::default();
         let options = CookieOptions::default();
         let template = options.set_cookie_header("n", "").len();
         let fits = "a".repeat(100 - template - 1);
         assert_eq!(
-            m.append_response_cookie("n", &fits, &options)
+            m.append_response_cookie(&none, "n", &fits, &options)
                 .unwrap()
                 .len(),
             1
         );
         let splits = "a".repeat(100 - template);
-        let headers = m.append_response_cookie("n", &splits, &options).unwrap();
+        let headers = m
+            .append_response_cookie(&none, "n", &splits, &options)
+            .unwrap();
         assert_eq!(headers[0], "n=chunks-2; path=/; samesite=lax; httponly");
         let per_chunk = 100 - template - 3;
         assert_eq!(
@@ -371,9 +404,53 @@ mod tests {
             chunk_size: Some(template + 9),
         };
         assert_eq!(
-            tiny.append_response_cookie("n", &"a".repeat(50), &options),
+            tiny.append_response_cookie(&none, "n", &"a".repeat(50), &options),
             Err(ChunkSizeTooSmall)
         );
+    }
+
+    #[test]
+    fn chunks_the_new_value_no_longer_uses_are_expired_first() {
+        let m = ChunkingCookieManager {
+            chunk_size: Some(100),
+        };
+        let options = CookieOptions::default();
+        let request = RequestCookies::parse(["n=chunks-3; nC1=a; nC2=b; nC3=c"]);
+        let small = m
+            .append_response_cookie(&request, "n", "v", &options)
+            .unwrap();
+        assert_eq!(
+            small,
+            [
+                expired("nC1"),
+                expired("nC2"),
+                expired("nC3"),
+                options.set_cookie_header("n", "v")
+            ]
+        );
+        let two_chunks = "a".repeat(100);
+        let headers = m
+            .append_response_cookie(&request, "n", &two_chunks, &options)
+            .unwrap();
+        assert_eq!(headers[0], expired("nC3"));
+        assert!(headers[1].starts_with("n=chunks-2;"));
+        assert_eq!(headers.len(), 4);
+    }
+
+    #[test]
+    fn a_hostile_chunk_count_costs_nothing() {
+        let m = ChunkingCookieManager::default();
+        let options = CookieOptions::default();
+        let c = RequestCookies::parse(["n=chunks-2147483647; nC1=a"]);
+        assert_eq!(
+            m.delete_cookie(&c, "n", &options),
+            [expired("n"), expired("nC1")]
+        );
+        assert_eq!(
+            m.append_response_cookie(&c, "n", "v", &options).unwrap(),
+            [expired("nC1"), options.set_cookie_header("n", "v")]
+        );
+        assert!(m.reassemble(&c, "n").is_err());
     }
 
     #[test]
@@ -407,9 +484,9 @@ mod tests {
     }
 
     #[test]
-    fn deletion_expires_every_chunk() {
+    fn deletion_expires_every_chunk_the_request_carries() {
         let m = ChunkingCookieManager::default();
-        let c = RequestCookies::parse(["n=chunks-2; nC1=ab; nC2=cd"]);
+        let c = RequestCookies::parse(["n=chunks-3; nC1=ab; nC2=cd"]);
         let options = CookieOptions {
             secure: true,
             ..CookieOptions::default()

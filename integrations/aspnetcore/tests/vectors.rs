@@ -134,7 +134,7 @@ async fn the_chunked_cookie_set_splits_reassembles_and_decodes() {
 
     // Writing: the same names and values as .NET, in the same order.
     let headers = manager
-        .append_response_cookie(&name, joined, &options)
+        .append_response_cookie(&RequestCookies::default(), &name, joined, &options)
         .unwrap();
     let expected_headers: Vec<String> = expected_cookies
         .iter()

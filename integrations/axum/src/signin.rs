@@ -298,6 +298,7 @@ impl CookieAuthentication {
 
     fn write_ticket(
         &self,
+        request_headers: &HeaderMap,
         ticket: &AuthenticationTicket,
         https: bool,
     ) -> Result<SetCookies, SignInError> {
@@ -307,6 +308,7 @@ impl CookieAuthentication {
         }
         let value = self.inner.format.protect(ticket)?;
         let headers = self.inner.chunking.append_response_cookie(
+            &request_cookies(request_headers),
             &self.inner.cookie_name,
             &value,
             &options,
@@ -347,7 +349,11 @@ impl CookieAuthentication {
                     }))?;
             ticket.properties.set_expires(Some(expires));
         }
-        self.write_ticket(&ticket, request_is_https(request_headers, None))
+        self.write_ticket(
+            request_headers,
+            &ticket,
+            request_is_https(request_headers, None),
+        )
     }
 
     /// Signs out, as `HttpContext.SignOutAsync(scheme)`: expires the cookie
@@ -430,7 +436,8 @@ impl CookieAuthentication {
         next: Next,
     ) -> Response {
         let https = request_is_https(request.headers(), request.uri().scheme_str());
-        let outcome = auth.authenticate(request.headers()).await;
+        let request_headers = request.headers().clone();
+        let outcome = auth.authenticate(&request_headers).await;
         let renewal = match &outcome {
             Ok(Authenticated {
                 renewed: Some(t), ..
@@ -443,7 +450,7 @@ impl CookieAuthentication {
         });
         let mut response = next.run(request).await;
         if let Some(ticket) = renewal {
-            match auth.write_ticket(&ticket, https) {
+            match auth.write_ticket(&request_headers, &ticket, https) {
                 Ok(cookies) => {
                     for value in cookies.0 {
                         response.headers_mut().append(header::SET_COOKIE, value);

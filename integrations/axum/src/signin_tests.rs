@@ -238,6 +238,20 @@ async fn a_large_sign_in_is_chunked_read_back_and_fully_signed_out() {
         StatusCode::UNAUTHORIZED
     );
 
+    // Signing in again with a small ticket expires the chunks no longer used.
+    let small = call(&app, "POST", "/signin?name=erin", Some(&cookie), false).await;
+    assert_eq!(small.set_cookies.len(), n);
+    for (i, c) in small.set_cookies[..n - 1].iter().enumerate() {
+        assert!(
+            c.starts_with(&format!(
+                ".AspNetCore.CookiesC{}=; expires=Thu, 01 Jan 1970",
+                i + 1
+            )),
+            "{c}"
+        );
+    }
+    assert!(small.set_cookies[n - 1].starts_with(".AspNetCore.Cookies=CfDJ8"));
+
     // Sign-out expires the cookie and every chunk.
     let out = call(&app, "POST", "/signout", Some(&cookie), false).await;
     assert_eq!(out.set_cookies.len(), n);

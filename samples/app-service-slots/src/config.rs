@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 /// The key ring blob URL (a plain `https` URL authorised with the app's
 /// managed identity, or a SAS URL).
@@ -15,11 +16,16 @@ pub const APP_NAME: &str = "DATAPROTECTION_APP_NAME";
 /// Key Vault emulator), listening on loopback only.
 pub const LOCAL_MODE: &str = "LOCAL_MODE";
 
-/// The Azurite connection string used in local mode when no blob URL is set.
+/// Local mode: a storage connection string for the key ring blob
+/// (`UseDevelopmentStorage=true` for Azurite on its default port).
+pub const STORAGE_CONNECTION_STRING: &str = "AZURE_STORAGE_CONNECTION_STRING";
+/// Local mode: the directory ring, when no blob is configured.
+pub const KEY_DIR: &str = "DATAPROTECTION_KEY_DIR";
+/// The Azurite connection string (documented for local mode).
 pub const DEVELOPMENT_STORAGE: &str = "UseDevelopmentStorage=true";
-/// Container of the key ring in local mode without a blob URL.
+/// Container of the key ring in local mode with a connection string.
 pub const LOCAL_CONTAINER: &str = "dataprotection";
-/// Blob of the key ring in local mode without a blob URL.
+/// Blob of the key ring in local mode with a connection string.
 pub const LOCAL_BLOB: &str = "keys.xml";
 /// The application name in local mode when none is set.
 pub const LOCAL_APP_NAME: &str = "app-service-slots";
@@ -31,8 +37,18 @@ pub const DEFAULT_PORT: u16 = 8080;
 pub enum KeyRingLocation {
     /// A blob URL, with or without a SAS.
     BlobUrl(String),
-    /// Azurite's well-known development account (local mode only).
-    DevelopmentStorage,
+    /// A blob in the account of a connection string, e.g. Azurite's
+    /// `UseDevelopmentStorage=true` (local mode only).
+    ConnectionString(String),
+    /// A directory on this machine (local mode only): no Azure, no Azurite.
+    Directory(PathBuf),
+}
+
+/// The blob endpoint a connection string names, for messages (never the key).
+fn endpoint_of(connection_string: &str) -> String {
+    dataprotection_azure_blobs::connection_string::ConnectionString::parse(connection_string)
+        .map(|cs| cs.blob_endpoint().to_string())
+        .unwrap_or_else(|_| "an unreadable connection string".to_string())
 }
 
 impl fmt::Debug for KeyRingLocation {
@@ -43,9 +59,12 @@ impl fmt::Debug for KeyRingLocation {
                 let base = url.split('?').next().unwrap_or_default();
                 write!(f, "BlobUrl({base})")
             }
-            KeyRingLocation::DevelopmentStorage => {
-                write!(f, "DevelopmentStorage({LOCAL_CONTAINER}/{LOCAL_BLOB})")
-            }
+            KeyRingLocation::ConnectionString(cs) => write!(
+                f,
+                "ConnectionString({}/{LOCAL_CONTAINER}/{LOCAL_BLOB})",
+                endpoint_of(cs)
+            ),
+            KeyRingLocation::Directory(dir) => write!(f, "Directory({})", dir.display()),
         }
     }
 }
@@ -61,10 +80,10 @@ impl fmt::Display for KeyRingLocation {
                     f.write_str(base)
                 }
             }
-            KeyRingLocation::DevelopmentStorage => write!(
-                f,
-                "Azurite development storage, {LOCAL_CONTAINER}/{LOCAL_BLOB}"
-            ),
+            KeyRingLocation::ConnectionString(cs) => {
+                write!(f, "{}/{LOCAL_CONTAINER}/{LOCAL_BLOB}", endpoint_of(cs))
+            }
+            KeyRingLocation::Directory(dir) => write!(f, "directory {}", dir.display()),
         }
     }
 }
@@ -125,10 +144,15 @@ impl Config {
         let (key_ring, app_name) = match (local, blob_url, app_name) {
             (_, Some(url), Some(name)) => (KeyRingLocation::BlobUrl(url), name),
             (true, url, name) => (
-                url.map_or(
-                    KeyRingLocation::DevelopmentStorage,
-                    KeyRingLocation::BlobUrl,
-                ),
+                match (url, get(STORAGE_CONNECTION_STRING)) {
+                    (Some(url), _) => KeyRingLocation::BlobUrl(url),
+                    (None, Some(cs)) => KeyRingLocation::ConnectionString(cs),
+                    (None, None) => KeyRingLocation::Directory(
+                        get(KEY_DIR)
+                            .map(PathBuf::from)
+                            .unwrap_or_else(|| std::env::temp_dir().join(LOCAL_APP_NAME)),
+                    ),
+                },
                 name.unwrap_or_else(|| LOCAL_APP_NAME.to_owned()),
             ),
             (false, url, name) => {
@@ -143,7 +167,9 @@ impl Config {
                      {APP_NAME} to the application name every slot shares, \
                      and optionally {KEYVAULT_KEY_ID} to the versionless Key Vault key URL that wraps the keys \
                      (https://VAULT.vault.azure.net/keys/NAME).\n\
-                     Or set {LOCAL_MODE}=1 to run locally against Azurite ({DEVELOPMENT_STORAGE}) without an Azure account.",
+                     Or set {LOCAL_MODE}=1 to run locally without an Azure account: a directory ring \
+                     ({KEY_DIR}, default: a folder in the temporary directory), or Azurite with \
+                     {STORAGE_CONNECTION_STRING}={DEVELOPMENT_STORAGE}.",
                     missing.join(" and ")
                 )));
             }
@@ -238,7 +264,7 @@ mod tests {
             ),
             "{e}"
         );
-        for hint in [KEYVAULT_KEY_ID, "LOCAL_MODE=1", "Azurite"] {
+        for hint in [KEYVAULT_KEY_ID, "LOCAL_MODE=1", "Azurite", KEY_DIR] {
             assert!(e.contains(hint), "{hint} in {e}");
         }
         // Blank counts as unset; the app name is never derived from anything else.
@@ -263,7 +289,28 @@ mod tests {
     #[test]
     fn local_mode_defaults() {
         let c = config(&[(LOCAL_MODE, "true")]).unwrap();
-        assert_eq!(c.key_ring, KeyRingLocation::DevelopmentStorage);
+        assert_eq!(
+            c.key_ring,
+            KeyRingLocation::Directory(std::env::temp_dir().join(LOCAL_APP_NAME))
+        );
+        let dir = config(&[(LOCAL_MODE, "1"), (KEY_DIR, "/srv/keys")]).unwrap();
+        assert_eq!(dir.key_ring, KeyRingLocation::Directory("/srv/keys".into()));
+        let azurite = config(&[
+            (LOCAL_MODE, "1"),
+            (KEY_DIR, "/srv/keys"),
+            (STORAGE_CONNECTION_STRING, DEVELOPMENT_STORAGE),
+        ])
+        .unwrap();
+        assert_eq!(
+            azurite.key_ring,
+            KeyRingLocation::ConnectionString(DEVELOPMENT_STORAGE.into())
+        );
+        assert_eq!(
+            azurite.key_ring.to_string(),
+            "http://127.0.0.1:10000/devstoreaccount1/dataprotection/keys.xml"
+        );
+        // Outside local mode neither is used: App Service needs a shared blob.
+        assert!(config(&[(KEY_DIR, "/srv/keys"), (APP_NAME, "x")]).is_err());
         assert_eq!(c.app_name, LOCAL_APP_NAME);
         assert_eq!(c.bind, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.slot, "local");

@@ -1,4 +1,4 @@
-//! Run with: LOCAL_MODE=1 cargo run -p app-service-slots (Azurite on 127.0.0.1:10000; see README.md)
+//! Run with: LOCAL_MODE=1 cargo run -p app-service-slots (a directory ring; no Azure, no Azurite; see README.md)
 //!
 //! An axum web app whose sign-in cookie keeps working across Azure App
 //! Service deployment slots and slot swaps: every slot reads the same key ring
@@ -8,18 +8,22 @@
 //! - `POST /signin` (form field `user`): signs the user in with ASP.NET Core's
 //!   cookie format (an `AuthenticationTicket` in `.AspNetCore.Cookies`, which a
 //!   .NET app on the same ring, application name and domain reads), then
-//!   redirects to `/me`.
-//! - `GET /me`: `{"user": …, "slot": …}`, or `401 unauthorized`.
-//! - `POST /signout`: deletes the cookie (every chunk).
-//! - `GET /`: a sign-in form; `GET /healthz`: `ok`.
+//!   redirects to `/`.
+//! - `GET /`: a page that says who is signed in and their claims, which slot
+//!   served it, which key protected the session cookie and when the key ring
+//!   was last refreshed; or a sign-in form.
+//! - `GET /me`: `{"user": …, "slot": …}`, or `401 unauthorized` (for machines).
+//! - `POST /signout`: deletes the cookie (every chunk); `GET /healthz`: `ok`.
 //!
 //! Configured only from App Service app settings: `DATAPROTECTION_BLOB_URL`,
 //! `DATAPROTECTION_KEYVAULT_KEY_ID` (optional), `DATAPROTECTION_APP_NAME`,
 //! `PORT` (default 8080), `BIND_ADDRESS`, `SLOT_NAME` / `WEBSITE_SLOT_NAME`
-//! (display only), `LOCAL_MODE`. The first line on stdout is
+//! (display only), `LOCAL_MODE` (with `DATAPROTECTION_KEY_DIR` or
+//! `AZURE_STORAGE_CONNECTION_STRING`). The first line on stdout is
 //! `listening on http://ADDRESS:PORT`.
 
 mod config;
+mod pages;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -32,8 +36,11 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use dataprotection::DataProtectionProvider;
-use dataprotection::repository::XmlRepository;
-use dataprotection_axum::aspnetcore::{AuthenticationProperties, ClaimsIdentity};
+use dataprotection::payload::{decode_text, read_header};
+use dataprotection::repository::{FileSystemXmlRepository, XmlRepository};
+use dataprotection_axum::aspnetcore::{
+    AuthenticationProperties, ChunkingCookieManager, ClaimsIdentity, RequestCookies,
+};
 use dataprotection_axum::{CookieAuthentication, CookieSecurePolicy, CookieUser};
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
 use dataprotection_azure_keyvault::{
@@ -43,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use crate::config::{Config, KeyRingLocation};
+use crate::pages::{PageView, RingView, SessionView};
 
 /// How long a sign-in lasts (`ExpireTimeSpan`; renewed past half of it).
 const SESSION_LIFETIME: Duration = Duration::hours(8);
@@ -56,7 +64,10 @@ const MAX_USER_LEN: usize = 64;
 #[derive(Clone, Debug)]
 struct AppState {
     auth: CookieAuthentication,
+    provider: DataProtectionProvider,
     slot: Arc<str>,
+    app_name: Arc<str>,
+    key_ring: Arc<str>,
 }
 
 impl FromRef<AppState> for CookieAuthentication {
@@ -107,7 +118,10 @@ async fn run(config: Config) -> Result<(), String> {
         .with_secure_policy(CookieSecurePolicy::Always);
     let app = router(AppState {
         auth,
+        provider,
         slot: config.slot.as_str().into(),
+        app_name: config.app_name.as_str().into(),
+        key_ring: config.key_ring.to_string().into(),
     });
 
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -145,18 +159,25 @@ async fn build_provider(config: &Config) -> Result<DataProtectionProvider, Strin
                     .map_err(|e| format!("{}: {e}", config::BLOB_URL))?,
             )
         }
-        KeyRingLocation::DevelopmentStorage => Arc::new(
-            BlobXmlRepository::from_connection_string(
-                config::DEVELOPMENT_STORAGE,
-                config::LOCAL_CONTAINER,
-                config::LOCAL_BLOB,
-                BlobRepositoryOptions {
-                    create_container_if_missing: true,
-                    ..Default::default()
-                },
+        KeyRingLocation::ConnectionString(connection_string) => {
+            require_local_storage(connection_string).await?;
+            Arc::new(
+                BlobXmlRepository::from_connection_string(
+                    connection_string,
+                    config::LOCAL_CONTAINER,
+                    config::LOCAL_BLOB,
+                    BlobRepositoryOptions {
+                        create_container_if_missing: true,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| format!("{}: {e}", config::STORAGE_CONNECTION_STRING))?,
             )
-            .map_err(|e| format!("Azurite development storage: {e}"))?,
-        ),
+        }
+        KeyRingLocation::Directory(dir) => {
+            tracing::info!(directory = %dir.display(), "using a directory key ring (local mode)");
+            Arc::new(FileSystemXmlRepository::new(dir))
+        }
     };
     let mut builder = DataProtectionProvider::builder()
         .application_name(config.app_name.clone())
@@ -189,6 +210,46 @@ async fn build_provider(config: &Config) -> Result<DataProtectionProvider, Strin
         .map_err(|e| format!("cannot load the key ring: {e}"))
 }
 
+/// A connection string naming a loopback endpoint (Azurite) must have
+/// something listening there: say "start Azurite" at once instead of
+/// failing after the SDK's retries.
+async fn require_local_storage(connection_string: &str) -> Result<(), String> {
+    use dataprotection_azure_blobs::connection_string::ConnectionString;
+    let Ok(parsed) = ConnectionString::parse(connection_string) else {
+        return Ok(()); // the repository reports what is wrong with it
+    };
+    let endpoint = parsed.blob_endpoint().to_string();
+    let Some(address) = loopback_address(&endpoint) else {
+        return Ok(());
+    };
+    let connect = tokio::net::TcpStream::connect(address);
+    match tokio::time::timeout(std::time::Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(format!(
+            "nothing is listening on {address} ({endpoint}): start Azurite \
+             (cd tests && npx azurite-blob --inMemoryPersistence --disableTelemetry), \
+             or unset {} to use a directory key ring",
+            config::STORAGE_CONNECTION_STRING
+        )),
+    }
+}
+
+/// `host:port` of an `http://127.0.0.1:PORT/...` or `http://localhost:PORT/...` endpoint.
+fn loopback_address(endpoint: &str) -> Option<std::net::SocketAddr> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let ip: std::net::IpAddr = match host {
+        "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
+        other => other.trim_matches(['[', ']']).parse().ok()?,
+    };
+    ip.is_loopback()
+        .then_some(std::net::SocketAddr::new(ip, port))
+}
+
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(index))
@@ -204,16 +265,50 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn index(State(state): State<AppState>) -> Html<String> {
-    Html(format!(
-        "<!doctype html><title>App Service slots</title>\
-         <p>Served by slot <b>{}</b>.</p>\
-         <form method=post action=/signin><input name=user placeholder=\"user name\" required maxlength={MAX_USER_LEN}> \
-         <button>Sign in</button></form>\
-         <p><a href=/me>/me</a></p>\
-         <form method=post action=/signout><button>Sign out</button></form>",
-        escape_html(&state.slot)
-    ))
+async fn index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: Option<CookieUser>,
+) -> Response {
+    let session = user.map(|CookieUser(ticket)| SessionView {
+        user: ticket.name().unwrap_or_default().to_string(),
+        claims: ticket
+            .claims()
+            .map(|c| (c.claim_type.clone(), c.value.clone()))
+            .collect(),
+        key_id: cookie_key_id(&headers, state.auth.cookie_name()),
+    });
+    let ring = state.provider.key_ring().ok().map(|ring| RingView {
+        location: state.key_ring.to_string(),
+        loaded_at: ring.loaded_at(),
+        next_refresh: state.provider.next_refresh(),
+        default_key: ring.default_key_id(),
+        keys: ring.keys().len(),
+    });
+    let html = pages::home(&PageView {
+        slot: &state.slot,
+        app_name: &state.app_name,
+        session,
+        ring,
+    });
+    let mut response = Html(html).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The key that protected the session cookie: the key id in the header of
+/// the protected payload, after the cookie's chunks are put back together.
+fn cookie_key_id(headers: &HeaderMap, cookie_name: &str) -> Option<uuid::Uuid> {
+    let cookies = RequestCookies::parse(
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let value = ChunkingCookieManager::default().get_request_cookie(&cookies, cookie_name)?;
+    read_header(&decode_text(&value).ok()?).ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,7 +344,7 @@ async fn sign_in(
     match auth.sign_in(&headers, identity, properties) {
         Ok(cookies) => {
             tracing::info!("signed in");
-            (cookies, Redirect::to("/me")).into_response()
+            (cookies, Redirect::to("/")).into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot protect the session cookie");
@@ -281,21 +376,6 @@ fn bad_request(message: &'static str) -> Response {
     (StatusCode::BAD_REQUEST, message).into_response()
 }
 
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Ctrl-C, or the SIGTERM App Service sends before stopping or swapping an instance.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -323,10 +403,13 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn escapes_html() {
+    fn loopback_addresses() {
         assert_eq!(
-            super::escape_html("<b a=\"1\">&'"),
-            "&lt;b a=&quot;1&quot;&gt;&amp;&#39;"
+            super::loopback_address("http://127.0.0.1:10000/devstoreaccount1"),
+            Some("127.0.0.1:10000".parse().unwrap_or_else(|_| unreachable!()))
         );
+        assert!(super::loopback_address("http://localhost:7/a").is_some());
+        assert!(super::loopback_address("https://acct.blob.core.windows.net").is_none());
+        assert!(super::loopback_address("http://10.0.0.1:80/a").is_none());
     }
 }

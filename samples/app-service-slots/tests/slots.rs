@@ -6,8 +6,11 @@
 //! foreign cookies get a bare 401.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use common::{App, SAMPLE_VARS};
+
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use dataprotection::KeyManager;
@@ -22,85 +25,9 @@ use keyvault_emulator::isolated::{self, MsiScheme};
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 use reqwest::StatusCode;
 use time::{Duration, OffsetDateTime};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const COOKIE_NAME: &str = ".AspNetCore.Cookies";
-
-/// Every variable the sample reads, removed so the test environment cannot leak in.
-const SAMPLE_VARS: &[&str] = &[
-    "DATAPROTECTION_BLOB_URL",
-    "DATAPROTECTION_KEYVAULT_KEY_ID",
-    "DATAPROTECTION_APP_NAME",
-    "LOCAL_MODE",
-    "PORT",
-    "BIND_ADDRESS",
-    "SLOT_NAME",
-    "WEBSITE_SLOT_NAME",
-];
-
-/// A running sample process; killed when dropped.
-struct App {
-    child: Child,
-    url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl App {
-    /// Starts the sample with `envs` (plus `PORT=0`) and waits for its address line.
-    async fn start(envs: &[(&str, &str)]) -> App {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_app-service-slots"));
-        for var in SAMPLE_VARS {
-            cmd.env_remove(var);
-        }
-        cmd.env("PORT", "0")
-            .env("RUST_LOG", "info,dataprotection_axum=debug")
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(StdDuration::from_secs(60), lines.next_line()).await;
-        let app_stderr = stderr.lock().unwrap().clone();
-        let line = match first {
-            Ok(Ok(Some(line))) => line,
-            other => panic!("the sample did not start ({other:?}); stderr:\n{app_stderr}"),
-        };
-        // Keep draining stdout so the process never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let url = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        App { child, url, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
 
 /// The `dpkeys` binary next to this sample's (`cargo test --workspace` builds
 /// it); built with the running cargo when it is missing.
@@ -136,7 +63,7 @@ async fn sign_in(app: &App, user: &str) -> String {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()["location"], "/me");
+    assert_eq!(response.headers()["location"], "/");
     let set_cookies: Vec<&str> = response
         .headers()
         .get_all("set-cookie")
@@ -430,7 +357,26 @@ async fn local_mode_against_azurite_without_a_vault() {
         .unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
     let index = client().get(&app.url).send().await.unwrap();
-    assert!(index.text().await.unwrap().contains("<b>local</b>"));
+    let page = index.text().await.unwrap();
+    assert!(page.contains("<b id=slot>local</b>"), "{page}");
+    assert!(page.contains("You are not signed in"), "{page}");
+    let signed_in = client()
+        .get(&app.url)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        signed_in.contains("Signed in as <span id=user>dev</span>"),
+        "{signed_in}"
+    );
+    assert!(
+        signed_in.contains(&format!("<code id=cookie-key>{}</code>", key_of(&cookie))),
+        "{signed_in}"
+    );
     for form in [
         &[("user", "")][..],
         &[("name", "x")],
@@ -445,6 +391,59 @@ async fn local_mode_against_azurite_without_a_vault() {
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(response.headers().get("set-cookie").is_none());
     }
+}
+
+#[tokio::test]
+async fn local_mode_without_azurite_uses_a_directory_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_dir = dir.path().to_str().unwrap();
+    let app = App::start(&[("LOCAL_MODE", "1"), ("DATAPROTECTION_KEY_DIR", key_dir)]).await;
+    let cookie = sign_in(&app, "solo").await;
+    assert_signed_in(&app, &cookie, "solo", "local").await;
+    let keys: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.starts_with("key-"))
+        .collect();
+    assert_eq!(keys, [format!("key-{}.xml", key_of(&cookie))]);
+    // A second instance on the same directory reads the same ring.
+    let other = App::start(&[("LOCAL_MODE", "1"), ("DATAPROTECTION_KEY_DIR", key_dir)]).await;
+    assert_signed_in(&other, &cookie, "solo", "local").await;
+}
+
+#[tokio::test]
+async fn azurite_configured_but_down_says_start_azurite() {
+    // A loopback port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let connection_string = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;\
+         AccountKey={};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+        dataprotection_azure_blobs::connection_string::DEVELOPMENT_ACCOUNT_KEY
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_app-service-slots"));
+    for var in SAMPLE_VARS {
+        cmd.env_remove(var);
+    }
+    let output = cmd
+        .env("LOCAL_MODE", "1")
+        .env("AZURE_STORAGE_CONNECTION_STRING", &connection_string)
+        .env("PORT", "0")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("start Azurite"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        !stderr.contains(dataprotection_azure_blobs::connection_string::DEVELOPMENT_ACCOUNT_KEY),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
