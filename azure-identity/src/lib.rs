@@ -78,6 +78,29 @@ pub fn credential_from(
     var: impl Fn(&str) -> Option<String>,
     host: HostFacts,
 ) -> Result<(Arc<dyn TokenCredential>, CredentialKind), CredentialError> {
+    credential_from_with_options(var, host, fail_fast_client_options())
+}
+
+/// [`credential_from`] with the HTTP pipeline options of the credentials
+/// that make requests (managed identity, workload identity, client secret).
+///
+/// Pass the `client_options` whose `transport` the service client (Key
+/// Vault, Blob Storage) also uses: every HTTP client loads the system
+/// certificate store when it is built, and one client shares its
+/// connections between token and service requests — a cold start then pays
+/// for both once. The retry policy is always [`fail_fast_retry_options`].
+///
+/// # Errors
+/// As [`credential_from_environment`].
+pub fn credential_from_with_options(
+    var: impl Fn(&str) -> Option<String>,
+    host: HostFacts,
+    client_options: ClientOptions,
+) -> Result<(Arc<dyn TokenCredential>, CredentialKind), CredentialError> {
+    let client_options = ClientOptions {
+        retry: fail_fast_retry_options(),
+        ..client_options
+    };
     let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let kind = credential_kind_from(&var, host)?;
     let build = |e: azure_core::Error| CredentialError::Build {
@@ -88,7 +111,7 @@ pub fn credential_from(
         CredentialKind::AppServiceManagedIdentity | CredentialKind::ImdsManagedIdentity => {
             let options = ManagedIdentityCredentialOptions {
                 user_assigned_id: get("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
-                client_options: fail_fast_client_options(),
+                client_options,
             };
             ManagedIdentityCredential::new(Some(options)).map_err(build)?
         }
@@ -97,9 +120,7 @@ pub fn credential_from(
                 client_id: get("AZURE_CLIENT_ID"),
                 tenant_id: get("AZURE_TENANT_ID"),
                 token_file_path: get("AZURE_FEDERATED_TOKEN_FILE").map(Into::into),
-                credential_options: ClientAssertionCredentialOptions {
-                    client_options: fail_fast_client_options(),
-                },
+                credential_options: ClientAssertionCredentialOptions { client_options },
             };
             WorkloadIdentityCredential::new(Some(options)).map_err(build)?
         }
@@ -107,9 +128,7 @@ pub fn credential_from(
             let tenant = get("AZURE_TENANT_ID").unwrap_or_default();
             let client_id = get("AZURE_CLIENT_ID").unwrap_or_default();
             let secret = Secret::new(get("AZURE_CLIENT_SECRET").unwrap_or_default());
-            let options = ClientSecretCredentialOptions {
-                client_options: fail_fast_client_options(),
-            };
+            let options = ClientSecretCredentialOptions { client_options };
             ClientSecretCredential::new(&tenant, client_id, secret, Some(options)).map_err(build)?
         }
         CredentialKind::ClientCertificate => client_certificate(&get, kind)?,

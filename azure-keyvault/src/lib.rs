@@ -18,7 +18,7 @@ pub use client::{
 /// The credential helper (shared with the blob crate).
 pub use dataprotection_azure_identity::{
     CredentialError, CredentialKind, HostFacts, credential_from, credential_from_environment,
-    credential_kind_from,
+    credential_from_with_options, credential_kind_from,
 };
 pub use encryptor::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES,

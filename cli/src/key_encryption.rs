@@ -4,13 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use azure_core::http::{ClientOptions, Transport, new_http_client};
 use dataprotection::encryption::{DecryptorRegistry, XmlDecryptor, XmlEncryptor};
 use dataprotection::repository::XmlRepository;
 use dataprotection::{DataProtectionProviderBuilder, KeyManager};
 
 use dataprotection_azure_keyvault::{
-    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, KeyVaultError, KeyVaultOptions,
-    credential_from_environment, key_vault_protection,
+    AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, HostFacts, KeyVaultError, KeyVaultOptions,
+    credential_from_with_options, key_vault_protection,
 };
 
 use dataprotection_x509::{
@@ -109,12 +110,25 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
     let Some(key_id) = &args.keyvault_key else {
         return Ok(encryption);
     };
-    let (credential, kind) =
-        credential_from_environment().map_err(|e| key_vault_setup(e.into()))?;
+    // One HTTP client for the credential and the vault: building one loads
+    // the system certificate store, and the token and vault requests can
+    // share its connection pool.
+    let options = KeyVaultOptions {
+        client_options: ClientOptions {
+            transport: Some(Transport::new(new_http_client(None))),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (credential, kind) = credential_from_with_options(
+        |name| std::env::var(name).ok(),
+        HostFacts::detect(),
+        options.client_options.clone(),
+    )
+    .map_err(|e| key_vault_setup(e.into()))?;
     tracing::info!(credential = %kind, "using a credential from the environment for Key Vault");
     let (encryptor, decryptor) =
-        key_vault_protection(key_id, credential, KeyVaultOptions::default())
-            .map_err(key_vault_setup)?;
+        key_vault_protection(key_id, credential, options).map_err(key_vault_setup)?;
     let decryptor: Arc<dyn XmlDecryptor> = decryptor;
     encryption.encryptor = Some(encryptor);
     encryption.decryptors.extend(

@@ -14,6 +14,50 @@ pub async fn master_key(registry: &DecryptorRegistry, key: &KeyXml) -> Result<Se
         .and_then(|d| read_descriptor(&d).map(|d| d.master_key))
 }
 
+/// How many keys [`master_keys`] decrypts at once. Each decryptor may limit
+/// its own calls further (Key Vault: 4 unwraps in flight by default).
+const CONCURRENT_DECRYPTIONS: usize = 16;
+
+/// [`master_key`] of every key, in order, decrypting up to
+/// [`CONCURRENT_DECRYPTIONS`] at once: a ring wrapped by Key Vault needs one
+/// round trip per key, and one at a time they add up (98 took 191 ms).
+pub async fn master_keys(
+    registry: &DecryptorRegistry,
+    keys: &[&KeyXml],
+) -> Vec<Result<Secret, Error>> {
+    let mut results: Vec<Option<Result<Secret, Error>>> = keys.iter().map(|_| None).collect();
+    let mut pending = tokio::task::JoinSet::new();
+    let finish = |results: &mut Vec<Option<Result<Secret, Error>>>, joined| match joined {
+        Ok((i, result)) => results[i] = Some(result),
+        // A panicked or cancelled task: its slot stays None, reported below.
+        Err(e) => tracing::debug!(error = %e, "a key decryption task failed"),
+    };
+    for (i, key) in keys.iter().enumerate() {
+        if pending.len() >= CONCURRENT_DECRYPTIONS
+            && let Some(joined) = pending.join_next().await
+        {
+            finish(&mut results, joined);
+        }
+        let (registry, key) = (registry.clone(), (*key).clone());
+        pending.spawn(async move { (i, master_key(&registry, &key).await) });
+    }
+    while let Some(joined) = pending.join_next().await {
+        finish(&mut results, joined);
+    }
+    results
+        .into_iter()
+        .zip(keys)
+        .map(|(result, key)| {
+            result.unwrap_or_else(|| {
+                Err(Error::KeyDecryption {
+                    what: format!("key {}", key.id),
+                    source: "the decryption task did not finish".into(),
+                })
+            })
+        })
+        .collect()
+}
+
 /// The key's outer `<descriptor>` with every `<encryptedSecret>` decrypted.
 pub async fn decrypted_descriptor(
     registry: &DecryptorRegistry,

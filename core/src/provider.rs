@@ -39,6 +39,8 @@ const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::seconds(30);
 /// Back-off after a failed refresh: first retry, then doubling up to the cap.
 const REFRESH_BACKOFF_START: Duration = Duration::seconds(15);
 const REFRESH_BACKOFF_MAX: Duration = Duration::minutes(10);
+/// How many keys [`DataProtectionProvider::decrypt_all_keys`] decrypts at once.
+const DECRYPT_ALL_CONCURRENCY: usize = 16;
 /// Back-off after a key's master key failed to decrypt (e.g. vault unreachable).
 const KEY_DECRYPT_BACKOFF: Duration = Duration::seconds(30);
 /// How often, by default, the repository is asked whether the ring changed.
@@ -404,12 +406,42 @@ impl DataProtectionProvider {
 
     /// Decrypts the master key of every key in the ring now (normally this
     /// happens lazily, when a payload first names the key).
+    ///
+    /// Up to 16 keys are decrypted at once (a decryptor may limit its own
+    /// calls further: Key Vault's allows 4 unwraps in flight by default); the
+    /// first error is returned once every started decryption has finished.
     pub async fn decrypt_all_keys(&self) -> Result<()> {
         let ring = self.inner.ring()?;
-        for entry in &ring.entries {
-            self.inner.ensure_encryptor(&entry.key, &entry.slot).await?;
+        let mut pending = tokio::task::JoinSet::new();
+        let mut first_error = None;
+        let mut record = |joined: std::result::Result<Result<_>, tokio::task::JoinError>| {
+            let error = match joined {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => e,
+                Err(e) => Error::KeyDecryption {
+                    what: "a key of the ring".into(),
+                    source: Box::new(e),
+                },
+            };
+            first_error.get_or_insert(error);
+        };
+        for entry in ring.entries.iter().filter(|e| e.slot.get().is_none()) {
+            if pending.len() >= DECRYPT_ALL_CONCURRENCY
+                && let Some(joined) = pending.join_next().await
+            {
+                record(joined);
+            }
+            let inner = self.inner.clone();
+            let (key, slot) = (entry.key.clone(), entry.slot.clone());
+            pending.spawn(async move { inner.ensure_encryptor(&key, &slot).await });
         }
-        Ok(())
+        while let Some(joined) = pending.join_next().await {
+            record(joined);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 }
 

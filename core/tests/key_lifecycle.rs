@@ -552,3 +552,72 @@ async fn simulated_year_with_three_providers_sharing_a_directory() {
         assert!(pair[1].creation_date() <= pair[0].expiration_date() - Duration::days(2));
     }
 }
+
+/// Counts how many decryptions are in flight at once.
+#[derive(Debug, Default)]
+struct CountingDecryptor {
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl XmlDecryptor for CountingDecryptor {
+    async fn decrypt(&self, encrypted: &Element) -> dataprotection::Result<Element> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        // A vault round trip: lets the other decryptions start meanwhile.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        dataprotection::encryption::NullXmlDecryptor
+            .decrypt(encrypted)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn decrypt_all_keys_decrypts_concurrently_within_a_bound() {
+    let repo: Arc<dyn XmlRepository> = Arc::new(InMemoryXmlRepository::new());
+    let c = clock();
+    let manager = dataprotection::KeyManager::new(repo.clone(), Some(Arc::new(NullXmlEncryptor)))
+        .with_clock(c.clone());
+    const KEYS: i64 = 40;
+    for i in 0..KEYS {
+        let activation = START - Duration::days(KEYS - i);
+        manager
+            .create_key(activation, activation + Duration::days(90))
+            .await
+            .unwrap();
+    }
+    let decryptor = Arc::new(CountingDecryptor::default());
+    let provider = DataProtectionProvider::builder()
+        .application_name("many")
+        .repository(repo)
+        .add_decryptor(
+            dataprotection::encryption::NULL_XML_DECRYPTOR_TYPE,
+            decryptor.clone(),
+        )
+        .auto_generate_keys(false)
+        .clock(c)
+        .build()
+        .await
+        .unwrap();
+    let at_start = decryptor.calls.load(Ordering::SeqCst);
+    assert!(
+        at_start < KEYS as usize,
+        "the start decrypts only what it needs"
+    );
+
+    provider.decrypt_all_keys().await.unwrap();
+    assert_eq!(
+        decryptor.calls.load(Ordering::SeqCst),
+        KEYS as usize,
+        "each key once"
+    );
+    let most = decryptor.most_in_flight.load(Ordering::SeqCst);
+    assert!(most > 1, "decryptions overlap (at most {most} at once)");
+    assert!(most <= 16, "at most 16 at once, not {most}");
+    let ring = provider.key_ring().unwrap();
+    assert!(ring.keys().iter().all(|k| k.can_decrypt == Some(true)));
+}

@@ -28,7 +28,7 @@ use crate::commands::rotate::latest_mass_revocation;
 use crate::context::Context;
 use crate::error::Result;
 use crate::repository::Location;
-use crate::ring::master_key;
+use crate::ring::master_keys;
 use dataprotection_azure_blobs::connection_string::{ConnectionString, Credential};
 use dataprotection_azure_blobs::sas::SasInfo;
 
@@ -585,8 +585,9 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
     let mut usable: HashMap<Uuid, bool> = HashMap::new();
     let mut failures = 0;
     let mut weak = Vec::new();
-    for key in &set.keys {
-        let result = master_key(&registry, key.xml()).await;
+    let xmls: Vec<_> = set.keys.iter().map(Key::xml).collect();
+    let results = master_keys(&registry, &xmls).await;
+    for (key, result) in set.keys.iter().zip(results) {
         // A master key shorter than 128 bits is never used for new payloads.
         let strong = |m: &dataprotection::crypto::Secret| m.expose().len() >= MIN_MASTER_KEY_LEN;
         usable.insert(key.id(), result.as_ref().is_ok_and(strong));

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use dataprotection::policy::{DEFAULT_KEY_LIFETIME, resolve_default_key};
-use dataprotection::xml::{format_date, read_descriptor, read_descriptor_algorithm};
+use dataprotection::xml::{format_date, read_descriptor_algorithm};
 use dataprotection::{Error, Key};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -18,6 +18,7 @@ use super::write_stdout;
 use crate::cli::KeysCommand;
 use crate::context::Context;
 use crate::error::{Context as _, Result};
+use crate::ring::master_keys;
 
 /// Runs a `keys` subcommand.
 pub async fn run(context: &Context, command: KeysCommand) -> Result<()> {
@@ -77,23 +78,6 @@ impl KeyRow {
     }
 }
 
-/// Whether the key's master key can be decrypted and used, and if not why.
-async fn check_key(context: &Context, key: &Key) -> Result<(), Error> {
-    let descriptor = &key.xml().descriptor;
-    let decrypted;
-    let descriptor = if key.is_encrypted_at_rest() {
-        decrypted = context
-            .encryption
-            .registry()
-            .decrypt_element(descriptor)
-            .await?;
-        &decrypted
-    } else {
-        descriptor
-    };
-    read_descriptor(descriptor).map(|_| ())
-}
-
 async fn rows(context: &Context) -> Result<Vec<KeyRow>> {
     let set = context
         .key_manager()
@@ -103,10 +87,34 @@ async fn rows(context: &Context) -> Result<Vec<KeyRow>> {
     let now = OffsetDateTime::now_utc();
     let mut usable = HashMap::new();
     let mut rows = Vec::with_capacity(set.keys.len());
-    for key in &set.keys {
-        let algorithm = read_descriptor_algorithm(&key.xml().descriptor).map(|(_, a)| a);
+    let algorithms: Vec<_> = set
+        .keys
+        .iter()
+        .map(|key| read_descriptor_algorithm(&key.xml().descriptor).map(|(_, a)| a))
+        .collect();
+    // Whether each key's master key can be decrypted and used, and if not
+    // why: decrypted concurrently (one vault round trip per wrapped key).
+    let readable: Vec<_> = set
+        .keys
+        .iter()
+        .zip(&algorithms)
+        .filter(|(_, algorithm)| algorithm.is_ok())
+        .map(|(key, _)| key.xml())
+        .collect();
+    let results = master_keys(&context.encryption.registry(), &readable).await;
+    let mut decrypted: HashMap<Uuid, Result<(), Error>> = readable
+        .iter()
+        .zip(results)
+        .map(|(key, result)| (key.id, result.map(|_| ())))
+        .collect();
+    for (key, algorithm) in set.keys.iter().zip(algorithms) {
         let checked = match &algorithm {
-            Ok(_) => check_key(context, key).await,
+            Ok(_) => decrypted.remove(&key.id()).unwrap_or_else(|| {
+                Err(Error::KeyDecryption {
+                    what: format!("key {}", key.id()),
+                    source: "the key was not decrypted".into(),
+                })
+            }),
             Err(e) => Err(Error::UnsupportedAlgorithm(e.to_string())),
         };
         usable.insert(key.id(), checked.is_ok());

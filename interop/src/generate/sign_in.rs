@@ -169,12 +169,7 @@ pub(super) fn request_cookies(
     value: &str,
 ) -> Result<Vec<RequestCookie>, dataprotection::Error> {
     let headers = ChunkingCookieManager::default()
-        .append_response_cookie(
-            &dataprotection_aspnetcore::RequestCookies::default(),
-            &cookie_name(scheme),
-            value,
-            &CookieOptions::default(),
-        )
+        .append_response_cookie(&cookie_name(scheme), value, &CookieOptions::default())
         .map_err(|e| dataprotection::Error::InvalidArgument(e.to_string()))?;
     Ok(headers
         .iter()
