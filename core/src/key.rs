@@ -85,6 +85,25 @@ impl Key {
     }
 }
 
+/// Why a stored element was skipped when a [`KeySet`] was read. Callers match
+/// on the variant (never on the text, which is for people).
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeySetProblem {
+    /// A second `<key>` element with an id already seen; the first is kept.
+    #[error("duplicate <key> element for key {key_id}")]
+    DuplicateKey {
+        /// The repeated key id.
+        key_id: Uuid,
+    },
+    /// A `<key>` element that could not be read; it is skipped, never deleted.
+    #[error("{source}")]
+    MalformedKey {
+        /// Why it could not be read.
+        source: Arc<Error>,
+    },
+}
+
 /// Every key and revocation in a repository, interpreted as ASP.NET Core does
 /// (`XmlKeyManager.ProcessAllElements`).
 #[derive(Clone, Debug, Default)]
@@ -94,7 +113,7 @@ pub struct KeySet {
     /// Revocations found.
     pub revocations: Vec<RevocationXml>,
     /// Elements that could not be interpreted (skipped, never deleted), with why.
-    pub problems: Vec<String>,
+    pub problems: Vec<KeySetProblem>,
     /// How many elements were neither keys nor revocations.
     pub foreign_elements: usize,
 }
@@ -106,7 +125,6 @@ impl KeySet {
     /// keeps the first element and reports the others.
     pub fn from_elements(elements: &[Element]) -> Result<Self> {
         let mut set = KeySet::default();
-        let mut latest_mass: Option<OffsetDateTime> = None;
         let mut revoked_ids = HashSet::new();
         // Ids seen so far: a set, so that reading a ring is linear in its size.
         let mut key_ids = HashSet::with_capacity(elements.len());
@@ -116,7 +134,7 @@ impl KeySet {
                     if !key_ids.insert(k.id) {
                         tracing::warn!(key_id = %k.id, "duplicate key id in the repository; keeping the first");
                         set.problems
-                            .push(format!("duplicate <key> element for key {}", k.id));
+                            .push(KeySetProblem::DuplicateKey { key_id: k.id });
                     } else {
                         set.keys.push(Key {
                             xml: k,
@@ -125,13 +143,8 @@ impl KeySet {
                     }
                 }
                 Ok(StoredElement::Revocation(r)) => {
-                    match r.target {
-                        RevocationTarget::AllCreatedBefore => {
-                            latest_mass = Some(latest_mass.map_or(r.date, |d| d.max(r.date)));
-                        }
-                        RevocationTarget::Key(id) => {
-                            revoked_ids.insert(id);
-                        }
+                    if let RevocationTarget::Key(id) = r.target {
+                        revoked_ids.insert(id);
                     }
                     set.revocations.push(r);
                 }
@@ -139,10 +152,13 @@ impl KeySet {
                 Err(err) if e.is("revocation") => return Err(err),
                 Err(err) => {
                     tracing::warn!(error = %err, "skipping a key element that could not be read");
-                    set.problems.push(err.to_string());
+                    set.problems.push(KeySetProblem::MalformedKey {
+                        source: Arc::new(err),
+                    });
                 }
             }
         }
+        let latest_mass = set.latest_mass_revocation();
         for key in &mut set.keys {
             let mass = latest_mass.is_some_and(|d| key.xml.creation_date < d);
             key.revoked = mass || revoked_ids.contains(&key.xml.id);
@@ -153,6 +169,25 @@ impl KeySet {
             }
         }
         Ok(set)
+    }
+
+    /// The date of the latest `<revocation>` of every key created before a
+    /// date, if any: the only one that matters, since each revokes every key
+    /// created before it.
+    pub fn latest_mass_revocation(&self) -> Option<OffsetDateTime> {
+        self.revocations
+            .iter()
+            .filter(|r| r.target == RevocationTarget::AllCreatedBefore)
+            .map(|r| r.date)
+            .max()
+    }
+
+    /// Ids of keys stored more than once (the first element is used).
+    pub fn duplicate_key_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.problems.iter().filter_map(|p| match p {
+            KeySetProblem::DuplicateKey { key_id } => Some(*key_id),
+            KeySetProblem::MalformedKey { .. } => None,
+        })
     }
 
     /// Policy view of the keys.
@@ -187,7 +222,7 @@ pub struct KeyRing {
     pub(crate) entries: Vec<RingEntry>,
     pub(crate) index: KeyIndex,
     pub(crate) default: Option<DefaultKey>,
-    pub(crate) problems: Vec<String>,
+    pub(crate) problems: Vec<KeySetProblem>,
     pub(crate) loaded_at: OffsetDateTime,
 }
 
@@ -283,7 +318,7 @@ impl KeyRing {
     }
 
     /// Elements that could not be interpreted when the ring was loaded.
-    pub fn problems(&self) -> &[String] {
+    pub fn problems(&self) -> &[KeySetProblem] {
         &self.problems
     }
 

@@ -60,12 +60,7 @@ pub fn deletion_orders(
     should_delete: &dyn Fn(&Key) -> bool,
 ) -> Vec<Deletion> {
     let set = KeySet::from_elements(elements).unwrap_or_default();
-    let latest_mass = set
-        .revocations
-        .iter()
-        .filter(|r| r.target == RevocationTarget::AllCreatedBefore)
-        .map(|r| r.date)
-        .max();
+    let latest_mass = set.latest_mass_revocation();
     let mut deleted_ids = Vec::new();
     let mut orders: Vec<Option<DeletionOrder>> = elements
         .iter()

@@ -29,10 +29,7 @@ use crate::payload::key_id_bytes;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MIN_KEY_LIFETIME};
 use crate::protector::DataProtector;
 use crate::repository::{Version, XmlRepository, default_repository};
-use crate::xml::{
-    Element, RevocationTarget, contains_encrypted_secret, read_descriptor,
-    read_descriptor_algorithm,
-};
+use crate::xml::{Element, contains_encrypted_secret, read_descriptor, read_descriptor_algorithm};
 
 /// Minimum time between two refreshes triggered by unknown key ids.
 const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::seconds(30);
@@ -955,12 +952,7 @@ impl Inner {
                     // A mass revocation dated in the future (clock skew, or a
                     // mistake) would revoke any key created now: creating one
                     // would only add an unusable key at every refresh.
-                    let now_revoking = set
-                        .revocations
-                        .iter()
-                        .filter(|r| r.target == RevocationTarget::AllCreatedBefore && r.date > now)
-                        .map(|r| r.date)
-                        .max();
+                    let now_revoking = set.latest_mass_revocation().filter(|date| *date > now);
                     if let Some(date) = now_revoking {
                         return Err(Error::NoDefaultKey {
                             reason: format!(

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use dataprotection::crypto::{Algorithm, Secret};
-use dataprotection::key::KeySet;
+use dataprotection::key::{KeySet, KeySetProblem};
 use dataprotection::payload::{MAGIC_HEADER, additional_authenticated_data, key_id_bytes};
 use dataprotection::policy::{self, KeyInfo};
 use dataprotection::repository::regular_file::UnsafeFileError;
@@ -112,6 +112,44 @@ fn key_xml_text(id: Uuid, expiration: &str) -> String {
          <masterKey p4:requiresEncryption=\"true\" xmlns:p4=\"http://schemas.asp.net/2015/03/dataProtection\">\
          <value>AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=</value></masterKey></descriptor></descriptor></key>"
     )
+}
+
+#[test]
+fn key_set_problems_are_typed_and_the_latest_mass_revocation_is_found_once() {
+    let (dup, bad) = (Uuid::new_v4(), Uuid::new_v4());
+    let mass = |date: &str| {
+        dataprotection::xml::Element::parse(&format!(
+            "<revocation version=\"1\"><revocationDate>{date}</revocationDate>\
+             <key id=\"*\" /><reason>test</reason></revocation>"
+        ))
+        .unwrap()
+    };
+    let elements = vec![
+        dataprotection::xml::Element::parse(&key_xml_text(dup, "2030-01-01T00:00:00Z")).unwrap(),
+        mass("2019-06-01T00:00:00Z"),
+        dataprotection::xml::Element::parse(&key_xml_text(dup, "2031-01-01T00:00:00Z")).unwrap(),
+        dataprotection::xml::Element::parse(&key_xml_text(bad, "not a date")).unwrap(),
+        mass("2019-07-01T00:00:00Z"),
+        mass("2019-05-01T00:00:00Z"),
+    ];
+    let set = KeySet::from_elements(&elements).unwrap();
+    assert_eq!(set.keys.len(), 1);
+    assert_eq!(set.duplicate_key_ids().collect::<Vec<_>>(), vec![dup]);
+    assert_eq!(set.problems.len(), 2, "{:?}", set.problems);
+    assert!(matches!(
+        set.problems[0],
+        KeySetProblem::DuplicateKey { key_id } if key_id == dup
+    ));
+    assert!(matches!(
+        set.problems[1],
+        KeySetProblem::MalformedKey { .. }
+    ));
+    assert_eq!(
+        set.latest_mass_revocation(),
+        Some(parse_date("2019-07-01T00:00:00Z").unwrap())
+    );
+    // The key was created in 2020, after every mass revocation.
+    assert!(!set.keys[0].is_revoked());
 }
 
 #[tokio::test]

@@ -258,7 +258,14 @@ async fn check_ring(
         .await
         .map_err(|e| format!("reading the keys: {e}"))?;
     if !set.problems.is_empty() {
-        return Err(format!("unreadable elements: {}", set.problems.join("; ")));
+        return Err(format!(
+            "unreadable elements: {}",
+            set.problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
     }
     let mut stated: HashSet<String> = HashSet::new();
     for entry in &ring.keys {

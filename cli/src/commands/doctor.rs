@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use dataprotection::Key;
 use dataprotection::crypto::MIN_MASTER_KEY_LEN;
-use dataprotection::key::KeySet;
+use dataprotection::key::{KeySet, KeySetProblem};
 use dataprotection::policy::{
     DEFAULT_KEY_LIFETIME, KeyInfo, MAX_SERVER_CLOCK_SKEW, plan_new_key, resolve_default_key,
 };
@@ -24,7 +24,6 @@ use uuid::Uuid;
 
 use super::{EXIT_OK, EXIT_WARNINGS, write_stdout};
 use crate::cli::{DoctorArgs, KeyEncryptionArgs};
-use crate::commands::rotate::latest_mass_revocation;
 use crate::context::Context;
 use crate::error::Result;
 use crate::repository::Location;
@@ -523,23 +522,15 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             return;
         }
     };
-    let duplicates: Vec<&String> = set
+    let ids: Vec<String> = set.duplicate_key_ids().map(|id| id.to_string()).collect();
+    let malformed: Vec<&KeySetProblem> = set
         .problems
         .iter()
-        .filter(|p| p.starts_with("duplicate"))
+        .filter(|p| matches!(p, KeySetProblem::MalformedKey { .. }))
         .collect();
-    let malformed: Vec<&String> = set
-        .problems
-        .iter()
-        .filter(|p| !p.starts_with("duplicate"))
-        .collect();
-    if duplicates.is_empty() {
+    if ids.is_empty() {
         report.ok("ring.duplicates", "no key id appears twice");
     } else {
-        let ids: Vec<&str> = duplicates
-            .iter()
-            .map(|p| p.rsplit(' ').next().unwrap_or(""))
-            .collect();
         report.error(
             "ring.duplicates",
             format!(
@@ -567,7 +558,7 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             );
         }
     }
-    if let Some(date) = latest_mass_revocation(&set)
+    if let Some(date) = set.latest_mass_revocation()
         && date > now + MAX_SERVER_CLOCK_SKEW
     {
         report.error(

@@ -12,7 +12,7 @@ use dataprotection::key::KeySet;
 use dataprotection::policy::{
     KEY_PROPAGATION_WINDOW, KeyInfo, MIN_KEY_LIFETIME, plan_new_key, resolve_default_key,
 };
-use dataprotection::xml::{Element, RevocationTarget, format_date};
+use dataprotection::xml::{Element, format_date};
 use dataprotection::{Error, Key};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -50,15 +50,6 @@ pub async fn usability(
         out.insert(key.id(), result);
     }
     out
-}
-
-/// The latest `<revocation>` of every key created before a date, if any.
-pub fn latest_mass_revocation(set: &KeySet) -> Option<OffsetDateTime> {
-    set.revocations
-        .iter()
-        .filter(|r| r.target == RevocationTarget::AllCreatedBefore)
-        .map(|r| r.date)
-        .max()
 }
 
 /// `"default key X expires at T, successor Y activates at U"`.
@@ -104,7 +95,7 @@ pub async fn run(context: &Context, args: RotateArgs) -> Result<u8> {
     let lifetime = args.lifetime;
     let now = OffsetDateTime::now_utc();
     let set = context.key_manager().get_all_keys().await.during(ACTION)?;
-    if let Some(date) = latest_mass_revocation(&set)
+    if let Some(date) = set.latest_mass_revocation()
         && date > now
     {
         return Err(CliError::Failed {
