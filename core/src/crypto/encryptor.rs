@@ -26,7 +26,7 @@ pub trait AuthenticatedEncryptor: Debug + Send + Sync {
     /// Encrypts `plaintext`, appending the body to `out`.
     fn encrypt_to(&self, plaintext: &[u8], aad: &[&[u8]], out: &mut Vec<u8>) -> Result<()>;
 
-    /// Verifies and decrypts a body. Any failure is [`Error::DecryptionFailed`].
+    /// Verifies and decrypts a body. Any failure is [`Error::DecryptionFailed`](crate::Error::DecryptionFailed).
     fn decrypt(&self, body: &[u8], aad: &[&[u8]]) -> Result<Vec<u8>>;
 
     /// Length of the body for a plaintext of `len` bytes.
