@@ -1,5 +1,6 @@
 //! Keys and the key ring: what the stored elements say, revocations applied.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -124,12 +125,27 @@ impl KeySet {
     /// ignoring it could make a revoked key usable again. A duplicated key id
     /// keeps the first element and reports the others.
     pub fn from_elements(elements: &[Element]) -> Result<Self> {
+        Self::read(elements.len(), elements.iter().map(Cow::Borrowed))
+    }
+
+    /// As [`KeySet::from_elements`], taking the elements: each key's
+    /// descriptor is moved into its [`Key`] rather than copied.
+    pub fn from_owned_elements(elements: Vec<Element>) -> Result<Self> {
+        Self::read(elements.len(), elements.into_iter().map(Cow::Owned))
+    }
+
+    fn read<'a>(count: usize, elements: impl Iterator<Item = Cow<'a, Element>>) -> Result<Self> {
         let mut set = KeySet::default();
         let mut revoked_ids = HashSet::new();
         // Ids seen so far: a set, so that reading a ring is linear in its size.
-        let mut key_ids = HashSet::with_capacity(elements.len());
+        let mut key_ids = HashSet::with_capacity(count);
         for e in elements {
-            match StoredElement::classify(e) {
+            let is_revocation = e.is("revocation");
+            let classified = match e {
+                Cow::Borrowed(e) => StoredElement::classify(e),
+                Cow::Owned(e) => StoredElement::classify_owned(e),
+            };
+            match classified {
                 Ok(StoredElement::Key(k)) => {
                     if !key_ids.insert(k.id) {
                         tracing::warn!(key_id = %k.id, "duplicate key id in the repository; keeping the first");
@@ -149,7 +165,7 @@ impl KeySet {
                     set.revocations.push(r);
                 }
                 Ok(StoredElement::Other) => set.foreign_elements += 1,
-                Err(err) if e.is("revocation") => return Err(err),
+                Err(err) if is_revocation => return Err(err),
                 Err(err) => {
                     tracing::warn!(error = %err, "skipping a key element that could not be read");
                     set.problems.push(KeySetProblem::MalformedKey {
@@ -336,7 +352,55 @@ impl KeyRing {
 
 #[cfg(test)]
 mod tests {
-    use super::KeyIndex;
+    #![allow(clippy::unwrap_used)]
+    use super::{KeyIndex, KeySet};
+    use crate::crypto::{Algorithm, Secret};
+    use crate::xml::{Element, KeyXml, descriptor_element};
+
+    #[test]
+    fn a_key_set_read_from_owned_elements_is_the_one_read_from_borrowed_ones() {
+        let key = |n: u128| KeyXml {
+            id: uuid::Uuid::from_u128(n),
+            creation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
+            activation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
+            expiration_date: time::macros::datetime!(2024-04-01 0:00 UTC),
+            descriptor: descriptor_element(Algorithm::default(), &Secret::new(vec![n as u8; 64])),
+        };
+        let revocation = Element::parse(&format!(
+            "<revocation version='1'><revocationDate>2024-02-01T00:00:00Z</revocationDate>\
+             <key id='{}'/><reason>test</reason></revocation>",
+            uuid::Uuid::from_u128(2)
+        ))
+        .unwrap();
+        let elements = vec![
+            key(1).to_element(),
+            key(2).to_element(),
+            key(1).to_element(),
+            Element::new("foreign"),
+            Element::parse("<key id='not-a-guid'/>").unwrap(),
+            revocation,
+            key(3).to_element(),
+        ];
+        let borrowed = KeySet::from_elements(&elements).unwrap();
+        let owned = KeySet::from_owned_elements(elements).unwrap();
+        assert_eq!(borrowed.keys, owned.keys);
+        assert_eq!(borrowed.revocations, owned.revocations);
+        assert_eq!(borrowed.foreign_elements, owned.foreign_elements);
+        assert_eq!(
+            format!("{:?}", borrowed.problems),
+            format!("{:?}", owned.problems)
+        );
+        let ids: Vec<u128> = owned.keys.iter().map(|k| k.id().as_u128()).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        let revoked: Vec<bool> = owned.keys.iter().map(|k| k.is_revoked()).collect();
+        assert_eq!(revoked, [false, true, false]);
+        assert_eq!(owned.keys[0].xml(), &key(1));
+        assert_eq!(owned.problems.len(), 2);
+
+        let bad_revocation = vec![key(1).to_element(), Element::new("revocation")];
+        assert!(KeySet::from_owned_elements(bad_revocation.clone()).is_err());
+        assert!(KeySet::from_elements(&bad_revocation).is_err());
+    }
 
     fn id(n: u8) -> [u8; 16] {
         let mut id = [0u8; 16];

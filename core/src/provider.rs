@@ -891,7 +891,7 @@ impl Inner {
     ) -> LoadFuture<'a> {
         Box::pin(async move {
             let (elements, version) = self.manager.repository.get_all_elements_versioned().await?;
-            let set = KeySet::from_elements(&elements)?;
+            let set = KeySet::from_owned_elements(elements)?;
             let infos = set.infos();
             let slots: HashMap<Uuid, EncryptorSlot> = set
                 .keys

@@ -274,7 +274,7 @@ impl<R: VersionedRepository + ?Sized> XmlRepository for R {
 
     async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {
         let (document, version) = self.read().await?.into_whole()?;
-        Ok((document.elements(), version))
+        Ok((document.into_elements(), version))
     }
 
     async fn changed_since(&self, version: &Version) -> Result<bool> {

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
-use crate::xml::{Element, RepositoryDocument};
+use crate::xml::RepositoryDocument;
 
 /// Keeps elements in memory only. Every payload protected with its keys
 /// becomes unreadable when the process exits, so creating one logs a warning.
@@ -20,7 +20,8 @@ pub struct InMemoryXmlRepository {
 struct Stored {
     /// Writes so far: the version.
     generation: u64,
-    elements: Vec<Element>,
+    /// The document as last written: a read clones it (no serializing).
+    document: RepositoryDocument,
 }
 
 impl InMemoryXmlRepository {
@@ -44,11 +45,10 @@ impl Stored {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut document = RepositoryDocument::new();
-        for element in &self.elements {
-            document.push(element);
-        }
-        Snapshot::new(document, (self.generation > 0).then(|| self.version()))
+        Snapshot::new(
+            self.document.clone(),
+            (self.generation > 0).then(|| self.version()),
+        )
     }
 }
 
@@ -76,7 +76,7 @@ impl VersionedRepository for InMemoryXmlRepository {
         if !holds {
             return Err(StorageError::PreconditionFailed);
         }
-        stored.elements = document.elements();
+        stored.document = document.as_stored();
         stored.generation += 1;
         Ok(stored.version())
     }
@@ -91,6 +91,31 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::repository::{Replacement, XmlRepository};
+    use crate::xml::Element;
+
+    #[tokio::test]
+    async fn a_read_returns_what_was_written_without_the_writers_marks() {
+        use crate::repository::{VersionedRepository, WriteCondition};
+        let repo = InMemoryXmlRepository::default();
+        let mut document =
+            RepositoryDocument::parse(b"<repository><a x='1' /></repository>").unwrap();
+        document.push_named(&Element::new("b"), "key-b");
+        assert!(document.replace(0, &Element::new("a").with_attr("x", "2")));
+        let version = repo
+            .write(&document, &WriteCondition::Create)
+            .await
+            .unwrap();
+        let snapshot = repo.read().await.unwrap();
+        assert_eq!(snapshot.version, Some(version));
+        assert_eq!(snapshot.document.to_bytes(), document.to_bytes());
+        for child in snapshot.document.children() {
+            assert_eq!(child.friendly_name(), None);
+            assert!(!child.is_replaced());
+            assert_eq!(child.location(), None);
+        }
+        assert!(snapshot.document.removed_locations().is_empty());
+        assert_eq!(snapshot.document.elements(), document.elements());
+    }
 
     #[tokio::test]
     async fn replaces_in_place() {

@@ -239,6 +239,16 @@ impl Element {
         out
     }
 
+    /// As [`Element::text`], borrowed when the element holds a single text
+    /// or CDATA node (a date, a Base64 value): no allocation in the common case.
+    pub(crate) fn text_cow(&self) -> Cow<'_, str> {
+        match self.children.as_slice() {
+            [] => Cow::Borrowed(""),
+            [Node::Text(t) | Node::CData(t)] => Cow::Borrowed(t),
+            _ => Cow::Owned(self.text()),
+        }
+    }
+
     fn collect_text(&self, out: &mut String) {
         for n in &self.children {
             match n {

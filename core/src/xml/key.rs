@@ -4,6 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use time::OffsetDateTime;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use super::date::{format_date, parse_date};
 use super::dom::{Element, Node};
@@ -15,6 +16,8 @@ pub const DATA_PROTECTION_NS: &str = "http://schemas.asp.net/2015/03/dataProtect
 
 const TYPE_PREFIX: &str =
     "Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.";
+/// [`TYPE_PREFIX`] without the `Microsoft.AspNetCore.DataProtection.` namespace.
+const TYPE_SUFFIX_AFTER_NAMESPACE: &str = "AuthenticatedEncryption.ConfigurationModel.";
 const ASSEMBLY_SUFFIX: &str = ", Microsoft.AspNetCore.DataProtection, Version=8.0.0.0, Culture=neutral, PublicKeyToken=adb9793829ddae60";
 
 /// The four descriptor deserializers ASP.NET Core writes.
@@ -45,8 +48,14 @@ impl DescriptorKind {
     /// Recognises a `deserializerType`, ignoring assembly, version and token,
     /// and mapping legacy `Microsoft.AspNet.DataProtection` names.
     pub fn from_type_name(type_name: &str) -> Result<Self> {
-        let full = normalize_type_name(type_name);
-        match full.strip_prefix(TYPE_PREFIX) {
+        // As normalize_type_name, without allocating: this runs for every
+        // key of a ring.
+        let full = type_name.split(',').next().unwrap_or("").trim();
+        let short = full
+            .strip_prefix("Microsoft.AspNetCore.DataProtection.")
+            .or_else(|| full.strip_prefix("Microsoft.AspNet.DataProtection."))
+            .and_then(|rest| rest.strip_prefix(TYPE_SUFFIX_AFTER_NAMESPACE));
+        match short {
             Some("AuthenticatedEncryptorDescriptorDeserializer") => Ok(DescriptorKind::Default),
             Some("ManagedAuthenticatedEncryptorDescriptorDeserializer") => {
                 Ok(DescriptorKind::Managed)
@@ -58,7 +67,8 @@ impl DescriptorKind {
                 Ok(DescriptorKind::CngGcm)
             }
             _ => Err(Error::UnsupportedAlgorithm(format!(
-                "descriptor deserializer {full:?}"
+                "descriptor deserializer {:?}",
+                normalize_type_name(type_name)
             ))),
         }
     }
@@ -108,13 +118,23 @@ fn parse_id(element: &Element, text: &str) -> Result<Uuid> {
 
 fn date_child(e: &Element, name: &str) -> Result<OffsetDateTime> {
     let child = e.required_child(name)?;
-    parse_date(&child.text())
-        .map_err(|_| Error::malformed(name, format!("{:?} is not an xsd:dateTime", child.text())))
+    let text = child.text_cow();
+    parse_date(&text)
+        .map_err(|_| Error::malformed(name, format!("{text:?} is not an xsd:dateTime")))
 }
 
-impl KeyXml {
-    /// Reads a `<key>` element.
-    pub fn from_element(e: &Element) -> Result<Self> {
+/// What a `<key>` element says, with where its `<descriptor>` is among its
+/// children, so that the caller can clone it or move it out.
+struct KeyParts {
+    id: Uuid,
+    creation_date: OffsetDateTime,
+    activation_date: OffsetDateTime,
+    expiration_date: OffsetDateTime,
+    descriptor_index: usize,
+}
+
+impl KeyParts {
+    fn read(e: &Element) -> Result<Self> {
         if !e.is("key") {
             return Err(Error::malformed(e.local_name(), "expected a <key> element"));
         }
@@ -122,15 +142,53 @@ impl KeyXml {
         let creation_date = date_child(e, "creationDate")?;
         let activation_date = date_child(e, "activationDate")?;
         let expiration_date = date_child(e, "expirationDate")?;
-        let descriptor = e.required_child("descriptor")?.clone();
-        descriptor.required_attr("deserializerType")?;
-        Ok(KeyXml {
+        let descriptor_index = e
+            .children
+            .iter()
+            .position(|n| matches!(n, Node::Element(c) if c.is("descriptor")))
+            .ok_or_else(|| Error::malformed(e.local_name(), "missing <descriptor> element"))?;
+        if let Some(Node::Element(descriptor)) = e.children.get(descriptor_index) {
+            descriptor.required_attr("deserializerType")?;
+        }
+        Ok(KeyParts {
             id,
             creation_date,
             activation_date,
             expiration_date,
-            descriptor,
+            descriptor_index,
         })
+    }
+
+    fn with_descriptor(self, descriptor: Element) -> KeyXml {
+        KeyXml {
+            id: self.id,
+            creation_date: self.creation_date,
+            activation_date: self.activation_date,
+            expiration_date: self.expiration_date,
+            descriptor,
+        }
+    }
+}
+
+impl KeyXml {
+    /// Reads a `<key>` element.
+    pub fn from_element(e: &Element) -> Result<Self> {
+        let parts = KeyParts::read(e)?;
+        match e.children.get(parts.descriptor_index) {
+            Some(Node::Element(descriptor)) => Ok(parts.with_descriptor(descriptor.clone())),
+            _ => Err(Error::malformed("key", "missing <descriptor> element")),
+        }
+    }
+
+    /// As [`KeyXml::from_element`], moving the descriptor out of `e` instead
+    /// of copying it (loading a ring reads every key once).
+    pub fn from_owned_element(mut e: Element) -> Result<Self> {
+        let parts = KeyParts::read(&e)?;
+        let slot = e.children.get_mut(parts.descriptor_index);
+        match slot.map(|n| std::mem::replace(n, Node::Text(String::new()))) {
+            Some(Node::Element(descriptor)) => Ok(parts.with_descriptor(descriptor)),
+            _ => Err(Error::malformed("key", "missing <descriptor> element")),
+        }
     }
 
     /// Writes the `<key>` element as `XmlKeyManager.CreateNewKey` does.
@@ -341,9 +399,23 @@ fn managed_mac(name: &str) -> Result<ValidationAlgorithm> {
 /// Reads the Base64 master key from `<masterKey>`: its whole string value
 /// (comments ignored, whitespace tolerated), as the .NET deserializers do.
 pub fn read_master_key(e: &Element) -> Result<Secret> {
-    let text: String = e.text().chars().filter(|c| !c.is_whitespace()).collect();
+    let text = e.text_cow();
+    // The Base64 text is a secret too: gathered into a buffer wiped on drop.
+    let mut base64 = Zeroizing::new(Vec::with_capacity(text.len()));
+    if text.is_ascii() {
+        // `char::is_whitespace` on ASCII, byte by byte.
+        base64.extend(
+            text.bytes()
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')),
+        );
+    } else {
+        let mut utf8 = [0u8; 4];
+        for c in text.chars().filter(|c| !c.is_whitespace()) {
+            base64.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+    }
     let bytes = STANDARD
-        .decode(text.as_bytes())
+        .decode(base64.as_slice())
         .map_err(|_| Error::malformed("masterKey", "the value is not valid Base64"))?;
     if bytes.is_empty() {
         return Err(Error::malformed("masterKey", "the master key is empty"));
@@ -471,6 +543,109 @@ impl StoredElement {
             RevocationXml::from_element(e).map(StoredElement::Revocation)
         } else {
             Ok(StoredElement::Other)
+        }
+    }
+
+    /// As [`StoredElement::classify`], moving a key's descriptor out of `e`.
+    pub fn classify_owned(e: Element) -> Result<Self> {
+        if e.is("key") {
+            KeyXml::from_owned_element(e).map(StoredElement::Key)
+        } else {
+            Self::classify(&e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::xml::Format;
+
+    const KEY_ID: &str = "ba73c9ce-d322-4e45-af90-341307e11c38";
+
+    fn master() -> Secret {
+        Secret::new((0u8..64).collect())
+    }
+
+    /// `<key>` elements that read, and ones that do not, each as text.
+    fn key_variants() -> Vec<String> {
+        let descriptor =
+            descriptor_element(Algorithm::default(), &master()).to_xml(Format::Compact);
+        let dates = "<creationDate>2015-03-01T19:13:19.7573854-08:00</creationDate>\
+                     <activationDate><![CDATA[2015-03-01T19:13:19Z]]></activationDate>\
+                     <expirationDate> <!-- a comment -->2015-05-30T19:13:19Z</expirationDate>";
+        vec![
+            format!("<key id='{KEY_ID}' version='1'>{dates}{descriptor}</key>"),
+            // Two descriptors: the first is the key's.
+            format!(
+                "<key id='{KEY_ID}' version='1'>{dates}{descriptor}\
+                 <descriptor deserializerType='other'/></key>"
+            ),
+            // A foreign element before the descriptor.
+            format!("<key id='{KEY_ID}' version='1'>{dates}<x/>{descriptor}</key>"),
+            format!("<key id='{KEY_ID}' version='1'>{dates}</key>"),
+            format!("<key id='{KEY_ID}' version='1'>{dates}<descriptor/></key>"),
+            format!("<key id='not-a-guid' version='1'>{dates}{descriptor}</key>"),
+            format!(
+                "<key id='{KEY_ID}' version='1'><creationDate>yesterday</creationDate>\
+                 <activationDate/><expirationDate/>{descriptor}</key>"
+            ),
+            format!("<key version='1'>{dates}{descriptor}</key>"),
+            format!("<revocation version='1'>{dates}{descriptor}</revocation>"),
+        ]
+    }
+
+    #[test]
+    fn a_key_read_from_an_owned_element_is_the_key_read_from_a_borrowed_one() {
+        let mut read = 0;
+        for text in key_variants() {
+            let element = Element::parse(&text).unwrap();
+            let borrowed = KeyXml::from_element(&element);
+            let owned = KeyXml::from_owned_element(element.clone());
+            match (&borrowed, &owned) {
+                (Ok(b), Ok(o)) => {
+                    assert_eq!(b, o, "{text}");
+                    assert_eq!(b.descriptor, *element.child("descriptor").unwrap());
+                    read += 1;
+                }
+                (Err(b), Err(o)) => assert_eq!(b.to_string(), o.to_string(), "{text}"),
+                _ => panic!("{text}: {borrowed:?} vs {owned:?}"),
+            }
+            let classified = StoredElement::classify(&element).map(|c| format!("{c:?}"));
+            let classified_owned = StoredElement::classify_owned(element).map(|c| format!("{c:?}"));
+            assert_eq!(
+                classified.map_err(|e| e.to_string()),
+                classified_owned.map_err(|e| e.to_string())
+            );
+        }
+        assert_eq!(read, 3, "the first three variants are keys");
+    }
+
+    #[test]
+    fn dates_in_cdata_or_beside_comments_read_as_their_text() {
+        let text = &key_variants()[0];
+        let key = KeyXml::from_element(&Element::parse(text).unwrap()).unwrap();
+        assert_eq!(format_date(key.activation_date), "2015-03-01T19:13:19Z");
+        assert_eq!(format_date(key.expiration_date), "2015-05-30T19:13:19Z");
+    }
+
+    #[test]
+    fn master_key_text_ignores_every_kind_of_whitespace() {
+        let encoded = STANDARD.encode(master().expose());
+        let (head, tail) = encoded.split_at(10);
+        for spaced in [
+            format!(" \t\r\n{head}\u{0B}\u{0C} {tail}\n"),
+            format!("{head}\u{A0}{tail}\u{2003}"),
+            encoded.clone(),
+        ] {
+            let value =
+                Element::new("masterKey").with_child(Element::new("value").with_text(spaced));
+            assert_eq!(read_master_key(&value).unwrap().expose(), master().expose());
+        }
+        for bad in [format!("{head}é{tail}"), String::new(), "!!!!".into()] {
+            let value = Element::new("masterKey").with_child(Element::new("value").with_text(bad));
+            assert!(read_master_key(&value).is_err());
         }
     }
 }
