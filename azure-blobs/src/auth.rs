@@ -515,6 +515,229 @@ impl Authorization {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use azure_core::http::headers::Headers;
+    use azure_core::http::{AsyncRawResponse, Method, StatusCode};
+    use dataprotection::clock::ManualClock;
+    use std::sync::Mutex as StdMutex;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2030-01-01 0:00 UTC);
+
+    fn sas(signature: &str, expiry: &str) -> String {
+        format!("sv=2026-04-06&sr=b&sp=racwd&se={expiry}&sig={signature}")
+    }
+
+    /// Hands out queued SAS tokens and records why it was asked.
+    #[derive(Debug)]
+    struct Queued {
+        answers: StdMutex<Vec<String>>,
+        asked: StdMutex<Vec<SasRequest>>,
+    }
+
+    impl Queued {
+        fn new(answers: &[String]) -> Arc<Self> {
+            Arc::new(Queued {
+                answers: StdMutex::new(answers.iter().rev().cloned().collect()),
+                asked: StdMutex::new(Vec::new()),
+            })
+        }
+        fn asked(&self) -> Vec<SasRequest> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl SasProvider for Queued {
+        async fn get_sas(&self, reason: SasRequest) -> std::result::Result<String, BoxError> {
+            self.asked.lock().unwrap().push(reason);
+            self.answers
+                .lock()
+                .unwrap()
+                .pop()
+                .ok_or_else(|| "no more SAS tokens; sig=LEAKED".into())
+        }
+    }
+
+    /// The transport: refuses requests signed `sig=bad` with `status` and `code`, accepts the
+    /// others; records each request's query and body.
+    #[derive(Debug)]
+    struct Service {
+        status: StatusCode,
+        code: Option<&'static str>,
+        seen: StdMutex<Vec<(String, Vec<u8>)>>,
+    }
+
+    impl Service {
+        fn refusing(status: StatusCode, code: Option<&'static str>) -> Arc<Self> {
+            Arc::new(Service {
+                status,
+                code,
+                seen: StdMutex::new(Vec::new()),
+            })
+        }
+        fn queries(&self) -> Vec<String> {
+            self.seen
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(q, _)| q.clone())
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl Policy for Service {
+        async fn send(
+            &self,
+            _ctx: &Context,
+            request: &mut Request,
+            _next: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            let query = request.url().query().unwrap_or("").to_owned();
+            let body = match request.body() {
+                azure_core::http::Body::Bytes(bytes) => bytes.to_vec(),
+                _ => Vec::new(),
+            };
+            self.seen.lock().unwrap().push((query.clone(), body));
+            let mut headers = Headers::new();
+            let status = if query.contains("sig=bad") {
+                if let Some(code) = self.code {
+                    headers.insert("x-ms-error-code", code);
+                }
+                self.status
+            } else {
+                StatusCode::Created
+            };
+            Ok(AsyncRawResponse::from_bytes(status, headers, Vec::new()))
+        }
+    }
+
+    fn options() -> BlobRepositoryOptions {
+        BlobRepositoryOptions {
+            clock: Arc::new(ManualClock::new(NOW)),
+            ..Default::default()
+        }
+    }
+
+    fn blob() -> Url {
+        Url::parse("https://acct.blob.core.windows.net/keys/ring.xml").unwrap()
+    }
+
+    async fn put(policy: &SasPolicy, service: &Arc<Service>) -> PolicyResult {
+        let mut request = Request::new(
+            Url::parse("https://acct.blob.core.windows.net/keys/ring.xml?timeout=30").unwrap(),
+            Method::Put,
+        );
+        request.set_body(b"<repository/>".to_vec());
+        let next: Vec<Arc<dyn Policy>> = vec![service.clone()];
+        policy.send(&Context::new(), &mut request, &next).await
+    }
+
+    #[tokio::test]
+    async fn a_refused_sas_is_renewed_once_and_the_request_sent_once_more() {
+        let good = sas("good", "2030-01-01T01:00:00Z");
+        for (status, code) in [
+            (StatusCode::Forbidden, Some("AuthenticationFailed")),
+            (StatusCode::Forbidden, Some("AuthorizationFailure")),
+            (StatusCode::Forbidden, None),
+            (StatusCode::Unauthorized, Some("InvalidAuthenticationInfo")),
+        ] {
+            let provider = Queued::new(&[sas("bad", "2030-01-01T01:00:00Z"), good.clone()]);
+            let policy = SasPolicy::renewable(provider.clone(), &blob(), &options());
+            let service = Service::refusing(status, code);
+            let response = put(&policy, &service).await.unwrap();
+            assert_eq!(response.status(), StatusCode::Created, "{status} {code:?}");
+            assert_eq!(
+                provider.asked(),
+                [SasRequest::Initial, SasRequest::Rejected]
+            );
+            let seen = service.seen.lock().unwrap().clone();
+            assert_eq!(seen.len(), 2);
+            // The SDK's own query is kept, the SAS replaced, and the body sent again.
+            assert_eq!(seen[1].0, format!("timeout=30&{good}"));
+            assert_eq!(seen[1].1, b"<repository/>");
+            assert!(seen[0].0.starts_with("timeout=30&") && seen[0].0.ends_with("sig=bad"));
+
+            // The renewed SAS is kept for the next request.
+            put(&policy, &service).await.unwrap();
+            assert_eq!(provider.asked().len(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sas_refused_again_after_renewal_is_the_answer() {
+        let bad = sas("bad", "2030-01-01T01:00:00Z");
+        let provider = Queued::new(&[bad.clone(), bad.clone(), bad]);
+        let policy = SasPolicy::renewable(provider.clone(), &blob(), &options());
+        let service = Service::refusing(StatusCode::Forbidden, Some("AuthenticationFailed"));
+        let response = put(&policy, &service).await.unwrap();
+        assert_eq!(response.status(), StatusCode::Forbidden);
+        assert_eq!(
+            provider.asked(),
+            [SasRequest::Initial, SasRequest::Rejected]
+        );
+        assert_eq!(service.queries().len(), 2, "renewed once, sent once more");
+    }
+
+    #[tokio::test]
+    async fn other_refusals_and_fixed_sas_are_not_renewed() {
+        // A 403 that is not about the credential.
+        let provider = Queued::new(&[sas("bad", "2030-01-01T01:00:00Z")]);
+        let policy = SasPolicy::renewable(provider.clone(), &blob(), &options());
+        let service = Service::refusing(StatusCode::Forbidden, Some("AccountIsDisabled"));
+        let response = put(&policy, &service).await.unwrap();
+        assert_eq!(response.status(), StatusCode::Forbidden);
+        assert_eq!(provider.asked(), [SasRequest::Initial]);
+        assert_eq!(service.queries().len(), 1);
+
+        // A fixed SAS cannot be renewed: the refusal is the answer.
+        let policy = SasPolicy::fixed(&sas("bad", "2030-01-01T01:00:00Z"), &blob(), &options());
+        let service = Service::refusing(StatusCode::Forbidden, Some("AuthenticationFailed"));
+        let response = put(&policy, &service).await.unwrap();
+        assert_eq!(response.status(), StatusCode::Forbidden);
+        assert_eq!(service.queries().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_expiring_sas_is_renewed_before_the_request() {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let options = BlobRepositoryOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        };
+        let first = sas("first", "2030-01-01T00:30:00Z");
+        let second = sas("second", "2030-01-01T02:00:00Z");
+        let provider = Queued::new(&[first.clone(), second.clone()]);
+        let policy = SasPolicy::renewable(provider.clone(), &blob(), &options);
+        let service = Service::refusing(StatusCode::Forbidden, None);
+        put(&policy, &service).await.unwrap();
+        clock.advance(Duration::minutes(19)); // 11 minutes left
+        put(&policy, &service).await.unwrap();
+        clock.advance(Duration::minutes(2)); // 9 minutes left < 10
+        put(&policy, &service).await.unwrap();
+        assert_eq!(
+            provider.asked(),
+            [SasRequest::Initial, SasRequest::Expiring]
+        );
+        let queries = service.queries();
+        assert!(queries[1].ends_with("sig=first") && queries[2].ends_with("sig=second"));
+        assert_eq!(
+            policy.current_info().await.map(|i| i.expiry),
+            Some(datetime!(2030-01-01 2:00 UTC))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_provider_is_a_typed_error_without_secrets() {
+        let provider = Queued::new(&[]);
+        let policy = SasPolicy::renewable(provider, &blob(), &options());
+        let service = Service::refusing(StatusCode::Forbidden, None);
+        let err = put(&policy, &service).await.unwrap_err();
+        let unavailable = err.downcast_ref::<SasUnavailable>().unwrap();
+        assert_eq!(unavailable.reason, SasRequest::Initial);
+        assert!(!format!("{err} {err:?}").contains("LEAKED"), "{err:?}");
+        assert!(service.queries().is_empty(), "nothing was sent");
+    }
 
     #[test]
     fn the_sas_is_appended_to_the_query_the_sdk_built() {
@@ -526,5 +749,11 @@ mod tests {
             signed_url(&with_query, sas).query(),
             Some("comp=list&sv=2026-04-06&sr=b&sig=abc%2Bd")
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_sas() {
+        let policy = SasPolicy::fixed(&sas("SECRET", "2030-01-01T01:00:00Z"), &blob(), &options());
+        assert!(!format!("{policy:?}").contains("SECRET"));
     }
 }
