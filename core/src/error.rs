@@ -210,9 +210,10 @@ impl Error {
 
 impl Error {
     /// The same error for a second owner: errors are not `Clone` (their
-    /// sources are boxed), so a copy has the same variant and fields, and
-    /// shares the original's source through the `Arc`. Used where one error
-    /// is both returned and kept (the last refresh error).
+    /// sources are boxed), so a copy has the same variant and fields, and a
+    /// source that shows (and chains to the causes of) the original's source,
+    /// shared through the `Arc`. Used where one error is both returned and
+    /// kept: the provider keeps the original as its last refresh error.
     pub(crate) fn shared_copy(error: &std::sync::Arc<Error>) -> Error {
         let shared = || -> BoxError { Box::new(SourceOf(error.clone())) };
         match &**error {
