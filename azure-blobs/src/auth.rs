@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
 use crate::classify::{is_credential_refusal, is_rejected_token};
-use crate::options::BlobRepositoryOptions;
+use crate::options::{BlobRepositoryOptions, renewal_due};
 use crate::sas::{self, AccountKey, Permissions, SasInfo, SasWindow};
 
 /// A fixed SAS that is about to expire is reported at most this often.
@@ -233,7 +233,7 @@ impl SasPolicy {
 
     /// Whether a SAS must be replaced: it has less than `sas_renew_before` left.
     fn needs_renewal(&self, info: &SasInfo, now: OffsetDateTime) -> bool {
-        now >= info.expiry - self.renew_before
+        renewal_due(info.expiry, self.renew_before, now)
     }
 
     /// Adds this policy to `options`, after the application's own per-call policies (so its

@@ -111,13 +111,22 @@ impl BlobRepositoryOptions {
     /// assert!(o.sas_needs_renewal(expiry, minted + Duration::minutes(50)));
     /// ```
     pub fn sas_needs_renewal(&self, expiry: OffsetDateTime, now: OffsetDateTime) -> bool {
-        now >= self.sas_renewal_time(expiry)
+        renewal_due(expiry, self.sas_renew_before, now)
     }
 
     /// When a SAS expiring at `expiry` is replaced: `expiry - sas_renew_before`.
     pub fn sas_renewal_time(&self, expiry: OffsetDateTime) -> OffsetDateTime {
         expiry - self.sas_renew_before
     }
+}
+
+/// Whether a SAS expiring at `expiry` must be replaced at `now`, `renew_before` ahead.
+pub(crate) fn renewal_due(
+    expiry: OffsetDateTime,
+    renew_before: Duration,
+    now: OffsetDateTime,
+) -> bool {
+    now >= expiry - renew_before
 }
 
 #[cfg(test)]

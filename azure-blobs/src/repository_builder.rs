@@ -223,15 +223,7 @@ fn sas_url(original: &str, options: BlobRepositoryOptions) -> Result<BlobXmlRepo
             info.describe_at(now)
         );
     }
-    let blob = blob_client(&target.blob_url, None, Some(&policy), &options)?;
-    let container = container_client(&target.container_url, None, Some(&policy), &options)?;
-    let auth = Authorization {
-        kind: AuthKind::FixedSas,
-        sas: Some(policy),
-    };
-    Ok(BlobXmlRepository::assemble(
-        target, blob, container, auth, options,
-    ))
+    signed_by(target, AuthKind::FixedSas, policy, options)
 }
 
 /// A blob URL without a SAS and a token credential (the SDK's bearer policy).
@@ -282,10 +274,20 @@ fn sas_provider(
     }
     let target = target_from_url(&url, original)?;
     let policy = Arc::new(SasPolicy::renewable(provider, &target.blob_url, &options));
+    signed_by(target, AuthKind::Provider, policy, options)
+}
+
+/// A repository whose blob and container requests are both signed by `policy`.
+fn signed_by(
+    target: Target,
+    kind: AuthKind,
+    policy: Arc<SasPolicy>,
+    options: BlobRepositoryOptions,
+) -> Result<BlobXmlRepository, BlobError> {
     let blob = blob_client(&target.blob_url, None, Some(&policy), &options)?;
     let container = container_client(&target.container_url, None, Some(&policy), &options)?;
     let auth = Authorization {
-        kind: AuthKind::Provider,
+        kind,
         sas: Some(policy),
     };
     Ok(BlobXmlRepository::assemble(

@@ -298,6 +298,20 @@ impl SasProvider for QueuedProvider {
     }
 }
 
+/// A repository on `blob_url` authorised by `provider`.
+fn provider_repo(
+    blob_url: &str,
+    provider: Arc<QueuedProvider>,
+    options: BlobRepositoryOptions,
+) -> BlobXmlRepository {
+    BlobXmlRepository::builder()
+        .blob_url(blob_url)
+        .sas_provider(provider)
+        .options(options)
+        .build()
+        .unwrap()
+}
+
 fn blob_sas_query(az: &Azurite, container: &str, expiry: OffsetDateTime) -> String {
     sas::blob_sas(
         ACCOUNT_NAME,
@@ -328,12 +342,7 @@ async fn sas_provider_is_asked_again_after_a_403() {
 
     for first in [expired, tampered] {
         let provider = QueuedProvider::new(vec![first, good.clone()]);
-        let r = BlobXmlRepository::builder()
-            .blob_url(blob_url.as_str())
-            .sas_provider(provider.clone())
-            .options(fast_options())
-            .build()
-            .unwrap();
+        let r = provider_repo(&blob_url, provider.clone(), fast_options());
         let k = key_element(Uuid::new_v4());
         r.store_element(&k, "k").await.unwrap();
         assert!(r.get_all_elements().await.unwrap().contains(&k));
@@ -350,12 +359,7 @@ async fn sas_provider_is_asked_again_after_a_403() {
         OffsetDateTime::now_utc() - Duration::hours(2),
     );
     let provider = QueuedProvider::new(vec![bad.clone(), bad.clone()]);
-    let r = BlobXmlRepository::builder()
-        .blob_url(blob_url.as_str())
-        .sas_provider(provider.clone())
-        .options(fast_options())
-        .build()
-        .unwrap();
+    let r = provider_repo(&blob_url, provider.clone(), fast_options());
     let err = r.get_all_elements().await.unwrap_err();
     eprintln!("provider with bad tokens: {err}");
     assert!(
@@ -370,12 +374,7 @@ async fn sas_provider_is_asked_again_after_a_403() {
 
     // A failing provider is reported as such.
     let provider = QueuedProvider::new(vec![]);
-    let r = BlobXmlRepository::builder()
-        .blob_url(blob_url.as_str())
-        .sas_provider(provider)
-        .options(fast_options())
-        .build()
-        .unwrap();
+    let r = provider_repo(&blob_url, provider, fast_options());
     let err = r.get_all_elements().await.unwrap_err();
     assert!(err.to_string().contains("SAS provider failed"), "{err}");
 }
@@ -396,12 +395,7 @@ async fn sas_provider_is_asked_before_expiry() {
         clock: clock.clone(),
         ..fast_options()
     };
-    let r = BlobXmlRepository::builder()
-        .blob_url(blob_url.as_str())
-        .sas_provider(provider.clone())
-        .options(options)
-        .build()
-        .unwrap();
+    let r = provider_repo(&blob_url, provider.clone(), options);
     r.get_all_elements().await.unwrap();
     clock.advance(Duration::minutes(19));
     r.get_all_elements().await.unwrap();
