@@ -389,48 +389,53 @@ impl BlobXmlRepository {
     }
 
     /// One conditional upload; when the container is missing and may be created, creates it
-    /// and uploads once more (this is not a retry of a failure: the first upload could not
-    /// have been applied).
+    /// and uploads once more. That second upload is not a retry of a failure (the first one
+    /// cannot have been applied), and it is the only request this crate sends again besides
+    /// the SAS policy's one renewal: transient failures are the SDK retry policy's, conflicts
+    /// and unknown outcomes core's convergence loop's.
     async fn put(&self, bytes: Vec<u8>, condition: &WriteCondition) -> Result<Written> {
-        let mut created_container = false;
-        loop {
-            let mut options = BlobClientUploadOptions {
-                blob_content_type: Some(CONTENT_TYPE.to_owned()),
-                ..Default::default()
-            };
-            match condition {
-                WriteCondition::Update(version) => {
-                    options.if_match = Some(Etag::from(version.as_str().to_owned()));
-                }
-                WriteCondition::Create => options.if_none_match = Some(Etag::from("*")),
-            }
-            let content = RequestContent::from(bytes.clone());
-            let e = match self.blob.upload(content, Some(options)).await {
-                Ok(response) => {
-                    return match response.etag {
-                        Some(etag) => Ok(Written::Stored(etag)),
-                        // Should not happen; re-reading settles it.
-                        None => Ok(Written::Ambiguous(BlobError::Service {
-                            status: None,
-                            code: None,
-                            detail: "the upload response carried no ETag".into(),
-                        })),
-                    };
-                }
-                Err(e) => e,
-            };
-            match classify(&e) {
-                Class::Conflict => return Ok(Written::Conflict),
-                Class::Transient => return Ok(Written::Ambiguous(BlobError::service(&e))),
-                Class::ContainerNotFound
-                    if self.options.create_container_if_missing && !created_container =>
-                {
-                    created_container = true;
-                    self.create_container().await?;
-                }
-                _ => return Err(self.service_error("writing the blob", &e).await),
-            }
+        let mut uploaded = self.upload(&bytes, condition).await;
+        if let Err(e) = &uploaded
+            && classify(e) == Class::ContainerNotFound
+            && self.options.create_container_if_missing
+        {
+            self.create_container().await?;
+            uploaded = self.upload(&bytes, condition).await;
         }
+        match uploaded {
+            Ok(Some(etag)) => Ok(Written::Stored(etag)),
+            // Should not happen; re-reading settles it.
+            Ok(None) => Ok(Written::Ambiguous(BlobError::Service {
+                status: None,
+                code: None,
+                detail: "the upload response carried no ETag".into(),
+            })),
+            Err(e) => match classify(&e) {
+                Class::Conflict => Ok(Written::Conflict),
+                Class::Transient => Ok(Written::Ambiguous(BlobError::service(&e))),
+                _ => Err(self.service_error("writing the blob", &e).await),
+            },
+        }
+    }
+
+    /// One upload with `If-Match` (or `If-None-Match: *` to create the blob); the new ETag.
+    async fn upload(
+        &self,
+        bytes: &[u8],
+        condition: &WriteCondition,
+    ) -> azure_core::Result<Option<Etag>> {
+        let mut options = BlobClientUploadOptions {
+            blob_content_type: Some(CONTENT_TYPE.to_owned()),
+            ..Default::default()
+        };
+        match condition {
+            WriteCondition::Update(version) => {
+                options.if_match = Some(Etag::from(version.as_str().to_owned()));
+            }
+            WriteCondition::Create => options.if_none_match = Some(Etag::from("*")),
+        }
+        let content = RequestContent::from(bytes.to_vec());
+        Ok(self.blob.upload(content, Some(options)).await?.etag)
     }
 
     /// Creates the container (a 409 from a concurrent creation is fine).
