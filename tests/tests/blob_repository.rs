@@ -379,6 +379,41 @@ async fn sas_provider_is_asked_again_after_a_403() {
     assert!(err.to_string().contains("SAS provider failed"), "{err}");
 }
 
+/// The SAS policy signs and renews every request the repository sends, not only reads and
+/// writes of the blob: creating a missing container and probing use the provider's SAS too,
+/// and a refused SAS is renewed once for all of them.
+#[tokio::test]
+async fn a_provider_sas_is_renewed_once_for_every_kind_of_request() {
+    let az = azurite();
+    let container = azurite::unique_name("providerall");
+    let blob_url = sas::blob_url(&az.blob_endpoint(), &container, BLOB);
+    // An account SAS may create the container; the first answer is refused.
+    let good = az.account_sas(in_one_hour()).unwrap().query().to_owned();
+    let tampered = good.replace("&sig=", "&sig=AAAA");
+    let provider = QueuedProvider::new(vec![tampered, good]);
+    let options = BlobRepositoryOptions {
+        create_container_if_missing: true,
+        ..fast_options()
+    };
+    let r = provider_repo(&blob_url, provider.clone(), options);
+
+    let probe = r.probe().await.unwrap();
+    assert!(!probe.exists, "the container does not exist yet");
+    assert_eq!(
+        provider.calls(),
+        vec![SasRequest::Initial, SasRequest::Rejected]
+    );
+    let k = key_element(Uuid::new_v4());
+    r.store_element(&k, "k").await.unwrap();
+    assert!(r.probe().await.unwrap().exists);
+    assert_eq!(r.get_all_elements().await.unwrap(), vec![k]);
+    assert_eq!(
+        provider.calls().len(),
+        2,
+        "the renewed SAS served every request"
+    );
+}
+
 #[tokio::test]
 async fn sas_provider_is_asked_before_expiry() {
     let az = azurite();
