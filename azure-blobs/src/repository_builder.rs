@@ -18,7 +18,7 @@ use crate::connection_string::{ConnectionString, ConnectionStringError, Credenti
 use crate::error::BlobError;
 use crate::options::BlobRepositoryOptions;
 use crate::repository::BlobXmlRepository;
-use crate::sas::{self, Permissions, SasInfo, SasParseError, SasWindow};
+use crate::sas::{self, Permissions, SasInfo, SasWindow};
 use crate::url::{Target, parse_url, target_from_url, with_query, without_query};
 
 /// Where the key ring is.
@@ -204,12 +204,12 @@ impl BlobXmlRepositoryBuilder {
 /// A blob URL carrying a SAS, used as a fixed SAS.
 fn sas_url(original: &str, options: BlobRepositoryOptions) -> Result<BlobXmlRepository, BlobError> {
     let url = parse_url(original)?;
-    let query = url.query().unwrap_or("");
-    if matches!(SasInfo::parse(query), Err(SasParseError::MissingSignature)) {
+    if !sas::is_sas_url(url.as_str()) {
         return Err(BlobError::MissingCredential {
             url: sas::redact(original),
         });
     }
+    let query = url.query().unwrap_or("");
     let target = target_from_url(&url, original)?;
     let policy = Arc::new(SasPolicy::fixed(query, &target.blob_url, &options));
     let now = options.clock.now();
