@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod crypto;
+pub mod diagnosis;
 pub mod encryption;
 pub mod error;
 pub mod key;
@@ -17,6 +18,7 @@ mod ring_cache;
 mod ring_loader;
 pub mod xml;
 
+pub use diagnosis::{Diagnosis, Finding, Severity};
 pub use error::{Error, Result};
 pub use key::{Key, KeyRing, KeyStatus};
 pub use manager::{KeyEscrowSink, KeyManager};
