@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
 use azure_core::http::{ClientOptions, Transport};
 use dataprotection_azure_keyvault::{
-    AzureKeyVaultKeyClient, FailureCause, KeyVaultError, KeyVaultOptions, KeyWrapClient, RSA_OAEP,
-    fail_fast_retry_options,
+    AzureKeyVaultKeyClient, FailureCause, KeyVaultError, KeyVaultOptions, KeyWrapClient,
+    WrapAlgorithm, fail_fast_retry_options,
 };
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 
@@ -54,9 +54,43 @@ impl TokenCredential for RefusingCredential {
     }
 }
 
+/// A credential holding a token the emulator issued.
+#[derive(Debug)]
+struct Issued(String);
+
+#[async_trait]
+impl TokenCredential for Issued {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        Ok(AccessToken::new(
+            Secret::new(self.0.clone()),
+            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+        ))
+    }
+}
+
+/// Options whose transport trusts the emulator's CA.
+fn trusting(emu: &KeyVaultEmulator) -> KeyVaultOptions {
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(emu.ca_cert_pem().as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    KeyVaultOptions {
+        client_options: ClientOptions {
+            transport: Some(Transport::new(Arc::new(http))),
+            retry: fail_fast_retry_options(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
 fn request_failure(e: KeyVaultError) -> dataprotection_azure_keyvault::RequestFailure {
     match e {
-        KeyVaultError::Request(f) => f,
+        KeyVaultError::Request(f) => *f,
         other => panic!("expected a request failure, got {other:?}"),
     }
 }
@@ -67,7 +101,12 @@ async fn wrap_failure(
     options: KeyVaultOptions,
 ) -> dataprotection_azure_keyvault::RequestFailure {
     let client = AzureKeyVaultKeyClient::new(url, credential, options).unwrap();
-    request_failure(client.wrap_key(RSA_OAEP, &[1; 32]).await.unwrap_err())
+    request_failure(
+        client
+            .wrap_key(WrapAlgorithm::RsaOaep, &[1; 32])
+            .await
+            .unwrap_err(),
+    )
 }
 
 #[tokio::test]
@@ -120,18 +159,7 @@ async fn a_credential_that_cannot_get_a_token_is_named() {
         .await
         .unwrap();
     emu.create_key("k", 2048).await.unwrap();
-    let http = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(emu.ca_cert_pem().as_bytes()).unwrap()])
-        .build()
-        .unwrap();
-    let options = KeyVaultOptions {
-        client_options: ClientOptions {
-            transport: Some(Transport::new(Arc::new(http))),
-            retry: fail_fast_retry_options(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let options = trusting(&emu);
     let url = format!("{}/keys/k", emu.base_url());
     let f = wrap_failure(&url, Arc::new(RefusingCredential), options.clone()).await;
     assert_eq!(f.cause, FailureCause::Credential, "{f}");
@@ -142,22 +170,63 @@ async fn a_credential_that_cannot_get_a_token_is_named() {
     // With a trusted transport and a working credential the same vault works,
     // so the failures above are about what they name.
     let token = emu.issue_token();
-    #[derive(Debug)]
-    struct Issued(String);
-    #[async_trait]
-    impl TokenCredential for Issued {
-        async fn get_token(
-            &self,
-            _scopes: &[&str],
-            _options: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            Ok(AccessToken::new(
-                Secret::new(self.0.clone()),
-                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-            ))
-        }
-    }
     let client = AzureKeyVaultKeyClient::new(&url, Arc::new(Issued(token)), options).unwrap();
-    client.wrap_key(RSA_OAEP, &[1; 32]).await.unwrap();
+    client
+        .wrap_key(WrapAlgorithm::RsaOaep, &[1; 32])
+        .await
+        .unwrap();
+    emu.shutdown().await;
+}
+
+/// A disabled key is recognised from the service's typed answer (HTTP 403,
+/// inner error code `KeyDisabled`) for every operation, and a refusal for
+/// another reason is not taken for it.
+#[tokio::test]
+async fn a_disabled_key_is_recognised_from_the_inner_error_code() {
+    let emu = KeyVaultEmulator::start(EmulatorOptions::default())
+        .await
+        .unwrap();
+    emu.create_key("k", 2048).await.unwrap();
+    let options = trusting(&emu);
+    let url = format!("{}/keys/k", emu.base_url());
+    let token = emu.issue_token();
+    let client = AzureKeyVaultKeyClient::new(&url, Arc::new(Issued(token)), options).unwrap();
+    let wrapped = client
+        .wrap_key(WrapAlgorithm::RsaOaep, &[1; 32])
+        .await
+        .unwrap();
+
+    // Not allowed to unwrap: 403 too, but not a disabled key.
+    emu.set_key_ops("k", None, &["wrapKey"]).unwrap();
+    let f = request_failure(
+        client
+            .unwrap_key(&wrapped.kid, WrapAlgorithm::RsaOaep, &wrapped.wrapped)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(f.status, Some(403), "{f}");
+    assert!(!f.is_key_disabled(), "{f}");
+
+    emu.set_key_ops("k", None, &["wrapKey", "unwrapKey"])
+        .unwrap();
+    emu.set_key_enabled("k", None, false).unwrap();
+    let get = request_failure(client.key_info().await.unwrap_err());
+    let wrap = request_failure(
+        client
+            .wrap_key(WrapAlgorithm::RsaOaep, &[1; 32])
+            .await
+            .unwrap_err(),
+    );
+    let unwrap = request_failure(
+        client
+            .unwrap_key(&wrapped.kid, WrapAlgorithm::RsaOaep, &wrapped.wrapped)
+            .await
+            .unwrap_err(),
+    );
+    for f in [get, wrap, unwrap] {
+        assert!(f.is_key_disabled(), "{f}");
+        assert_eq!(f.inner_error_code.as_deref(), Some("KeyDisabled"), "{f}");
+        assert_eq!(f.error_code.as_deref(), Some("Forbidden"), "{f}");
+    }
     emu.shutdown().await;
 }
