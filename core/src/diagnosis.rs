@@ -33,6 +33,7 @@ use crate::crypto::MIN_MASTER_KEY_LEN;
 use crate::encryption::WINDOWS_ONLY_DECRYPTOR_TYPES;
 use crate::error::Error;
 use crate::key::{Key, KeyRing, KeySet, KeySetProblem};
+use crate::key_slot::KeyFailure;
 use crate::policy::{self, DEFAULT_KEY_LIFETIME, KeyInfo, MAX_SERVER_CLOCK_SKEW};
 use crate::xml::{DATA_PROTECTION_NS, Element, format_date, normalize_type_name};
 
@@ -449,17 +450,19 @@ impl KeyRing {
             .iter()
             .map(|e| {
                 let id = e.key.id();
-                let check = match (e.slot.get(), &e.unusable) {
+                let check = match (e.slot.get(), e.slot.failure()) {
                     (Some(encryptor), _) => MasterKeyCheck::Decrypted {
                         len: encryptor.master_key_len().unwrap_or(MIN_MASTER_KEY_LEN),
                     },
-                    (None, Some(reason)) => {
+                    // Only a permanent failure says the key is unusable; a
+                    // vault that could not be reached says nothing about it.
+                    (None, Some(KeyFailure::Permanent(error))) => {
                         MasterKeyCheck::Failed(Arc::new(Error::KeyDecryption {
                             what: format!("key {id}"),
-                            source: reason.clone().into(),
+                            source: Box::new(error),
                         }))
                     }
-                    (None, None) => MasterKeyCheck::NotChecked,
+                    (None, _) => MasterKeyCheck::NotChecked,
                 };
                 (id, check)
             })

@@ -5,110 +5,19 @@
 use std::fmt;
 use std::sync::Arc;
 
-use cbc::cipher::block_padding::Pkcs7;
-use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
-use hmac::{Hmac, KeyInit, Mac};
 use zeroize::Zeroizing;
 
+use super::algorithm::{AesKeySize, Algorithm, ValidationAlgorithm};
+use super::context_header::shared_context_header;
+use super::encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN};
 use super::kdf::{self, Prf};
-use super::{
-    AesKeySize, AuthenticatedEncryptor, KEY_MODIFIER_LEN, RandomSource, Secret, ValidationAlgorithm,
-};
+use super::primitives::{BLOCK, cbc_decrypt, cbc_encrypt, cbc_padded_len, hmac_into, hmac_verify};
+use super::random::RandomSource;
+use super::secret::Secret;
 use crate::error::{Error, Result};
 
-const BLOCK: usize = 16;
 /// Largest encryption + validation subkey length (AES-256 + HMAC-SHA512).
 const MAX_SUBKEYS: usize = 32 + 64;
-
-/// Runs `$body` with `$C` bound to the AES type of `$size`.
-macro_rules! with_aes {
-    ($size:expr, $C:ident => $body:expr) => {
-        match $size {
-            AesKeySize::Aes128 => {
-                type $C = aes::Aes128;
-                $body
-            }
-            AesKeySize::Aes192 => {
-                type $C = aes::Aes192;
-                $body
-            }
-            AesKeySize::Aes256 => {
-                type $C = aes::Aes256;
-                $body
-            }
-        }
-    };
-}
-
-/// Runs `$body` with `$D` bound to the hash of `$mac`.
-macro_rules! with_hash {
-    ($mac:expr, $D:ident => $body:expr) => {
-        match $mac {
-            ValidationAlgorithm::HmacSha1 => {
-                type $D = sha1::Sha1;
-                $body
-            }
-            ValidationAlgorithm::HmacSha256 => {
-                type $D = sha2::Sha256;
-                $body
-            }
-            ValidationAlgorithm::HmacSha384 => {
-                type $D = sha2::Sha384;
-                $body
-            }
-            ValidationAlgorithm::HmacSha512 => {
-                type $D = sha2::Sha512;
-                $body
-            }
-        }
-    };
-}
-
-/// AES-CBC-PKCS#7 encryption of `msg` into `out` (which must be exactly the padded length).
-pub(super) fn cbc_encrypt(aes: AesKeySize, key: &[u8], iv: &[u8], msg: &[u8], out: &mut [u8]) {
-    with_aes!(aes, C => {
-        let enc = cbc::Encryptor::<C>::new_from_slices(key, iv)
-            .expect("key and IV lengths are fixed by the algorithm");
-        enc.encrypt_padded_b2b::<Pkcs7>(msg, out)
-            .expect("output buffer is sized for the padded message");
-    })
-}
-
-/// AES-CBC-PKCS#7 decryption; `None` on bad padding.
-fn cbc_decrypt(aes: AesKeySize, key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
-    with_aes!(aes, C => {
-        let dec = cbc::Decryptor::<C>::new_from_slices(key, iv).ok()?;
-        let mut out = vec![0u8; ct.len()];
-        let len = dec.decrypt_padded_b2b::<Pkcs7>(ct, &mut out).ok()?.len();
-        out.truncate(len);
-        Some(out)
-    })
-}
-
-/// HMAC of the concatenation of `parts`, written to `out` (digest length).
-pub(super) fn hmac_into(mac: ValidationAlgorithm, key: &[u8], parts: &[&[u8]], out: &mut [u8]) {
-    with_hash!(mac, D => {
-        let mut m = <Hmac<D> as KeyInit>::new_from_slice(key)
-            .expect("HMAC accepts keys of any length");
-        for p in parts {
-            m.update(p);
-        }
-        out.copy_from_slice(&m.finalize().into_bytes());
-    })
-}
-
-/// Constant-time HMAC verification.
-fn hmac_verify(mac: ValidationAlgorithm, key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
-    with_hash!(mac, D => {
-        let Ok(mut m) = <Hmac<D> as KeyInit>::new_from_slice(key) else {
-            return false;
-        };
-        for p in parts {
-            m.update(p);
-        }
-        m.verify_slice(tag).is_ok()
-    })
-}
 
 /// The CBC + HMAC encryptor for one master key.
 ///
@@ -147,9 +56,7 @@ impl CbcHmacEncryptor {
             master_key_len: master_key.expose().len(),
             aes,
             mac,
-            context_header: super::context_header::shared_context_header(
-                super::Algorithm::CbcHmac { aes, mac },
-            ),
+            context_header: shared_context_header(Algorithm::CbcHmac { aes, mac }),
             random,
         }
     }
@@ -169,12 +76,12 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
     }
 
     fn body_len(&self, len: usize) -> usize {
-        KEY_MODIFIER_LEN + BLOCK + (len / BLOCK + 1) * BLOCK + self.mac.digest_len()
+        KEY_MODIFIER_LEN + BLOCK + cbc_padded_len(len) + self.mac.digest_len()
     }
 
     fn encrypt_to(&self, plaintext: &[u8], aad: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
         let start = out.len();
-        let padded = (plaintext.len() / BLOCK + 1) * BLOCK;
+        let padded = cbc_padded_len(plaintext.len());
         let digest = self.mac.digest_len();
         out.resize(start + KEY_MODIFIER_LEN + BLOCK + padded + digest, 0);
         let body = &mut out[start..];

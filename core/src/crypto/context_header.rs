@@ -3,10 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::Algorithm;
-use super::cbc::{cbc_encrypt, hmac_into};
-use super::gcm::{NONCE, TAG, gcm_seal};
+use super::algorithm::Algorithm;
 use super::kdf::sp800_108_ctr_hmac_sha512;
+use super::primitives::{BLOCK, NONCE, TAG, cbc_encrypt, gcm_seal, hmac_into};
 
 /// The context header of `algorithm`, as ASP.NET Core computes it.
 ///
@@ -32,11 +31,11 @@ pub fn context_header(algorithm: Algorithm) -> Vec<u8> {
             let (k_e, k_h) = keys.split_at(ek);
             let mut out = Vec::with_capacity(18 + 16 + dl);
             out.extend_from_slice(&[0, 0]);
-            for n in [ek, 16, dl, dl] {
+            for n in [ek, BLOCK, dl, dl] {
                 out.extend_from_slice(&(n as u32).to_be_bytes());
             }
-            let mut block = [0u8; 16];
-            cbc_encrypt(aes, k_e, &[0u8; 16], b"", &mut block);
+            let mut block = [0u8; BLOCK];
+            cbc_encrypt(aes, k_e, &[0u8; BLOCK], b"", &mut block);
             out.extend_from_slice(&block);
             let mut tag = vec![0u8; dl];
             hmac_into(mac, k_h, &[], &mut tag);

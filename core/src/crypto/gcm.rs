@@ -4,61 +4,16 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::aead::consts::U12;
-use aes_gcm::{AesGcm, KeyInit, Nonce, Tag};
 use zeroize::Zeroizing;
 
+use super::algorithm::{AesKeySize, Algorithm};
+use super::context_header::shared_context_header;
+use super::encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN};
 use super::kdf::{self, Prf};
-use super::{AesKeySize, AuthenticatedEncryptor, KEY_MODIFIER_LEN, RandomSource, Secret};
+use super::primitives::{NONCE, TAG, gcm_open, gcm_seal};
+use super::random::RandomSource;
+use super::secret::Secret;
 use crate::error::{Error, Result};
-
-/// GCM nonce length.
-pub(super) const NONCE: usize = 12;
-/// GCM tag length.
-pub(super) const TAG: usize = 16;
-
-macro_rules! with_gcm {
-    ($size:expr, $C:ident => $body:expr) => {
-        match $size {
-            AesKeySize::Aes128 => {
-                type $C = AesGcm<aes::Aes128, U12>;
-                $body
-            }
-            AesKeySize::Aes192 => {
-                type $C = AesGcm<aes::Aes192, U12>;
-                $body
-            }
-            AesKeySize::Aes256 => {
-                type $C = AesGcm<aes::Aes256, U12>;
-                $body
-            }
-        }
-    };
-}
-
-/// Encrypts `buf` in place with empty associated data; returns the tag.
-pub(super) fn gcm_seal(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8]) -> [u8; TAG] {
-    with_gcm!(aes, C => {
-        let cipher = C::new_from_slice(key).expect("key length fixed by the algorithm");
-        let nonce = Nonce::<U12>::try_from(nonce).expect("nonce is 12 bytes");
-        let tag = cipher
-            .encrypt_inout_detached(&nonce, &[], buf.into())
-            .expect("plaintext within GCM limits");
-        let mut out = [0u8; TAG];
-        out.copy_from_slice(&tag);
-        out
-    })
-}
-
-fn gcm_open(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
-    with_gcm!(aes, C => {
-        let Ok(cipher) = C::new_from_slice(key) else { return false };
-        let Ok(nonce) = Nonce::<U12>::try_from(nonce) else { return false };
-        let Ok(tag) = Tag::try_from(tag) else { return false };
-        cipher.decrypt_inout_detached(&nonce, &[], buf.into(), &tag).is_ok()
-    })
-}
 
 /// The AES-GCM encryptor for one master key.
 ///
@@ -88,9 +43,7 @@ impl GcmEncryptor {
             prf: kdf::prf_for(master_key.expose()),
             master_key_len: master_key.expose().len(),
             aes,
-            context_header: super::context_header::shared_context_header(super::Algorithm::Gcm {
-                aes,
-            }),
+            context_header: shared_context_header(Algorithm::Gcm { aes }),
             random,
         }
     }
