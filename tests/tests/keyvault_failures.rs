@@ -16,25 +16,6 @@ use dataprotection_azure_keyvault::{
 };
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 
-/// A credential that always has a token (the failures under test happen
-/// before one would be used).
-#[derive(Debug)]
-struct StaticToken;
-
-#[async_trait]
-impl TokenCredential for StaticToken {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<AccessToken> {
-        Ok(AccessToken::new(
-            Secret::new("not-a-real-token"),
-            azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-        ))
-    }
-}
-
 /// A credential whose token endpoint refuses, as a managed identity without
 /// access does.
 #[derive(Debug)]
@@ -54,12 +35,19 @@ impl TokenCredential for RefusingCredential {
     }
 }
 
-/// A credential holding a token the emulator issued.
+/// A credential that always has the same token: one the emulator issued,
+/// or a dummy where the failure under test happens before it is used.
 #[derive(Debug)]
-struct Issued(String);
+struct FixedToken(String);
+
+impl FixedToken {
+    fn dummy() -> Self {
+        FixedToken("not-a-real-token".into())
+    }
+}
 
 #[async_trait]
-impl TokenCredential for Issued {
+impl TokenCredential for FixedToken {
     async fn get_token(
         &self,
         _scopes: &[&str],
@@ -70,6 +58,16 @@ impl TokenCredential for Issued {
             azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
         ))
     }
+}
+
+/// An emulator holding an RSA key `k`, and that key's URL.
+async fn emulator_with_key() -> (KeyVaultEmulator, String) {
+    let emu = KeyVaultEmulator::start(EmulatorOptions::default())
+        .await
+        .unwrap();
+    emu.create_key("k", 2048).await.unwrap();
+    let url = format!("{}/keys/k", emu.base_url());
+    (emu, url)
 }
 
 /// Options whose transport trusts the emulator's CA.
@@ -116,7 +114,12 @@ async fn a_refused_connection_is_reported_as_such() {
         listener.local_addr().unwrap().port()
     };
     let url = format!("https://127.0.0.1:{port}/keys/k");
-    let f = wrap_failure(&url, Arc::new(StaticToken), KeyVaultOptions::default()).await;
+    let f = wrap_failure(
+        &url,
+        Arc::new(FixedToken::dummy()),
+        KeyVaultOptions::default(),
+    )
+    .await;
     assert_eq!(f.cause, FailureCause::ConnectionRefused, "{f}");
     assert!(f.vault_host.contains(&port.to_string()), "{f}");
     assert!(f.to_string().contains("connection refused"), "{f}");
@@ -127,7 +130,12 @@ async fn a_refused_connection_is_reported_as_such() {
 async fn a_host_that_does_not_resolve_is_a_dns_failure() {
     // `.invalid` never resolves (RFC 6761).
     let url = "https://dpkeys-hardening-test.invalid/keys/k";
-    let f = wrap_failure(url, Arc::new(StaticToken), KeyVaultOptions::default()).await;
+    let f = wrap_failure(
+        url,
+        Arc::new(FixedToken::dummy()),
+        KeyVaultOptions::default(),
+    )
+    .await;
     assert_eq!(f.cause, FailureCause::Dns, "{f}");
     assert!(
         f.to_string().contains("dpkeys-hardening-test.invalid"),
@@ -137,16 +145,15 @@ async fn a_host_that_does_not_resolve_is_a_dns_failure() {
 
 #[tokio::test]
 async fn an_untrusted_certificate_is_a_tls_failure() {
-    let emu = KeyVaultEmulator::start(EmulatorOptions::default())
-        .await
-        .unwrap();
-    emu.create_key("k", 2048).await.unwrap();
+    let (emu, url) = emulator_with_key().await;
     // The emulator's certificate comes from its own CA, which this client
     // does not trust.
-    let url = format!("{}/keys/k", emu.base_url());
-    let client =
-        AzureKeyVaultKeyClient::new(&url, Arc::new(StaticToken), KeyVaultOptions::default())
-            .unwrap();
+    let client = AzureKeyVaultKeyClient::new(
+        &url,
+        Arc::new(FixedToken::dummy()),
+        KeyVaultOptions::default(),
+    )
+    .unwrap();
     let f = request_failure(client.key_info().await.unwrap_err());
     assert_eq!(f.cause, FailureCause::Tls, "{f}");
     assert!(f.cause.is_transport());
@@ -155,12 +162,8 @@ async fn an_untrusted_certificate_is_a_tls_failure() {
 
 #[tokio::test]
 async fn a_credential_that_cannot_get_a_token_is_named() {
-    let emu = KeyVaultEmulator::start(EmulatorOptions::default())
-        .await
-        .unwrap();
-    emu.create_key("k", 2048).await.unwrap();
+    let (emu, url) = emulator_with_key().await;
     let options = trusting(&emu);
-    let url = format!("{}/keys/k", emu.base_url());
     let f = wrap_failure(&url, Arc::new(RefusingCredential), options.clone()).await;
     assert_eq!(f.cause, FailureCause::Credential, "{f}");
     assert!(!f.cause.is_transport());
@@ -170,7 +173,7 @@ async fn a_credential_that_cannot_get_a_token_is_named() {
     // With a trusted transport and a working credential the same vault works,
     // so the failures above are about what they name.
     let token = emu.issue_token();
-    let client = AzureKeyVaultKeyClient::new(&url, Arc::new(Issued(token)), options).unwrap();
+    let client = AzureKeyVaultKeyClient::new(&url, Arc::new(FixedToken(token)), options).unwrap();
     client
         .wrap_key(WrapAlgorithm::RsaOaep, &[1; 32])
         .await
@@ -183,14 +186,10 @@ async fn a_credential_that_cannot_get_a_token_is_named() {
 /// another reason is not taken for it.
 #[tokio::test]
 async fn a_disabled_key_is_recognised_from_the_inner_error_code() {
-    let emu = KeyVaultEmulator::start(EmulatorOptions::default())
-        .await
-        .unwrap();
-    emu.create_key("k", 2048).await.unwrap();
+    let (emu, url) = emulator_with_key().await;
     let options = trusting(&emu);
-    let url = format!("{}/keys/k", emu.base_url());
     let token = emu.issue_token();
-    let client = AzureKeyVaultKeyClient::new(&url, Arc::new(Issued(token)), options).unwrap();
+    let client = AzureKeyVaultKeyClient::new(&url, Arc::new(FixedToken(token)), options).unwrap();
     let wrapped = client
         .wrap_key(WrapAlgorithm::RsaOaep, &[1; 32])
         .await
