@@ -121,11 +121,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
-    /// The key ring has never been loaded successfully.
+    /// The key ring has never been loaded successfully, or could not be
+    /// refreshed.
     #[error("the key ring could not be loaded: {reason}")]
     KeyRingUnavailable {
-        /// Why (the last refresh error).
+        /// Why.
         reason: String,
+        /// The refresh error behind it, if any.
+        #[source]
+        source: Option<std::sync::Arc<Error>>,
     },
     /// A file could not be read or written.
     #[error("{action} {path}: {source}")]
@@ -201,6 +205,106 @@ impl Error {
             message: message.into(),
             source: Some(source.into()),
         }
+    }
+}
+
+impl Error {
+    /// The same error for a second owner: errors are not `Clone` (their
+    /// sources are boxed), so a copy has the same variant and fields, and a
+    /// source that shows (and chains to the causes of) the original's source,
+    /// shared through the `Arc`. Used where one error is both returned and
+    /// kept: the provider keeps the original as its last refresh error.
+    pub(crate) fn shared_copy(error: &std::sync::Arc<Error>) -> Error {
+        let shared = || -> BoxError { Box::new(SourceOf(error.clone())) };
+        match &**error {
+            Error::BadMagicHeader => Error::BadMagicHeader,
+            Error::UnsupportedVersion { version } => {
+                Error::UnsupportedVersion { version: *version }
+            }
+            Error::KeyNotFound { key_id } => Error::KeyNotFound { key_id: *key_id },
+            Error::KeyRevoked { key_id } => Error::KeyRevoked { key_id: *key_id },
+            Error::KeyNotReady { key_id } => Error::KeyNotReady { key_id: *key_id },
+            Error::DecryptionFailed => Error::DecryptionFailed,
+            Error::InvalidEncoding => Error::InvalidEncoding,
+            Error::PayloadExpired { expiration } => Error::PayloadExpired {
+                expiration: *expiration,
+            },
+            Error::InvalidUtf8 { what } => Error::InvalidUtf8 { what },
+            Error::MalformedXml { element, reason } => Error::MalformedXml {
+                element: element.clone(),
+                reason: reason.clone(),
+            },
+            Error::UnsupportedAlgorithm(name) => Error::UnsupportedAlgorithm(name.clone()),
+            Error::UnknownDecryptor { type_name } => Error::UnknownDecryptor {
+                type_name: type_name.clone(),
+            },
+            Error::WindowsOnlyProtection { type_name } => Error::WindowsOnlyProtection {
+                type_name: type_name.clone(),
+            },
+            Error::KeyDecryption { what, .. } => Error::KeyDecryption {
+                what: what.clone(),
+                source: shared(),
+            },
+            Error::KeyEncryption { .. } => Error::KeyEncryption { source: shared() },
+            Error::RandomFailure { .. } => Error::RandomFailure { source: shared() },
+            Error::NoDefaultKey { reason } => Error::NoDefaultKey {
+                reason: reason.clone(),
+            },
+            Error::KeyRingUnavailable { reason, source } => Error::KeyRingUnavailable {
+                reason: reason.clone(),
+                source: source.clone(),
+            },
+            Error::Io {
+                action,
+                path,
+                source,
+            } => Error::Io {
+                action,
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), SourceOf(error.clone())),
+            },
+            Error::Repository { message, source } => Error::Repository {
+                message: message.clone(),
+                source: source.as_ref().map(|_| shared()),
+            },
+            Error::InvalidArgument(what) => Error::InvalidArgument(what.clone()),
+            Error::NotSupported(what) => Error::NotSupported(what.clone()),
+        }
+    }
+}
+
+/// The source of a shared error, standing in for it in a copy
+/// ([`Error::shared_copy`]): shows and chains what the original's source
+/// does.
+struct SourceOf(std::sync::Arc<Error>);
+
+impl SourceOf {
+    fn original(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&*self.0)
+    }
+}
+
+impl std::fmt::Display for SourceOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.original() {
+            Some(source) => std::fmt::Display::fmt(source, f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.original() {
+            Some(source) => std::fmt::Debug::fmt(source, f),
+            None => f.write_str("SourceOf"),
+        }
+    }
+}
+
+impl std::error::Error for SourceOf {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.original().and_then(std::error::Error::source)
     }
 }
 

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::policy::KeyInfo;
 use crate::xml::{
     Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, contains_encrypted_secret,
+    read_descriptor_algorithm,
 };
 
 /// A key as stored: id, dates, revocation state and its descriptor XML.
@@ -218,27 +219,27 @@ impl KeySet {
 }
 
 /// A shared, lazily filled slot for a key's encryptor (its master key
-/// decrypted at most once per process).
-pub(crate) type EncryptorSlot = Arc<tokio::sync::OnceCell<Arc<dyn AuthenticatedEncryptor>>>;
+/// decrypted at most once per process), with why it failed if it did.
+pub(crate) type EncryptorSlot = Arc<crate::key_slot::KeySlot>;
 
 /// One key of a loaded ring.
 #[derive(Clone)]
 pub(crate) struct RingEntry {
     pub key: Key,
     pub slot: EncryptorSlot,
-    /// Why the key cannot be used, if known.
-    pub unusable: Option<String>,
-    pub algorithm: Option<Algorithm>,
 }
 
 /// A loaded key ring: every key, and the default key with its encryptor.
-/// Immutable; a refresh builds a new one.
+/// Immutable; a refresh builds a new one (sharing the keys with the previous
+/// one when the repository has not changed).
 #[derive(Clone)]
 pub struct KeyRing {
-    pub(crate) entries: Vec<RingEntry>,
-    pub(crate) index: KeyIndex,
+    pub(crate) entries: Arc<[RingEntry]>,
+    pub(crate) index: Arc<KeyIndex>,
     pub(crate) default: Option<DefaultKey>,
-    pub(crate) problems: Vec<KeySetProblem>,
+    pub(crate) problems: Arc<[KeySetProblem]>,
+    /// [`KeySet::latest_mass_revocation`] of the keys read.
+    pub(crate) latest_mass_revocation: Option<OffsetDateTime>,
     pub(crate) loaded_at: OffsetDateTime,
 }
 
@@ -300,8 +301,9 @@ pub struct KeyStatus {
     /// `Some(true)` if its master key has been decrypted, `Some(false)` if it
     /// cannot be, `None` if not tried yet.
     pub can_decrypt: Option<bool>,
-    /// Why it cannot be used, if it cannot.
-    pub problem: Option<String>,
+    /// Why it cannot be used, if it cannot (or, for a failure that may pass,
+    /// why it could not be used the last time it was tried).
+    pub problem: Option<Arc<Error>>,
 }
 
 impl KeyRing {
@@ -315,18 +317,23 @@ impl KeyRing {
         let mut out: Vec<KeyStatus> = self
             .entries
             .iter()
-            .map(|e| KeyStatus {
-                key: e.key.clone(),
-                is_default: self.default_key_id() == Some(e.key.id()),
-                algorithm: e.algorithm,
-                can_decrypt: if e.slot.get().is_some() {
-                    Some(true)
-                } else if e.unusable.is_some() {
-                    Some(false)
-                } else {
-                    None
-                },
-                problem: e.unusable.clone(),
+            .map(|e| {
+                let problem = e.slot.failure().map(|f| f.error().clone());
+                KeyStatus {
+                    key: e.key.clone(),
+                    is_default: self.default_key_id() == Some(e.key.id()),
+                    algorithm: read_descriptor_algorithm(&e.key.xml().descriptor)
+                        .ok()
+                        .map(|(_, a)| a),
+                    can_decrypt: if e.slot.get().is_some() {
+                        Some(true)
+                    } else if problem.is_some() {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                    problem,
+                }
             })
             .collect();
         out.sort_by_key(|s| (s.key.creation_date(), s.key.id()));

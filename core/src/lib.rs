@@ -3,19 +3,26 @@
 
 pub mod clock;
 pub mod crypto;
+pub mod diagnosis;
 pub mod encryption;
 pub mod error;
 pub mod key;
+mod key_slot;
 pub mod manager;
 pub mod payload;
 pub mod policy;
 mod protector;
 mod provider;
 pub mod repository;
+mod ring_cache;
+mod ring_loader;
 pub mod xml;
 
+pub use diagnosis::{Diagnosis, Finding, Severity};
 pub use error::{Error, Result};
 pub use key::{Key, KeyRing, KeyStatus};
 pub use manager::{KeyEscrowSink, KeyManager};
-pub use protector::{DataProtector, TIME_LIMITED_PURPOSE, TimeLimitedDataProtector, Unprotected};
+pub use protector::{
+    DataProtector, TIME_LIMITED_PURPOSE, TimeLimitedDataProtector, UnprotectOptions, Unprotected,
+};
 pub use provider::{DataProtectionProvider, DataProtectionProviderBuilder};

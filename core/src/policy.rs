@@ -219,6 +219,133 @@ pub fn plan_new_key(
     }
 }
 
+/// What is known about whether a key can be used: its master key decrypts,
+/// its algorithm is supported and its master key is long enough to protect.
+/// Finding out may need I/O (a key vault), so the policy asks for it
+/// ([`RingDecision::CheckKey`]) rather than doing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usability {
+    /// The key's encryptor was built and may protect.
+    Usable,
+    /// The key cannot be used.
+    Unusable,
+    /// Not tried yet.
+    Unknown,
+}
+
+/// What to do with a key set at a given time: the pure decision behind every
+/// ring load, made without I/O by [`decide`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RingDecision {
+    /// Find out whether this key can be used, then decide again: the
+    /// decision depends on it.
+    CheckKey(Uuid),
+    /// Use this default key; no key needs creating.
+    UseDefault(Uuid),
+    /// There is no usable default key: create one active now. Until it
+    /// exists, `fallback` (if any) is the key to protect with.
+    CreateKeyNow {
+        /// The key to create.
+        plan: NewKeyPlan,
+        /// A usable key to fall back on meanwhile.
+        fallback: Option<Uuid>,
+    },
+    /// Use `default`, and create its successor now: `default` expires within
+    /// the refresh period plus the propagation window and no later key would
+    /// take over in time.
+    CreateNextKey {
+        /// The current default key.
+        default: Uuid,
+        /// The successor to create (active when `default` expires).
+        plan: NewKeyPlan,
+    },
+}
+
+/// Decides, from the keys, the time and what is known of the keys'
+/// usability, which key is the default and whether a key must be created.
+///
+/// Usability is asked for (`CheckKey`) only for the keys that decide the
+/// default: the preferred key, then recent replacements, then (when there is
+/// no default) fallback candidates, each in order until one is usable. A key
+/// never tried counts as usable when judging whether a *later* key would take
+/// over in time, as ASP.NET Core does.
+///
+/// ```
+/// use dataprotection::policy::{decide, KeyInfo, RingDecision, Usability, DEFAULT_KEY_LIFETIME};
+/// use time::{Duration, macros::datetime};
+/// use uuid::Uuid;
+/// let now = datetime!(2030-01-01 0:00 UTC);
+/// let key = KeyInfo {
+///     id: Uuid::from_u128(1),
+///     creation_date: now - Duration::days(10),
+///     activation_date: now - Duration::days(10),
+///     expiration_date: now + Duration::days(80),
+///     revoked: false,
+/// };
+/// let keys = [key];
+/// // Usability unknown: the policy asks for it first.
+/// assert_eq!(
+///     decide(&keys, now, DEFAULT_KEY_LIFETIME, &|_| Usability::Unknown),
+///     RingDecision::CheckKey(Uuid::from_u128(1))
+/// );
+/// assert_eq!(
+///     decide(&keys, now, DEFAULT_KEY_LIFETIME, &|_| Usability::Usable),
+///     RingDecision::UseDefault(Uuid::from_u128(1))
+/// );
+/// ```
+pub fn decide(
+    keys: &[KeyInfo],
+    now: OffsetDateTime,
+    key_lifetime: Duration,
+    usability: &dyn Fn(&KeyInfo) -> Usability,
+) -> RingDecision {
+    let preferred = preferred_key(keys, now);
+    let exclude = preferred.map(|p| p.id);
+    let candidates = preferred
+        .filter(|p| !p.revoked && !p.is_expired(now))
+        .into_iter()
+        .chain(recent_replacements(keys, now, exclude));
+    for candidate in candidates {
+        match usability(candidate) {
+            Usability::Unknown => return RingDecision::CheckKey(candidate.id),
+            Usability::Usable => break,
+            Usability::Unusable => {}
+        }
+    }
+    let usable = |k: &KeyInfo| usability(k) == Usability::Usable;
+    let resolution = resolve_default_key(keys, now, &usable);
+    let mut fallback = None;
+    if resolution.default_key.is_none() {
+        for candidate in fallback_candidates(keys, now, exclude) {
+            match usability(candidate) {
+                Usability::Unknown => return RingDecision::CheckKey(candidate.id),
+                Usability::Usable => {
+                    fallback = Some(candidate.id);
+                    break;
+                }
+                Usability::Unusable => {}
+            }
+        }
+    }
+    let plan = plan_new_key(keys, now, key_lifetime, &|k| {
+        usability(k) != Usability::Unusable
+    });
+    match (resolution.default_key, plan) {
+        (Some(default), None) => RingDecision::UseDefault(default),
+        (Some(default), Some(plan)) => RingDecision::CreateNextKey { default, plan },
+        (None, plan) => RingDecision::CreateKeyNow {
+            // Without a default the policy always plans a key active now;
+            // the fallback plan keeps this total without a panic.
+            plan: plan.unwrap_or(NewKeyPlan {
+                activation_date: now,
+                expiration_date: now.saturating_add(key_lifetime),
+            }),
+            fallback,
+        },
+    }
+}
+
 /// The refresh period with up to 20 % jitter taken off, as .NET does, so that
 /// instances started together do not refresh together.
 pub fn jittered_refresh_period(random_unit: f64) -> Duration {
@@ -346,5 +473,168 @@ mod tests {
         assert_eq!(r.default_key, None);
         assert_eq!(r.fallback_key, Some(b.id));
         assert!(plan_new_key(&[a, b], now, DEFAULT_KEY_LIFETIME, YES).is_some());
+    }
+
+    fn known(usable: &'static [u128]) -> impl Fn(&KeyInfo) -> Usability {
+        move |k: &KeyInfo| {
+            if usable.contains(&k.id.as_u128()) {
+                Usability::Usable
+            } else {
+                Usability::Unusable
+            }
+        }
+    }
+
+    #[test]
+    fn decide_without_keys_creates_a_key_active_now() {
+        let now = datetime!(2030-01-01 0:00 UTC);
+        assert_eq!(
+            decide(&[], now, DEFAULT_KEY_LIFETIME, &|_| Usability::Unknown),
+            RingDecision::CreateKeyNow {
+                plan: NewKeyPlan {
+                    activation_date: now,
+                    expiration_date: datetime!(2030-04-01 0:00 UTC),
+                },
+                fallback: None,
+            }
+        );
+    }
+
+    #[test]
+    fn decide_uses_the_default_far_from_its_expiry() {
+        let now = datetime!(2030-01-01 0:00 UTC);
+        let k = key(
+            1,
+            datetime!(2029-12-01 0:00 UTC),
+            datetime!(2029-12-01 0:00 UTC),
+            datetime!(2030-03-01 0:00 UTC),
+        );
+        let keys = [k];
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &|_| Usability::Unknown),
+            RingDecision::CheckKey(Uuid::from_u128(1))
+        );
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &known(&[1])),
+            RingDecision::UseDefault(Uuid::from_u128(1))
+        );
+    }
+
+    #[test]
+    fn decide_creates_the_next_key_when_the_default_expires_soon() {
+        // Expires in two days: within the refresh period plus the
+        // propagation window.
+        let now = datetime!(2030-01-01 0:00 UTC);
+        let k = key(
+            1,
+            datetime!(2029-10-04 0:00 UTC),
+            datetime!(2029-10-04 0:00 UTC),
+            datetime!(2030-01-03 0:00 UTC),
+        );
+        assert_eq!(
+            decide(&[k], now, DEFAULT_KEY_LIFETIME, &known(&[1])),
+            RingDecision::CreateNextKey {
+                default: Uuid::from_u128(1),
+                plan: NewKeyPlan {
+                    activation_date: datetime!(2030-01-03 0:00 UTC),
+                    expiration_date: datetime!(2030-04-01 0:00 UTC),
+                },
+            }
+        );
+        // Four days before expiry the same key needs no successor yet.
+        assert_eq!(
+            decide(
+                &[key(
+                    1,
+                    datetime!(2029-10-04 0:00 UTC),
+                    datetime!(2029-10-04 0:00 UTC),
+                    datetime!(2030-01-05 0:00 UTC),
+                )],
+                now,
+                DEFAULT_KEY_LIFETIME,
+                &known(&[1])
+            ),
+            RingDecision::UseDefault(Uuid::from_u128(1))
+        );
+    }
+
+    #[test]
+    fn decide_asks_for_the_next_candidate_and_keeps_a_fallback() {
+        let now = datetime!(2030-01-01 0:00 UTC);
+        // 1: preferred (propagated); 2: an older key, a fallback candidate.
+        let preferred = key(
+            1,
+            datetime!(2029-12-20 0:00 UTC),
+            datetime!(2029-12-20 0:00 UTC),
+            datetime!(2030-03-20 0:00 UTC),
+        );
+        let older = key(
+            2,
+            datetime!(2029-11-01 0:00 UTC),
+            datetime!(2029-11-01 0:00 UTC),
+            datetime!(2030-01-30 0:00 UTC),
+        );
+        let keys = [preferred, older];
+        // The preferred key is unusable: the fallback must be checked next.
+        let only_1_known = |k: &KeyInfo| {
+            if k.id == Uuid::from_u128(1) {
+                Usability::Unusable
+            } else {
+                Usability::Unknown
+            }
+        };
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &only_1_known),
+            RingDecision::CheckKey(Uuid::from_u128(2))
+        );
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &known(&[2])),
+            RingDecision::CreateKeyNow {
+                plan: NewKeyPlan {
+                    activation_date: now,
+                    expiration_date: datetime!(2030-04-01 0:00 UTC),
+                },
+                fallback: Some(Uuid::from_u128(2)),
+            }
+        );
+        // Nothing usable at all: no fallback.
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &known(&[])),
+            RingDecision::CreateKeyNow {
+                plan: NewKeyPlan {
+                    activation_date: now,
+                    expiration_date: datetime!(2030-04-01 0:00 UTC),
+                },
+                fallback: None,
+            }
+        );
+    }
+
+    #[test]
+    fn decide_uses_a_recent_replacement_of_a_revoked_default() {
+        let now = datetime!(2030-01-01 0:00 UTC);
+        let mut revoked = key(
+            1,
+            datetime!(2029-12-01 0:00 UTC),
+            datetime!(2029-12-01 0:00 UTC),
+            datetime!(2030-03-01 0:00 UTC),
+        );
+        revoked.revoked = true;
+        let replacement = key(
+            2,
+            datetime!(2029-12-31 23:00 UTC),
+            datetime!(2029-12-31 23:00 UTC),
+            datetime!(2030-03-31 23:00 UTC),
+        );
+        let keys = [revoked, replacement];
+        // The revoked key is never checked: the replacement is.
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &|_| Usability::Unknown),
+            RingDecision::CheckKey(Uuid::from_u128(2))
+        );
+        assert_eq!(
+            decide(&keys, now, DEFAULT_KEY_LIFETIME, &known(&[2])),
+            RingDecision::UseDefault(Uuid::from_u128(2))
+        );
     }
 }

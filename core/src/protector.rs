@@ -7,12 +7,13 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::crypto::AuthenticatedEncryptor;
 use crate::error::{Error, Result};
 use crate::key::KeyRing;
 use crate::payload::{
     HEADER_LEN, MAGIC_HEADER, PurposeTail, decode_text, encode_text, read_header_id_bytes,
 };
-use crate::provider::{Inner, RefreshReason, RingState};
+use crate::ring_cache::{RefreshReason, RingCache};
 use crate::xml::{from_ticks, to_ticks};
 
 /// The purpose the time-limited protector appends (ASP.NET Core's
@@ -26,7 +27,7 @@ pub const TIME_LIMITED_PURPOSE: &str =
 /// same keys and purposes.
 #[derive(Clone)]
 pub struct DataProtector {
-    inner: Arc<Inner>,
+    cache: Arc<RingCache>,
     purposes: Arc<Vec<String>>,
     tail: Arc<PurposeTail>,
 }
@@ -39,7 +40,49 @@ impl fmt::Debug for DataProtector {
     }
 }
 
-/// The result of [`DataProtector::unprotect_detailed`].
+/// How [`DataProtector::unprotect_with`] treats a payload.
+///
+/// ```
+/// use dataprotection::{DataProtectionProvider, UnprotectOptions};
+/// use dataprotection::repository::InMemoryXmlRepository;
+/// use std::sync::Arc;
+/// # fn main() -> dataprotection::Result<()> {
+/// let provider = DataProtectionProvider::builder()
+///     .repository(Arc::new(InMemoryXmlRepository::new()))
+///     .build_blocking()?;
+/// let protector = provider.create_protector("orders");
+/// let payload = protector.protect(b"order 42")?;
+///
+/// let options = UnprotectOptions::new().ignore_revocation(true);
+/// let unprotected = protector.unprotect_with(&payload, &options)?;
+/// assert_eq!(unprotected.plaintext, b"order 42");
+/// assert!(!unprotected.was_revoked && !unprotected.requires_migration);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnprotectOptions {
+    /// Accept payloads whose key is revoked (reported in
+    /// [`Unprotected::was_revoked`]), as .NET's
+    /// `IPersistedDataProtector.DangerousUnprotect` does: for recovering
+    /// data, never for ordinary reads. Default `false`.
+    pub ignore_revocation: bool,
+}
+
+impl UnprotectOptions {
+    /// The defaults: revoked keys are refused.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`UnprotectOptions::ignore_revocation`].
+    pub fn ignore_revocation(mut self, ignore: bool) -> Self {
+        self.ignore_revocation = ignore;
+        self
+    }
+}
+
+/// The result of [`DataProtector::unprotect_with`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Unprotected {
     /// The original data.
@@ -47,7 +90,8 @@ pub struct Unprotected {
     /// The payload should be protected again: its key is no longer the
     /// default key, or it is revoked.
     pub requires_migration: bool,
-    /// Its key is revoked (only possible with `ignore_revocation`).
+    /// Its key is revoked (only possible with
+    /// [`UnprotectOptions::ignore_revocation`]).
     pub was_revoked: bool,
 }
 
@@ -76,10 +120,10 @@ enum Miss {
 }
 
 impl DataProtector {
-    pub(crate) fn new(inner: Arc<Inner>, purposes: Vec<String>) -> Self {
+    pub(crate) fn new(cache: Arc<RingCache>, purposes: Vec<String>) -> Self {
         let tail = PurposeTail::new(&purposes);
         DataProtector {
-            inner,
+            cache,
             purposes: Arc::new(purposes),
             tail: Arc::new(tail),
         }
@@ -94,25 +138,13 @@ impl DataProtector {
     pub fn create_protector(&self, purpose: impl Into<String>) -> DataProtector {
         let mut purposes = (*self.purposes).clone();
         purposes.push(purpose.into());
-        DataProtector::new(self.inner.clone(), purposes)
-    }
-
-    /// The current ring, starting a background refresh if one is due.
-    #[inline]
-    fn snapshot<'a>(&self, state: &'a RingState) -> Result<&'a Arc<KeyRing>> {
-        self.inner.maybe_schedule_refresh(state);
-        state
-            .ring
-            .as_ref()
-            .ok_or_else(|| Error::KeyRingUnavailable {
-                reason: "the key ring has not been loaded".into(),
-            })
+        DataProtector::new(self.cache.clone(), purposes)
     }
 
     /// Protects `plaintext` with the current default key. No I/O.
     pub fn protect(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        let state = self.inner.state.load();
-        let ring = self.snapshot(&state)?;
+        let state = self.cache.snapshot();
+        let ring = state.ring()?;
         let default = ring.default_or_err()?;
         let mut out = Vec::with_capacity(HEADER_LEN + default.encryptor.body_len(plaintext.len()));
         out.extend_from_slice(&MAGIC_HEADER);
@@ -134,7 +166,7 @@ impl DataProtector {
         &self,
         ring: &KeyRing,
         payload: &[u8],
-        ignore_revocation: bool,
+        options: &UnprotectOptions,
     ) -> Result<Unprotected, Miss> {
         let id_bytes = read_header_id_bytes(payload).map_err(Miss::Failed)?;
         // Most payloads name the default key, whose encryptor the ring
@@ -162,27 +194,36 @@ impl DataProtector {
         let entry = &ring.entries[index];
         let key_id = entry.key.id();
         let was_revoked = entry.key.is_revoked();
-        if was_revoked && !ignore_revocation {
+        if was_revoked && !options.ignore_revocation {
             tracing::debug!(key_id = %key_id, "payload names a revoked key");
             return Err(Miss::Failed(Error::KeyRevoked { key_id }));
         }
         let Some(encryptor) = entry.slot.get() else {
-            if let Some(reason) = &entry.unusable {
-                tracing::debug!(key_id = %key_id, reason = %reason, "payload names an unusable key");
-            }
             return Err(Miss::NotReady(index));
         };
+        self.open(ring, &entry.key, encryptor, payload)
+            .map_err(Miss::Failed)
+    }
+
+    /// Decrypts `payload` (whose header names `key`, not revoked or revocation
+    /// accepted) with the key's encryptor.
+    fn open(
+        &self,
+        ring: &KeyRing,
+        key: &crate::key::Key,
+        encryptor: &Arc<dyn AuthenticatedEncryptor>,
+        payload: &[u8],
+    ) -> Result<Unprotected> {
         // The AAD starts with the payload's own 20 header bytes (magic with
         // version 0, and the key id), which read_header_id_bytes has validated.
-        let plaintext = encryptor
-            .decrypt(
-                &payload[HEADER_LEN..],
-                &[&payload[..HEADER_LEN], self.tail.as_bytes()],
-            )
-            .map_err(Miss::Failed)?;
+        let plaintext = encryptor.decrypt(
+            &payload[HEADER_LEN..],
+            &[&payload[..HEADER_LEN], self.tail.as_bytes()],
+        )?;
+        let was_revoked = key.is_revoked();
         Ok(Unprotected {
             plaintext,
-            requires_migration: was_revoked || ring.default_key_id() != Some(key_id),
+            requires_migration: was_revoked || ring.default_key_id() != Some(key.id()),
             was_revoked,
         })
     }
@@ -198,37 +239,43 @@ impl DataProtector {
     /// both instead. Without a key encryptor every key is usable at once and
     /// `KeyNotReady` does not occur.
     pub fn unprotect(&self, payload: &[u8]) -> Result<Vec<u8>> {
-        self.unprotect_detailed(payload, false).map(|u| u.plaintext)
+        self.unprotect_with(payload, &UnprotectOptions::default())
+            .map(|u| u.plaintext)
     }
 
-    /// As [`DataProtector::unprotect`], optionally accepting revoked keys,
-    /// and reporting whether the payload should be re-protected.
-    pub fn unprotect_detailed(
+    /// As [`DataProtector::unprotect`], with [`UnprotectOptions`] (accepting
+    /// revoked keys), and reporting whether the payload should be protected
+    /// again. See [`UnprotectOptions`] for an example.
+    pub fn unprotect_with(
         &self,
         payload: &[u8],
-        ignore_revocation: bool,
+        options: &UnprotectOptions,
     ) -> Result<Unprotected> {
-        let state = self.inner.state.load();
-        let ring = self.snapshot(&state)?;
-        match self.try_unprotect(ring, payload, ignore_revocation) {
+        let state = self.cache.snapshot();
+        let ring = state.ring()?;
+        match self.try_unprotect(ring, payload, options) {
             Ok(u) => Ok(u),
             Err(Miss::Failed(e)) => Err(e),
             Err(Miss::UnknownKey(key_id)) => {
                 tracing::debug!(key_id = %key_id, "payload names a key not in the ring");
-                self.inner.schedule_refresh(RefreshReason::UnknownKey);
+                self.cache.schedule_refresh(RefreshReason::UnknownKey);
                 Err(Error::KeyNotFound { key_id })
             }
             Err(Miss::NotReady(index)) => {
                 let entry = &ring.entries[index];
                 let key_id = entry.key.id();
-                if let Some(reason) = &entry.unusable {
-                    return Err(Error::KeyDecryption {
-                        what: format!("key {key_id}"),
-                        source: reason.clone().into(),
-                    });
+                match self.cache.encryptor_now(entry) {
+                    // Made now: a key stored unencrypted, on its first use.
+                    Some(Ok(encryptor)) => self.open(ring, &entry.key, &encryptor, payload),
+                    Some(Err(e)) => {
+                        tracing::debug!(key_id = %key_id, error = %e, "payload names an unusable key");
+                        Err(e)
+                    }
+                    None => {
+                        self.cache.schedule_key_decryption(entry);
+                        Err(Error::KeyNotReady { key_id })
+                    }
                 }
-                self.inner.schedule_key_decryption(entry);
-                Err(Error::KeyNotReady { key_id })
             }
         }
     }
@@ -237,44 +284,43 @@ impl DataProtector {
     /// refresh when the key is unknown, or for the key's master key to be
     /// decrypted.
     pub async fn unprotect_async(&self, payload: &[u8]) -> Result<Vec<u8>> {
-        self.unprotect_detailed_async(payload, false)
+        self.unprotect_with_async(payload, &UnprotectOptions::default())
             .await
             .map(|u| u.plaintext)
     }
 
-    /// As [`DataProtector::unprotect_async`] with the options of [`DataProtector::unprotect_detailed`].
-    pub async fn unprotect_detailed_async(
+    /// As [`DataProtector::unprotect_async`] with [`UnprotectOptions`], as
+    /// [`DataProtector::unprotect_with`].
+    pub async fn unprotect_with_async(
         &self,
         payload: &[u8],
-        ignore_revocation: bool,
+        options: &UnprotectOptions,
     ) -> Result<Unprotected> {
         let mut refreshed = false;
         loop {
-            let ring = self.inner.ring()?;
-            match self.try_unprotect(&ring, payload, ignore_revocation) {
+            let ring = self.cache.ring()?;
+            match self.try_unprotect(&ring, payload, options) {
                 Ok(u) => return Ok(u),
                 Err(Miss::Failed(e)) => return Err(e),
                 Err(Miss::UnknownKey(key_id)) => {
-                    if refreshed || !self.inner.refresh_for_unknown_key().await.unwrap_or(false) {
+                    if refreshed || !self.cache.refresh_for_unknown_key().await.unwrap_or(false) {
                         return Err(Error::KeyNotFound { key_id });
                     }
                     refreshed = true;
                 }
                 Err(Miss::NotReady(index)) => {
                     let entry = &ring.entries[index];
-                    if self
-                        .inner
-                        .ensure_encryptor(&entry.key, &entry.slot)
-                        .await?
-                        .is_none()
-                    {
-                        return Err(Error::KeyDecryption {
-                            what: format!("key {}", entry.key.id()),
-                            source: entry
-                                .unusable
-                                .clone()
-                                .unwrap_or_else(|| "the key cannot be used".into())
-                                .into(),
+                    if self.cache.ensure_encryptor(entry).await?.is_none() {
+                        let key_id = entry.key.id();
+                        return Err(match entry.slot.failure() {
+                            Some(failure) => Error::KeyDecryption {
+                                what: format!("key {key_id}"),
+                                source: Box::new(failure.error().clone()),
+                            },
+                            None => Error::KeyDecryption {
+                                what: format!("key {key_id}"),
+                                source: "the key cannot be used".into(),
+                            },
                         });
                     }
                 }
@@ -385,7 +431,7 @@ impl TimeLimitedDataProtector {
             time::Date::MAX,
             time::Time::MIDNIGHT,
         ));
-        if ticks != MAX_TICKS && self.inner.inner.clock.now() > expiration {
+        if ticks != MAX_TICKS && self.inner.cache.clock().now() > expiration {
             return Err(Error::PayloadExpired { expiration });
         }
         inner.drain(..8);

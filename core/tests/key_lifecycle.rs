@@ -11,7 +11,7 @@ use dataprotection::clock::{Clock, ManualClock};
 use dataprotection::encryption::{NullXmlEncryptor, XmlDecryptor};
 use dataprotection::repository::{FileSystemXmlRepository, InMemoryXmlRepository, XmlRepository};
 use dataprotection::xml::Element;
-use dataprotection::{DataProtectionProvider, Error};
+use dataprotection::{DataProtectionProvider, Error, UnprotectOptions};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -95,7 +95,9 @@ async fn revoked_default_is_replaced_and_its_payloads_fail() {
     assert!(
         matches!(protector.unprotect(&payload), Err(Error::KeyRevoked { key_id }) if key_id == old)
     );
-    let detail = protector.unprotect_detailed(&payload, true).unwrap();
+    let detail = protector
+        .unprotect_with(&payload, &UnprotectOptions::new().ignore_revocation(true))
+        .unwrap();
     assert!(detail.was_revoked && detail.requires_migration);
     assert_eq!(detail.plaintext, b"secret");
 

@@ -7,16 +7,16 @@
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use dataprotection::Key;
-use dataprotection::crypto::MIN_MASTER_KEY_LEN;
-use dataprotection::key::{KeySet, KeySetProblem};
-use dataprotection::policy::{
-    DEFAULT_KEY_LIFETIME, KeyInfo, MAX_SERVER_CLOCK_SKEW, plan_new_key, resolve_default_key,
-};
+use dataprotection::diagnosis::{Diagnosis, Finding, KeyState, MasterKeyCheck, NeverUsedReason};
+use dataprotection::key::KeySet;
+use dataprotection::policy::MAX_SERVER_CLOCK_SKEW;
 use dataprotection::xml::format_date;
 use dataprotection_azure_keyvault::{
     AzureKeyVaultKeyClient, CredentialKind, FailureCause, KeyVaultError, KeyVaultOptions,
-    KeyWrapClient, RSA_OAEP, RequestFailure, credential_from_environment,
+    KeyWrapClient, RequestFailure, WrapAlgorithm, credential_from_environment,
 };
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -40,20 +40,20 @@ enum Status {
     Error,
 }
 
-/// One finding; the JSON field names are part of the contract.
+/// One line of the report; the JSON field names are part of the contract.
 #[derive(Debug, Serialize)]
-struct Finding {
+struct Line {
     check: &'static str,
     status: Status,
     message: String,
 }
 
 #[derive(Debug, Default)]
-struct Report(Vec<Finding>);
+struct Report(Vec<Line>);
 
 impl Report {
     fn add(&mut self, check: &'static str, status: Status, message: impl Into<String>) {
-        self.0.push(Finding {
+        self.0.push(Line {
             check,
             status,
             message: message.into(),
@@ -408,23 +408,19 @@ async fn key_vault(report: &mut Report, key_url: &str) {
             report.error("keyvault.key", unreached_advice(&f, kind));
             return;
         }
-        Err(e) => {
-            let message = e.to_string();
-            if message.to_lowercase().contains("disabled key") {
-                report.error(
-                    "keyvault.key",
-                    format!("key {key_url} is disabled ({message}): keys wrapped with it cannot be unwrapped and no key can be wrapped"),
-                );
-            } else {
-                report.warning(
-                    "keyvault.key",
-                    format!(
-                        "reading the key (get) failed: {message}; .NET applications need the get \
-                         permission as well as wrapKey and unwrapKey (Rust applications do not)"
-                    ),
-                );
-            }
-        }
+        // Key Vault refuses every operation on a disabled key, get included
+        // (403 with the inner code KeyDisabled).
+        Err(KeyVaultError::Request(f)) if f.is_key_disabled() => report.error(
+            "keyvault.key",
+            format!("key {key_url} is disabled ({f}): keys wrapped with it cannot be unwrapped and no key can be wrapped"),
+        ),
+        Err(e) => report.warning(
+            "keyvault.key",
+            format!(
+                "reading the key (get) failed: {e}; .NET applications need the get \
+                 permission as well as wrapKey and unwrapKey (Rust applications do not)"
+            ),
+        ),
     }
     let probe: Vec<u8> = Uuid::new_v4()
         .as_bytes()
@@ -432,9 +428,9 @@ async fn key_vault(report: &mut Report, key_url: &str) {
         .chain(Uuid::new_v4().as_bytes())
         .copied()
         .collect();
-    match client.wrap_key(RSA_OAEP, &probe).await {
+    match client.wrap_key(WrapAlgorithm::RsaOaep, &probe).await {
         Err(e) => report.error("keyvault.wrap", wrap_advice(&e, kind)),
-        Ok(wrapped) => match client.unwrap_key(&wrapped.kid, RSA_OAEP, &wrapped.wrapped).await {
+        Ok(wrapped) => match client.unwrap_key(&wrapped.kid, WrapAlgorithm::RsaOaep, &wrapped.wrapped).await {
             Ok(bytes) if bytes == probe => report.ok(
                 "keyvault.wrap",
                 format!("wrapKey and unwrapKey work with {}", wrapped.kid),
@@ -507,7 +503,8 @@ fn wrap_advice(e: &KeyVaultError, kind: CredentialKind) -> String {
     }
 }
 
-/// The keys themselves.
+/// The keys themselves: the library's diagnosis
+/// ([`KeySet::diagnose_with`]), presented check by check.
 async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
     let Ok(elements) = context.repository.get_all_elements().await else {
         return;
@@ -522,13 +519,38 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             return;
         }
     };
-    let ids: Vec<String> = set.duplicate_key_ids().map(|id| id.to_string()).collect();
-    let malformed: Vec<&KeySetProblem> = set
-        .problems
+    let registry = context.encryption.registry();
+    let xmls: Vec<_> = set.keys.iter().map(Key::xml).collect();
+    let checks: HashMap<Uuid, MasterKeyCheck> = set
+        .keys
         .iter()
-        .filter(|p| matches!(p, KeySetProblem::MalformedKey { .. }))
+        .zip(master_keys(&registry, &xmls).await)
+        .map(|(key, result)| {
+            let check = match result {
+                Ok(master) => MasterKeyCheck::Decrypted {
+                    len: master.expose().len(),
+                },
+                Err(e) => MasterKeyCheck::Failed(Arc::new(e)),
+            };
+            (key.id(), check)
+        })
         .collect();
-    if ids.is_empty() {
+    let diagnosis = set.diagnose_with(now, &checks);
+    present(report, &set, &diagnosis, now);
+}
+
+/// Doctor's checks (ids, messages and statuses) from a diagnosis.
+fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: OffsetDateTime) {
+    let findings = &diagnosis.findings;
+
+    let duplicates: Vec<String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::DuplicateKey { key_id } => Some(key_id.to_string()),
+            _ => None,
+        })
+        .collect();
+    if duplicates.is_empty() {
         report.ok("ring.duplicates", "no key id appears twice");
     } else {
         report.error(
@@ -536,11 +558,22 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             format!(
                 "key {} is stored more than once: this library uses the first element, but .NET \
                  refuses the whole ring; delete the extra element",
-                ids.join(", ")
+                duplicates.join(", ")
             ),
         );
     }
-    if malformed.is_empty() {
+
+    let mut malformed = false;
+    for f in findings {
+        if let Finding::MalformedKey { source } = f {
+            malformed = true;
+            report.warning(
+                "ring.elements",
+                format!("an element is malformed and ignored: {source}"),
+            );
+        }
+    }
+    if !malformed {
         report.ok(
             "ring.elements",
             format!(
@@ -550,86 +583,39 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
                 set.foreign_elements
             ),
         );
-    } else {
-        for p in malformed {
-            report.warning(
-                "ring.elements",
-                format!("an element is malformed and ignored: {p}"),
-            );
-        }
-    }
-    if let Some(date) = set.latest_mass_revocation()
-        && date > now + MAX_SERVER_CLOCK_SKEW
-    {
-        report.error(
-            "ring.revocations",
-            format!(
-                "every key created before {} (in the future) is revoked: keys created until then \
-                 are revoked as soon as they are made; a clock was wrong when it was written",
-                format_date(date)
-            ),
-        );
     }
 
-    // Which keys decrypt.
-    let registry = context.encryption.registry();
-    let mut usable: HashMap<Uuid, bool> = HashMap::new();
-    let mut failures = 0;
-    let mut weak = Vec::new();
-    let xmls: Vec<_> = set.keys.iter().map(Key::xml).collect();
-    let results = master_keys(&registry, &xmls).await;
-    for (key, result) in set.keys.iter().zip(results) {
-        // A master key shorter than 128 bits is never used for new payloads.
-        let strong = |m: &dataprotection::crypto::Secret| m.expose().len() >= MIN_MASTER_KEY_LEN;
-        usable.insert(key.id(), result.as_ref().is_ok_and(strong));
-        if let Ok(m) = &result
-            && !strong(m)
-        {
-            weak.push(format!("{} ({} bits)", key.id(), m.expose().len() * 8));
-        }
-        let Err(e) = result else { continue };
-        failures += 1;
-        let hint = match &e {
-            dataprotection::Error::UnknownDecryptor { .. } => {
-                " (pass the --keyvault-key the applications use)"
-            }
-            dataprotection::Error::KeyDecryption { source, .. }
-                if source.is::<dataprotection_x509::X509Error>() =>
-            {
-                " (pass that certificate with --certificate or --certificate-thumbprint)"
-            }
-            _ => "",
-        };
-        if key.is_revoked() {
-            report.warning(
-                "key.decrypt",
-                format!("revoked key {} cannot be decrypted: {e}{hint}", key.id()),
-            );
-        } else if key.is_expired(now) {
-            report.warning(
-                "key.decrypt",
+    for f in findings {
+        match f {
+            Finding::FutureMassRevocation { date } => report.error(
+                "ring.revocations",
                 format!(
-                    "expired key {} cannot be decrypted: {e}{hint}; payloads it protected can no longer be read",
-                    key.id()
+                    "every key created before {} (in the future) is revoked: keys created until \
+                     then are revoked as soon as they are made; a clock was wrong when it was written",
+                    format_date(*date)
                 ),
-            );
-        } else {
-            report.error(
-                "key.decrypt",
+            ),
+            Finding::EveryKeyRevoked { date } => report.warning(
+                "ring.revocations",
                 format!(
-                    "key {} cannot be decrypted: {e} ({}){hint}",
-                    key.id(),
-                    e.class()
+                    "every key is revoked (all keys created before {} are): if that was meant (a \
+                     compromise), create a new key with `dpkeys rotate --now`",
+                    format_date(*date)
                 ),
-            );
+            ),
+            _ => {}
         }
     }
-    if failures == 0 {
-        report.ok(
-            "key.decrypt",
-            format!("all {} keys decrypt", set.keys.len()),
-        );
-    }
+
+    present_decryption(report, set, findings);
+
+    let weak: Vec<String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::WeakMasterKey { key_id, bits } => Some(format!("{key_id} ({bits} bits)")),
+            _ => None,
+        })
+        .collect();
     if weak.is_empty() {
         report.ok(
             "key.strength",
@@ -646,64 +632,68 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             ),
         );
     }
-    key_dates(report, &set);
 
-    let infos = set.infos();
-    let is_usable = |k: &KeyInfo| usable.get(&k.id).copied().unwrap_or(false);
-    let resolution = resolve_default_key(&infos, now, &is_usable);
-    match resolution
-        .default_key
-        .and_then(|id| infos.iter().find(|k| k.id == id))
-    {
-        Some(default) => {
-            report.ok(
-                "ring.default",
-                format!(
-                    "default key {} expires at {} (in {})",
-                    default.id,
-                    format_date(default.expiration_date),
-                    human(default.expiration_date - now)
+    let inverted: Vec<String> = findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::InvertedDates {
+                key_id,
+                activation,
+                expiration,
+            } => Some(format!(
+                "key {key_id} is activated at {}, after it expires at {}",
+                format_date(*activation),
+                format_date(*expiration)
+            )),
+            _ => None,
+        })
+        .collect();
+    if inverted.is_empty() {
+        report.ok("key.dates", "every key is activated before it expires");
+    } else {
+        report.error(
+            "key.dates",
+            format!(
+                "{}: such a key is never used and was not made by a key manager; revoke or delete it",
+                inverted.join("; ")
+            ),
+        );
+    }
+
+    present_default(report, diagnosis, now);
+
+    let mut unused = false;
+    for f in findings {
+        if let Finding::NeverUsed { key_id, reason } = f {
+            unused = true;
+            let reason = match reason {
+                NeverUsedReason::ActivationNotBeforeExpiration => {
+                    "its activation date is not before its expiration date".to_string()
+                }
+                NeverUsedReason::SupersededAtCreation { by } => format!(
+                    "key {by} was already active when it was created, with a later activation date"
                 ),
-            );
-            match plan_new_key(&infos, now, DEFAULT_KEY_LIFETIME, &is_usable) {
-                Some(_) => report.warning(
-                    "ring.successor",
-                    format!(
-                        "the default key expires in {} and no usable successor is in place: \
-                         applications with automatic generation will each create one (and may \
-                         disagree), others will fail after it expires; run `dpkeys rotate --if-needed`",
-                        human(default.expiration_date - now)
-                    ),
+                NeverUsedReason::LosesTie { to } => format!(
+                    "key {to} has the same activation date and wins the tie (keys created concurrently)"
                 ),
-                None => report.ok("ring.successor", successor_text(&infos, default, &is_usable)),
-            }
-        }
-        None => {
-            let fallback = resolution
-                .fallback_key
-                .map(|id| {
-                    format!(
-                        "; until then applications that may not create keys protect with key {id}"
-                    )
-                })
-                .unwrap_or_default();
-            report.error(
-                "ring.default",
-                format!(
-                    "there is no usable default key: applications with automatic generation create one at startup, \
-                     others cannot protect; run `dpkeys rotate --now`{fallback}"
-                ),
+                other => format!("{other:?}"),
+            };
+            report.warning(
+                "key.unused",
+                format!("key {key_id} will never be used: {reason}"),
             );
         }
     }
+    if !unused {
+        report.ok("key.unused", "no key is superseded or never active");
+    }
 
-    unused_keys(report, &set, now);
-
-    let clear: Vec<String> = set
-        .keys
+    let clear: Vec<String> = findings
         .iter()
-        .filter(|k| k.is_stored_unencrypted())
-        .map(|k| k.id().to_string())
+        .filter_map(|f| match f {
+            Finding::StoredUnencrypted { key_id } => Some(key_id.to_string()),
+            _ => None,
+        })
         .collect();
     if clear.is_empty() {
         report.ok("key.at_rest", "every key's master key is encrypted at rest");
@@ -718,92 +708,157 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
             ),
         );
     }
-}
 
-fn successor_text(
-    infos: &[KeyInfo],
-    default: &KeyInfo,
-    usable: &dyn Fn(&KeyInfo) -> bool,
-) -> String {
-    match resolve_default_key(infos, default.expiration_date, usable)
-        .default_key
-        .filter(|id| *id != default.id)
-    {
-        Some(id) => format!("key {id} takes over when the default key expires"),
-        None => "no successor is needed yet (one is created within 3 days of expiry)".to_string(),
+    for f in findings {
+        if let Finding::ActivationWithinClockSkew { key_id, activation } = f {
+            report.ok(
+                "key.activation",
+                format!(
+                    "key {key_id} activates at {}, within the 5-minute clock-skew tolerance: \
+                     until then instances whose clocks differ may disagree on the default key \
+                     (both keys decrypt everywhere)",
+                    format_date(*activation)
+                ),
+            );
+        }
     }
 }
 
-/// Keys whose dates contradict each other: activation after expiration
-/// (whether or not they have expired) was never written by a key manager.
-fn key_dates(report: &mut Report, set: &KeySet) {
-    let inverted: Vec<String> = set
-        .keys
-        .iter()
-        .filter(|k| k.activation_date() > k.expiration_date())
-        .map(|k| {
-            format!(
-                "key {} is activated at {}, after it expires at {}",
-                k.id(),
-                format_date(k.activation_date()),
-                format_date(k.expiration_date())
-            )
-        })
-        .collect();
-    if inverted.is_empty() {
-        report.ok("key.dates", "every key is activated before it expires");
-    } else {
-        report.error(
-            "key.dates",
-            format!(
-                "{}: such a key is never used and was not made by a key manager; revoke or delete it",
-                inverted.join("; ")
+/// `key.decrypt`: keys whose master key cannot be read, with a hint at what
+/// to pass when the cause is a missing decryptor.
+fn present_decryption(report: &mut Report, set: &KeySet, findings: &[Finding]) {
+    let mut failures = 0;
+    for f in findings {
+        let (key_id, state, e, hint) = match f {
+            Finding::UndecryptableKey {
+                key_id,
+                state,
+                source,
+            } => {
+                let hint = match &**source {
+                    dataprotection::Error::UnknownDecryptor { .. } => {
+                        " (pass the --keyvault-key the applications use)"
+                    }
+                    dataprotection::Error::WindowsOnlyProtection { .. } => {
+                        " (only Windows, with the account or group the key was protected for, can read it)"
+                    }
+                    dataprotection::Error::KeyDecryption { source, .. }
+                        if source.is::<dataprotection_x509::X509Error>() =>
+                    {
+                        " (pass that certificate with --certificate or --certificate-thumbprint)"
+                    }
+                    _ => "",
+                };
+                (key_id, state, source.to_string(), hint)
+            }
+            Finding::WindowsOnlyProtection {
+                key_id,
+                state,
+                decryptor_type,
+            } => (
+                key_id,
+                state,
+                format!(
+                    "protected with Windows DPAPI: only readable on Windows ({decryptor_type})"
+                ),
+                "",
             ),
+            _ => continue,
+        };
+        failures += 1;
+        let class = match f {
+            Finding::UndecryptableKey { source, .. } => source.class(),
+            _ => "windows-only protection",
+        };
+        match state {
+            KeyState::Revoked => report.warning(
+                "key.decrypt",
+                format!("revoked key {key_id} cannot be decrypted: {e}{hint}"),
+            ),
+            KeyState::Expired => report.warning(
+                "key.decrypt",
+                format!(
+                    "expired key {key_id} cannot be decrypted: {e}{hint}; payloads it protected can no longer be read"
+                ),
+            ),
+            _ => report.error(
+                "key.decrypt",
+                format!("key {key_id} cannot be decrypted: {e} ({class}){hint}"),
+            ),
+        }
+    }
+    if failures == 0 {
+        report.ok(
+            "key.decrypt",
+            format!("all {} keys decrypt", set.keys.len()),
         );
     }
 }
 
-/// Keys that will never protect anything.
-fn unused_keys(report: &mut Report, set: &KeySet, now: OffsetDateTime) {
-    let live: Vec<&Key> = set.keys.iter().filter(|k| !k.is_revoked()).collect();
-    let mut found = false;
-    for k in &live {
-        if k.is_expired(now) {
-            continue;
-        }
-        let reason = if k.activation_date() >= k.expiration_date() {
-            Some("its activation date is not before its expiration date".to_string())
-        } else if let Some(l) = live.iter().find(|l| {
-            l.activation_date() > k.activation_date() && l.activation_date() <= k.creation_date()
-        }) {
-            Some(format!(
-                "key {} was already active when it was created, with a later activation date",
-                l.id()
-            ))
-        } else {
-            live.iter()
-                .find(|l| {
-                    l.id() < k.id()
-                        && l.activation_date() == k.activation_date()
-                        && !l.is_expired(now)
-                })
-                .map(|l| {
+/// `ring.default` and `ring.successor`.
+fn present_default(report: &mut Report, diagnosis: &Diagnosis, now: OffsetDateTime) {
+    let findings = &diagnosis.findings;
+    let Some(default) = &diagnosis.default_key else {
+        for f in findings {
+            match f {
+                Finding::RevokedDefault { key_id } => report.error(
+                    "ring.default",
                     format!(
-                        "key {} has the same activation date and wins the tie (keys created concurrently)",
-                        l.id()
-                    )
-                })
-        };
-        if let Some(reason) = reason {
-            found = true;
-            report.warning(
-                "key.unused",
-                format!("key {} will never be used: {reason}", k.id()),
-            );
+                        "key {key_id}, which would be the default key by its dates, is revoked \
+                         and nothing replaces it yet"
+                    ),
+                ),
+                Finding::NoDefaultKey { fallback_key } => {
+                    let fallback = fallback_key
+                        .map(|id| {
+                            format!(
+                                "; until then applications that may not create keys protect with key {id}"
+                            )
+                        })
+                        .unwrap_or_default();
+                    report.error(
+                        "ring.default",
+                        format!(
+                            "there is no usable default key: applications with automatic generation create one at startup, \
+                             others cannot protect; run `dpkeys rotate --now`{fallback}"
+                        ),
+                    );
+                }
+                _ => {}
+            }
         }
-    }
-    if !found {
-        report.ok("key.unused", "no key is superseded or never active");
+        return;
+    };
+    report.ok(
+        "ring.default",
+        format!(
+            "default key {} expires at {} (in {})",
+            default.id,
+            format_date(default.expiration_date),
+            human(default.expiration_date - now)
+        ),
+    );
+    if findings
+        .iter()
+        .any(|f| matches!(f, Finding::NoSuccessor { .. }))
+    {
+        report.warning(
+            "ring.successor",
+            format!(
+                "the default key expires in {} and no usable successor is in place: \
+                 applications with automatic generation will each create one (and may \
+                 disagree), others will fail after it expires; run `dpkeys rotate --if-needed`",
+                human(default.expiration_date - now)
+            ),
+        );
+    } else {
+        let text = match diagnosis.successor {
+            Some(id) => format!("key {id} takes over when the default key expires"),
+            None => {
+                "no successor is needed yet (one is created within 3 days of expiry)".to_string()
+            }
+        };
+        report.ok("ring.successor", text);
     }
 }
 
