@@ -172,14 +172,17 @@ fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> Snapshot {
     let mut damaged = Vec::new();
     for (path, _) in listing {
         let read = read_regular_file(path, MAX_KEY_FILE_LEN).and_then(|bytes| {
-            let element = Element::parse_bytes(&bytes).map_err(|e| match e {
+            // UTF-8 checked once; the bytes become the stored text uncopied.
+            let parsed = String::from_utf8(bytes)
+                .map_err(|_| Error::malformed("document", "the XML is not valid UTF-8"))
+                .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)));
+            parsed.map_err(|e| match e {
                 Error::MalformedXml { element, reason } => Error::MalformedXml {
                     element,
                     reason: format!("{reason} (in {})", path.display()),
                 },
                 other => other,
-            })?;
-            Ok((String::from_utf8_lossy(&bytes).into_owned(), element))
+            })
         });
         match read {
             Ok((raw, element)) => children.push((file_name(path), raw, element)),
@@ -521,5 +524,34 @@ mod tests {
             .unwrap();
         assert!(dir.path().join("revocation-1.xml").is_file());
         assert!(fs::symlink_metadata(dir.path().join("key-x.xml")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn files_are_read_as_their_exact_text_and_bad_ones_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FileSystemXmlRepository::new(dir.path());
+        let text = "\u{feff}<?xml version=\"1.0\"?>\r\n<k  n='ü'>x</k>";
+        fs::write(dir.path().join("key-k.xml"), text).unwrap();
+        let snapshot = repo.read().await.unwrap();
+        assert_eq!(snapshot.document.children()[0].raw(), text);
+        assert_eq!(
+            snapshot.document.children()[0].element().attr("n"),
+            Some("ü")
+        );
+
+        for (name, bytes) in [
+            ("key-latin1.xml", &b"<k n='\xFC'/>"[..]),
+            ("key-broken.xml", &b"<k>"[..]),
+        ] {
+            fs::write(dir.path().join(name), bytes).unwrap();
+            let error = repo.get_all_elements().await.unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+            fs::remove_file(dir.path().join(name)).unwrap();
+        }
+        let error = {
+            fs::write(dir.path().join("key-latin1.xml"), b"<k n='\xFC'/>").unwrap();
+            repo.get_all_elements().await.unwrap_err().to_string()
+        };
+        assert!(error.contains("not valid UTF-8"), "{error}");
     }
 }

@@ -575,6 +575,16 @@ fn drop_insignificant_whitespace(e: &mut Element) {
 /// Whether `name` is a valid (qualified) XML name. quick-xml does not check
 /// names, and a name with control characters would not survive a rewrite.
 fn is_xml_name(name: &str) -> bool {
+    if name.is_ascii() {
+        // The same rules on ASCII, byte by byte (every name in key XML).
+        let bytes = name.as_bytes();
+        return bytes
+            .first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    }
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -644,7 +654,10 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             .map(str::to_string),
     };
     let mut attributes = Vec::with_capacity(raw_attrs.len());
-    let mut seen: HashSet<String> = HashSet::with_capacity(raw_attrs.len());
+    // Duplicates: a scan of the attributes so far for the usual handful,
+    // a hash set beyond that (so that many attributes stay linear).
+    let mut seen: Option<HashSet<String>> =
+        (raw_attrs.len() > 8).then(|| HashSet::with_capacity(raw_attrs.len()));
     for (key, value) in raw_attrs {
         let namespace = if key == "xmlns" || key.starts_with("xmlns:") {
             Some(XMLNS_NS.to_string())
@@ -664,7 +677,11 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                 None => None,
             }
         };
-        if !seen.insert(key.clone()) {
+        let duplicate = match &mut seen {
+            Some(seen) => !seen.insert(key.clone()),
+            None => attributes.iter().any(|a: &Attribute| a.name == key),
+        };
+        if duplicate {
             return Err(Error::malformed(
                 local(&name),
                 format!("duplicate attribute {key:?}"),
@@ -870,5 +887,48 @@ mod tests {
         assert!(Element::parse("<ünï-code_1.x/>").is_ok());
         let deep = "<a>".repeat(200) + &"</a>".repeat(200);
         assert!(Element::parse(&deep).is_err());
+    }
+
+    /// The rules of `is_xml_name` written on `char`s, as before its ASCII
+    /// fast path.
+    fn is_xml_name_by_chars(name: &str) -> bool {
+        let mut chars = name.chars();
+        let Some(first) = chars.next() else {
+            return false;
+        };
+        let name_char = |c: char| {
+            c.is_alphanumeric()
+                || matches!(c, '_' | '-' | '.' | ':' | '\u{B7}')
+                || (c as u32 >= 0x300 && !c.is_whitespace() && !c.is_control())
+        };
+        (first.is_alphabetic() || first == '_' || (first as u32 >= 0xC0 && name_char(first)))
+            && chars.all(name_char)
+    }
+
+    #[test]
+    fn ascii_names_follow_the_same_rules_as_any_name() {
+        for first in 0u8..128 {
+            for second in 0u8..128 {
+                let name: String = [first as char, second as char].iter().collect();
+                assert_eq!(is_xml_name(&name), is_xml_name_by_chars(&name), "{name:?}");
+                assert_eq!(is_xml_name(&name[..1]), is_xml_name_by_chars(&name[..1]));
+            }
+        }
+        assert!(!is_xml_name(""));
+    }
+
+    #[test]
+    fn duplicate_attributes_are_refused_among_few_and_among_many() {
+        for count in [2, 8, 9, 100] {
+            let mut attributes: Vec<String> = (0..count).map(|i| format!("a{i}='{i}'")).collect();
+            let element = format!("<e {}/>", attributes.join(" "));
+            assert_eq!(Element::parse(&element).unwrap().attributes.len(), count);
+            attributes.push("a0='again'".into());
+            let element = format!("<e {}/>", attributes.join(" "));
+            let error = Element::parse(&element).unwrap_err().to_string();
+            assert!(error.contains("duplicate attribute \"a0\""), "{error}");
+        }
+        // The same local name in two namespaces is not a duplicate.
+        assert!(Element::parse("<e a='1' p:a='2' xmlns:p='urn:p'/>").is_ok());
     }
 }
