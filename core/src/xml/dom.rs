@@ -110,12 +110,12 @@ impl Element {
 
     /// Whether this element has `local` name and no namespace.
     pub fn is(&self, local_name: &str) -> bool {
-        self.namespace.is_none() && self.local_name() == local_name
+        self.namespace.is_none() && has_local_name(&self.name, local_name)
     }
 
     /// Whether this element has `local` name in `namespace`.
     pub fn is_ns(&self, namespace: &str, local_name: &str) -> bool {
-        self.namespace.as_deref() == Some(namespace) && self.local_name() == local_name
+        self.namespace.as_deref() == Some(namespace) && has_local_name(&self.name, local_name)
     }
 
     /// Value of the un-namespaced attribute `name`.
@@ -323,6 +323,16 @@ pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn local(name: &str) -> &str {
     name.rsplit_once(':').map_or(name, |(_, l)| l)
+}
+
+/// `local(name) == local_name`, comparing from the end instead of searching
+/// `name` for its last colon (this runs for every child looked up by name).
+fn has_local_name(name: &str, local_name: &str) -> bool {
+    match name.strip_suffix(local_name) {
+        Some("") => !local_name.contains(':'),
+        Some(prefix) => prefix.ends_with(':') && !local_name.contains(':'),
+        None => false,
+    }
 }
 
 fn prefix(name: &str) -> Option<&str> {
@@ -903,6 +913,22 @@ mod tests {
         };
         (first.is_alphabetic() || first == '_' || (first as u32 >= 0xC0 && name_char(first)))
             && chars.all(name_char)
+    }
+
+    #[test]
+    fn local_names_compare_as_the_part_after_the_last_colon() {
+        let names = [
+            "", "a", "b", "a:b", "b:a", "p:q:a", ":a", "a:", "xa", "ab", "é:a", "a:é",
+        ];
+        for name in names {
+            for local_name in names {
+                assert_eq!(
+                    has_local_name(name, local_name),
+                    local(name) == local_name,
+                    "{name:?} {local_name:?}"
+                );
+            }
+        }
     }
 
     #[test]
