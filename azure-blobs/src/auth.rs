@@ -679,6 +679,55 @@ mod tests {
         assert_eq!(service.queries().len(), 2, "renewed once, sent once more");
     }
 
+    /// Refuses `sig=bad` once both requests have arrived, so that both are refused with the
+    /// same SAS.
+    #[derive(Debug)]
+    struct TwoAtOnce {
+        barrier: tokio::sync::Barrier,
+        inner: Arc<Service>,
+    }
+
+    #[async_trait]
+    impl Policy for TwoAtOnce {
+        async fn send(
+            &self,
+            ctx: &Context,
+            request: &mut Request,
+            next: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            if request.url().query().is_some_and(|q| q.contains("sig=bad")) {
+                self.barrier.wait().await;
+            }
+            self.inner.send(ctx, request, next).await
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_refused_with_the_same_sas_renew_it_once() {
+        let good = sas("good", "2030-01-01T01:00:00Z");
+        let provider = Queued::new(&[sas("bad", "2030-01-01T01:00:00Z"), good.clone()]);
+        let policy = SasPolicy::renewable(provider.clone(), &blob(), &options());
+        let service = Service::refusing(StatusCode::Forbidden, Some("AuthenticationFailed"));
+        let next: Vec<Arc<dyn Policy>> = vec![Arc::new(TwoAtOnce {
+            barrier: tokio::sync::Barrier::new(2),
+            inner: service.clone(),
+        })];
+        let send = || async {
+            let mut request = Request::new(blob(), Method::Get);
+            policy.send(&Context::new(), &mut request, &next).await
+        };
+        let (a, b) = tokio::join!(send(), send());
+        assert_eq!(a.unwrap().status(), StatusCode::Created);
+        assert_eq!(b.unwrap().status(), StatusCode::Created);
+        assert_eq!(
+            provider.asked(),
+            [SasRequest::Initial, SasRequest::Rejected]
+        );
+        let queries = service.queries();
+        assert_eq!(queries.iter().filter(|q| q.ends_with("sig=bad")).count(), 2);
+        assert_eq!(queries.iter().filter(|q| **q == good).count(), 2);
+    }
+
     #[tokio::test]
     async fn other_refusals_and_fixed_sas_are_not_renewed() {
         // A 403 that is not about the credential.
