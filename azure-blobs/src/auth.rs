@@ -270,14 +270,7 @@ impl SasPolicy {
                 }
             }
         }
-        let query = state
-            .current
-            .as_ref()
-            .map(|c| c.query.clone())
-            .ok_or_else(|| {
-                azure_core::Error::with_message(ErrorKind::Credential, "no SAS is available")
-            })?;
-        Ok((query, state.generation))
+        Ok((current_query(&state)?, state.generation))
     }
 
     /// A new SAS after the service refused the one of `generation` (unless another request
@@ -291,13 +284,7 @@ impl SasPolicy {
             self.obtain(provider, &mut state, SasRequest::Rejected, now)
                 .await?;
         }
-        state
-            .current
-            .as_ref()
-            .map(|c| c.query.clone())
-            .ok_or_else(|| {
-                azure_core::Error::with_message(ErrorKind::Credential, "no SAS is available")
-            })
+        current_query(&state)
     }
 
     async fn obtain(
@@ -362,6 +349,17 @@ impl SasPolicy {
             state.last_expiry_warning = Some(now);
         }
     }
+}
+
+/// The SAS in use (there is one once `sas_for_request` has succeeded).
+fn current_query(state: &SasState) -> azure_core::Result<Zeroizing<String>> {
+    state
+        .current
+        .as_ref()
+        .map(|c| c.query.clone())
+        .ok_or_else(|| {
+            azure_core::Error::with_message(ErrorKind::Credential, "no SAS is available")
+        })
 }
 
 /// `unsigned` (the request's URL as the SDK built it) with `sas` appended to its query.
