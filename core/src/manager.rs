@@ -1,6 +1,7 @@
 //! The key manager: create, revoke, delete and list keys through a repository
 //! and an optional key encryptor (ASP.NET Core's `XmlKeyManager`).
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -61,18 +62,20 @@ pub fn deletion_orders(
 ) -> Vec<Deletion> {
     let set = KeySet::from_elements(elements).unwrap_or_default();
     let latest_mass = set.latest_mass_revocation();
-    let mut deleted_ids = Vec::new();
+    // By id, so that choosing among many keys and revocations stays linear.
+    let keys_by_id: HashMap<Uuid, &Key> = set.keys.iter().map(|k| (k.id(), k)).collect();
+    let mut deleted_ids = HashSet::new();
     let mut orders: Vec<Option<DeletionOrder>> = elements
         .iter()
         .map(|e| match StoredElement::classify(e) {
             Ok(StoredElement::Key(k)) => {
-                let key = set.get(k.id)?;
+                let key = *keys_by_id.get(&k.id)?;
                 // Only the element that defines the key (not a duplicate).
                 if key.xml() != &k {
                     return None;
                 }
                 if (include_unexpired || key.expiration_date() < now) && should_delete(key) {
-                    deleted_ids.push(k.id);
+                    deleted_ids.insert(k.id);
                     Some(DeletionOrder::Key)
                 } else {
                     None
@@ -92,7 +95,7 @@ pub fn deletion_orders(
             target: RevocationTarget::Key(id),
             ..
         })) = StoredElement::classify(e)
-            && (deleted_ids.contains(&id) || set.get(id).is_none())
+            && (deleted_ids.contains(&id) || !keys_by_id.contains_key(&id))
         {
             orders[i] = Some(DeletionOrder::KeyRevocation);
         }
