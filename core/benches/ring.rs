@@ -28,8 +28,11 @@ use std::time::Duration as StdDuration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dataprotection::DataProtectionProvider;
 use dataprotection::crypto::{Algorithm, Secret};
-use dataprotection::repository::{FileSystemXmlRepository, InMemoryXmlRepository, XmlRepository};
-use dataprotection::xml::{Format, KeyXml, descriptor_element};
+use dataprotection::repository::{
+    FileSystemXmlRepository, InMemoryXmlRepository, VersionedRepository, WriteCondition,
+    XmlRepository,
+};
+use dataprotection::xml::{Format, KeyXml, RepositoryDocument, descriptor_element};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -54,14 +57,18 @@ fn key_elements(n: usize) -> Vec<KeyXml> {
         .collect()
 }
 
+/// One write of the whole document (appending key by key would re-read the
+/// growing document each time: quadratic setup).
 async fn memory_repository(keys: &[KeyXml]) -> Arc<dyn XmlRepository> {
     let repository = InMemoryXmlRepository::default();
+    let mut document = RepositoryDocument::new();
     for key in keys {
-        repository
-            .store_element(&key.to_element(), &key.friendly_name())
-            .await
-            .unwrap();
+        document.push_named(&key.to_element(), &key.friendly_name());
     }
+    repository
+        .write(&document, &WriteCondition::Create)
+        .await
+        .unwrap();
     Arc::new(repository)
 }
 

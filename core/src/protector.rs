@@ -7,6 +7,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::crypto::AuthenticatedEncryptor;
 use crate::error::{Error, Result};
 use crate::key::KeyRing;
 use crate::payload::{
@@ -200,17 +201,29 @@ impl DataProtector {
         let Some(encryptor) = entry.slot.get() else {
             return Err(Miss::NotReady(index));
         };
+        self.open(ring, &entry.key, encryptor, payload)
+            .map_err(Miss::Failed)
+    }
+
+    /// Decrypts `payload` (whose header names `key`, not revoked or revocation
+    /// accepted) with the key's encryptor.
+    fn open(
+        &self,
+        ring: &KeyRing,
+        key: &crate::key::Key,
+        encryptor: &Arc<dyn AuthenticatedEncryptor>,
+        payload: &[u8],
+    ) -> Result<Unprotected> {
         // The AAD starts with the payload's own 20 header bytes (magic with
         // version 0, and the key id), which read_header_id_bytes has validated.
-        let plaintext = encryptor
-            .decrypt(
-                &payload[HEADER_LEN..],
-                &[&payload[..HEADER_LEN], self.tail.as_bytes()],
-            )
-            .map_err(Miss::Failed)?;
+        let plaintext = encryptor.decrypt(
+            &payload[HEADER_LEN..],
+            &[&payload[..HEADER_LEN], self.tail.as_bytes()],
+        )?;
+        let was_revoked = key.is_revoked();
         Ok(Unprotected {
             plaintext,
-            requires_migration: was_revoked || ring.default_key_id() != Some(key_id),
+            requires_migration: was_revoked || ring.default_key_id() != Some(key.id()),
             was_revoked,
         })
     }
@@ -252,12 +265,8 @@ impl DataProtector {
                 let entry = &ring.entries[index];
                 let key_id = entry.key.id();
                 match self.cache.encryptor_now(entry) {
-                    // Made now (a key stored unencrypted): the slot is filled.
-                    Some(Ok(_)) => match self.try_unprotect(ring, payload, options) {
-                        Ok(u) => Ok(u),
-                        Err(Miss::Failed(e)) => Err(e),
-                        Err(_) => Err(Error::KeyNotReady { key_id }),
-                    },
+                    // Made now: a key stored unencrypted, on its first use.
+                    Some(Ok(encryptor)) => self.open(ring, &entry.key, &encryptor, payload),
                     Some(Err(e)) => {
                         tracing::debug!(key_id = %key_id, error = %e, "payload names an unusable key");
                         Err(e)
