@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use dataprotection::crypto::{Algorithm, Secret};
-use dataprotection::key::{KeySet, KeySetProblem};
 use dataprotection::payload::{MAGIC_HEADER, additional_authenticated_data, key_id_bytes};
 use dataprotection::policy::{self, KeyInfo};
 use dataprotection::repository::regular_file::UnsafeFileError;
@@ -15,6 +14,7 @@ use dataprotection::xml::{
     Element, KeyXml, RepositoryDocument, descriptor_element, format_date, parse_date,
 };
 use dataprotection::{DataProtectionProvider, Error};
+use dataprotection::{KeySet, KeySetProblem};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 

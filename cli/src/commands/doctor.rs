@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dataprotection::Key;
+use dataprotection::KeySet;
 use dataprotection::diagnosis::{
     Diagnosis, Finding, KeyState, MasterKeyCheck, NeverUsedReason, Severity,
 };
-use dataprotection::key::KeySet;
 use dataprotection::policy::MAX_SERVER_CLOCK_SKEW;
 use dataprotection::xml::format_date;
 use dataprotection_azure_keyvault::{
