@@ -274,8 +274,8 @@ impl Error {
 }
 
 /// The source of a shared error, standing in for it in a copy
-/// ([`Error::shared_copy`]): shows and chains what the original's source
-/// does.
+/// ([`Error::shared_copy`]): shows what the original's source does, and
+/// chains to it.
 struct SourceOf(std::sync::Arc<Error>);
 
 impl SourceOf {
@@ -303,8 +303,11 @@ impl std::fmt::Debug for SourceOf {
 }
 
 impl std::error::Error for SourceOf {
+    /// The original's source itself, so that a caller walking the chain
+    /// still finds its type (`downcast_ref`), e.g. an `X509Error` naming
+    /// the certificate that is missing.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.original().and_then(std::error::Error::source)
+        self.original()
     }
 }
 
