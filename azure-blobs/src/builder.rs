@@ -12,45 +12,33 @@ use crate::{BlobError, BlobRepositoryOptions, BlobXmlRepository};
 ///
 /// ```no_run
 /// use dataprotection::DataProtectionProvider;
-/// use dataprotection_azure_blobs::{
-///     AzureBlobStorageBuilderExt, BlobRepositoryOptions, credential_from_environment,
-/// };
+/// use dataprotection_azure_blobs::{AzureBlobStorageBuilderExt, credential_from_environment};
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let (credential, _kind) = credential_from_environment()?;
 /// let provider = DataProtectionProvider::builder()
 ///     .application_name("my-app")
 ///     .persist_keys_to_azure_blob_storage(
 ///         "https://myaccount.blob.core.windows.net/dataprotection/keys.xml",
-///         credential,
-///         BlobRepositoryOptions::default(),
+///         Some(credential),
+///         None,
 ///     )?
 ///     .build()
 ///     .await?;
 /// # let _ = provider; Ok(()) }
 /// ```
 pub trait AzureBlobStorageBuilderExt: Sized {
-    /// Stores the key ring in the blob at `blob_url` (`https`, no SAS),
-    /// authorised with an Entra ID token `credential` (see
-    /// [`crate::credential_from_environment`]); `PersistKeysToAzureBlobStorage(Uri, TokenCredential)`.
+    /// Stores the key ring in the blob at `blob_url`, authorised with an Entra ID token
+    /// `credential` (see [`crate::credential_from_environment`]), or without one by the SAS
+    /// the URL carries; `PersistKeysToAzureBlobStorage(Uri, TokenCredential)` and
+    /// `PersistKeysToAzureBlobStorage(Uri blobSasUri)`.
     ///
     /// # Errors
     /// As [`BlobXmlRepository::new`].
     fn persist_keys_to_azure_blob_storage(
         self,
         blob_url: &str,
-        credential: Arc<dyn TokenCredential>,
-        options: BlobRepositoryOptions,
-    ) -> Result<Self, BlobError>;
-
-    /// Stores the key ring in the blob a SAS URL addresses;
-    /// `PersistKeysToAzureBlobStorage(Uri blobSasUri)`.
-    ///
-    /// # Errors
-    /// As [`BlobXmlRepository::from_sas_url`].
-    fn persist_keys_to_azure_blob_storage_with_sas_url(
-        self,
-        sas_url: &str,
-        options: BlobRepositoryOptions,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: Option<BlobRepositoryOptions>,
     ) -> Result<Self, BlobError>;
 
     /// Stores the key ring in blob `blob` of `container` of the account a
@@ -58,13 +46,13 @@ pub trait AzureBlobStorageBuilderExt: Sized {
     /// `PersistKeysToAzureBlobStorage(string connectionString, string containerName, string blobName)`.
     ///
     /// # Errors
-    /// As [`BlobXmlRepository::from_connection_string`].
+    /// As [`BlobXmlRepositoryBuilder::build`](crate::BlobXmlRepositoryBuilder::build).
     fn persist_keys_to_azure_blob_storage_with_connection_string(
         self,
         connection_string: &str,
         container: &str,
         blob: &str,
-        options: BlobRepositoryOptions,
+        options: Option<BlobRepositoryOptions>,
     ) -> Result<Self, BlobError>;
 
     /// Stores the key ring in a repository you built (a custom
@@ -77,19 +65,10 @@ impl AzureBlobStorageBuilderExt for DataProtectionProviderBuilder {
     fn persist_keys_to_azure_blob_storage(
         self,
         blob_url: &str,
-        credential: Arc<dyn TokenCredential>,
-        options: BlobRepositoryOptions,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: Option<BlobRepositoryOptions>,
     ) -> Result<Self, BlobError> {
         let repository = BlobXmlRepository::new(blob_url, credential, options)?;
-        Ok(self.persist_keys_to_blob_repository(repository))
-    }
-
-    fn persist_keys_to_azure_blob_storage_with_sas_url(
-        self,
-        sas_url: &str,
-        options: BlobRepositoryOptions,
-    ) -> Result<Self, BlobError> {
-        let repository = BlobXmlRepository::from_sas_url(sas_url, options)?;
         Ok(self.persist_keys_to_blob_repository(repository))
     }
 
@@ -98,10 +77,12 @@ impl AzureBlobStorageBuilderExt for DataProtectionProviderBuilder {
         connection_string: &str,
         container: &str,
         blob: &str,
-        options: BlobRepositoryOptions,
+        options: Option<BlobRepositoryOptions>,
     ) -> Result<Self, BlobError> {
-        let repository =
-            BlobXmlRepository::from_connection_string(connection_string, container, blob, options)?;
+        let repository = BlobXmlRepository::builder()
+            .connection_string(connection_string, container, blob)
+            .options(options.unwrap_or_default())
+            .build()?;
         Ok(self.persist_keys_to_blob_repository(repository))
     }
 

@@ -34,6 +34,35 @@ pub(crate) fn is_rejected_token(code: Option<&str>) -> bool {
     )
 }
 
+/// Whether a response refuses the request's credential, so that a renewed SAS may be
+/// accepted: a 401, or a 403 whose storage error code is about authentication or
+/// authorisation (or absent, as from a proxy). A 403 for another reason (a disabled account)
+/// is not retried.
+pub(crate) fn is_credential_refusal(status: StatusCode, code: Option<&str>) -> bool {
+    match status {
+        StatusCode::Unauthorized => true,
+        StatusCode::Forbidden => match code {
+            None => true,
+            Some(code) => matches!(
+                storage_error_code(Some(code)),
+                Some(
+                    StorageErrorCode::AuthenticationFailed
+                        | StorageErrorCode::AuthorizationFailure
+                        | StorageErrorCode::AuthorizationPermissionMismatch
+                        | StorageErrorCode::AuthorizationProtocolMismatch
+                        | StorageErrorCode::AuthorizationResourceTypeMismatch
+                        | StorageErrorCode::AuthorizationServiceMismatch
+                        | StorageErrorCode::AuthorizationSourceIPMismatch
+                        | StorageErrorCode::InsufficientAccountPermissions
+                        | StorageErrorCode::InvalidAuthenticationInfo
+                        | StorageErrorCode::NoAuthenticationInformation
+                )
+            ),
+        },
+        _ => false,
+    }
+}
+
 /// How the repository handles an SDK error.
 pub(crate) fn classify(e: &azure_core::Error) -> Class {
     let code = match e.kind() {
@@ -58,5 +87,35 @@ pub(crate) fn classify(e: &azure_core::Error) -> Class {
             | StatusCode::GatewayTimeout,
         ) => Class::Transient,
         _ => Class::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_refused_credentials_are_renewed() {
+        for code in [
+            None,
+            Some("AuthenticationFailed"),
+            Some("AuthorizationFailure"),
+            Some("AuthorizationPermissionMismatch"),
+        ] {
+            assert!(
+                is_credential_refusal(StatusCode::Forbidden, code),
+                "{code:?}"
+            );
+        }
+        assert!(is_credential_refusal(StatusCode::Unauthorized, None));
+        assert!(!is_credential_refusal(
+            StatusCode::Forbidden,
+            Some("AccountIsDisabled")
+        ));
+        assert!(!is_credential_refusal(
+            StatusCode::NotFound,
+            Some("AuthenticationFailed")
+        ));
+        assert!(!is_credential_refusal(StatusCode::PreconditionFailed, None));
     }
 }

@@ -22,6 +22,21 @@ pub enum BlobError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A blob URL without a SAS was given with no credential: the key ring needs a SAS, a
+    /// token credential, a SAS provider or a connection string (anonymous access cannot
+    /// write).
+    #[error(
+        "blob URL {url} carries no SAS (no sig= parameter) and no credential was given: use a \
+         SAS URL, a token credential, a SAS provider or a connection string"
+    )]
+    MissingCredential {
+        /// The URL, with any signature redacted.
+        url: String,
+    },
+    /// The [`crate::BlobXmlRepositoryBuilder`] was given a combination that does not name one
+    /// blob and one way to authorise requests.
+    #[error("invalid blob repository configuration: {0}")]
+    Configuration(String),
     /// The connection string could not be parsed.
     #[error(transparent)]
     ConnectionString(#[from] ConnectionStringError),
@@ -79,8 +94,13 @@ pub enum BlobError {
 }
 
 impl BlobError {
-    /// Wraps an SDK error, keeping its status and error code and redacting its text.
+    /// Wraps an SDK error, keeping its status and error code and redacting its text; a
+    /// failure of the application's SAS provider (raised in the SAS policy) is
+    /// [`BlobError::SasProvider`].
     pub(crate) fn service(err: &azure_core::Error) -> Self {
+        if let Some(unavailable) = err.downcast_ref::<crate::auth::SasUnavailable>() {
+            return BlobError::SasProvider(unavailable.to_string());
+        }
         let code = match err.kind() {
             azure_core::error::ErrorKind::HttpResponse { error_code, .. } => error_code.clone(),
             _ => None,
@@ -134,6 +154,8 @@ impl From<BlobError> for dataprotection::Error {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::InvalidUrl { .. }
+            | BlobError::MissingCredential { .. }
+            | BlobError::Configuration(_)
             | BlobError::ConnectionString(_)
             | BlobError::UnsupportedConnectionString(_)
             | BlobError::Sas(_) => dataprotection::Error::InvalidArgument(e.to_string()),

@@ -22,12 +22,16 @@ use time::{Duration, OffsetDateTime};
 pub struct BlobRepositoryOptions {
     /// Options of the SDK pipeline: retry policy, extra per-call / per-try policies, transport.
     ///
-    /// The default retries transient failures (408, 429, 5xx, connection errors) 3 times within
-    /// 15 s, far less than the SDK's own default (8 times within 60 s): the repository has its own
-    /// conflict-and-ambiguity loop on top (see [`BlobRepositoryOptions::max_attempts`]), and an
-    /// SDK retry of a conditional write whose first response was lost comes back as a spurious
-    /// 412/409 anyway, which the repository resolves by re-reading. Use
-    /// [`RetryOptions::none`] to leave every retry to the repository.
+    /// This retry policy is the only one for transient failures of single requests (408, 429,
+    /// 5xx, connection errors); the repository adds none. The default retries 3 times within
+    /// 15 s, far less than the SDK's own default (8 times within 60 s): core's convergence loop
+    /// runs on top (see [`BlobRepositoryOptions::max_attempts`]) for conflicts and writes whose
+    /// outcome is unknown, and an SDK retry of a conditional write whose first response was
+    /// lost comes back as a spurious 412/409 anyway, which that loop resolves by re-reading.
+    /// With [`RetryOptions::none`] a transient failure goes straight to that loop.
+    ///
+    /// The repository adds its SAS policy after your `per_call_policies`, so your
+    /// `per_try_policies` see signed requests.
     pub client_options: ClientOptions,
     /// Overrides the storage service version (`x-ms-version`) the SDK sends.
     pub service_version: Option<String>,
@@ -38,9 +42,9 @@ pub struct BlobRepositoryOptions {
     /// or an account key (a connection string with `AccountKey=`). A blob- or container-scoped
     /// service SAS cannot create its container. Default: `false`, as in .NET.
     pub create_container_if_missing: bool,
-    /// How many times one write (append or delete) is attempted: after a conflict (409/412),
-    /// or a failure that leaves unknown whether the write happened (5xx, timeout, lost
-    /// response), the repository re-reads the blob and tries again. Default 10.
+    /// How many times core's convergence loop attempts one change (append, delete, replace):
+    /// after a conflict (409/412), or a failure that leaves unknown whether the write happened
+    /// (5xx, timeout, lost response), it re-reads the blob and tries again. Default 10.
     pub max_attempts: u32,
     /// Back-off before the second attempt; it doubles at every further attempt, up to
     /// [`BlobRepositoryOptions::max_backoff`], and each wait is randomised to 50–100 % of its
@@ -107,24 +111,22 @@ impl BlobRepositoryOptions {
     /// assert!(o.sas_needs_renewal(expiry, minted + Duration::minutes(50)));
     /// ```
     pub fn sas_needs_renewal(&self, expiry: OffsetDateTime, now: OffsetDateTime) -> bool {
-        now >= self.sas_renewal_time(expiry)
+        renewal_due(expiry, self.sas_renew_before, now)
     }
 
     /// When a SAS expiring at `expiry` is replaced: `expiry - sas_renew_before`.
     pub fn sas_renewal_time(&self, expiry: OffsetDateTime) -> OffsetDateTime {
         expiry - self.sas_renew_before
     }
+}
 
-    /// The back-off before attempt `attempt` (1 = the first retry), given a random number in
-    /// `[0, 1)`: `min(initial_backoff × 2^(attempt-1), max_backoff) × (0.5 + random / 2)`.
-    pub fn backoff(&self, attempt: u32, random_unit: f64) -> StdDuration {
-        let doublings = attempt.saturating_sub(1).min(20);
-        let base = self
-            .initial_backoff
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_backoff);
-        base.mul_f64(0.5 + random_unit.clamp(0.0, 1.0) / 2.0)
-    }
+/// Whether a SAS expiring at `expiry` must be replaced at `now`, `renew_before` ahead.
+pub(crate) fn renewal_due(
+    expiry: OffsetDateTime,
+    renew_before: Duration,
+    now: OffsetDateTime,
+) -> bool {
+    now >= expiry - renew_before
 }
 
 #[cfg(test)]
@@ -142,15 +144,5 @@ mod tests {
         assert!(!o.sas_needs_renewal(expiry, t0 + Duration::seconds(2999)));
         assert!(o.sas_needs_renewal(expiry, t0 + Duration::seconds(3000)));
         assert!(o.sas_needs_renewal(expiry, t0 + Duration::hours(5)));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let o = BlobRepositoryOptions::default();
-        assert_eq!(o.backoff(1, 1.0), StdDuration::from_millis(50));
-        assert_eq!(o.backoff(1, 0.0), StdDuration::from_millis(25));
-        assert_eq!(o.backoff(3, 1.0), StdDuration::from_millis(200));
-        assert_eq!(o.backoff(10, 1.0), StdDuration::from_secs(1));
-        assert_eq!(o.backoff(1000, 0.0), StdDuration::from_millis(500));
     }
 }

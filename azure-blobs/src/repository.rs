@@ -1,17 +1,17 @@
 //! [`BlobXmlRepository`]: the whole key ring in one block blob.
+//!
+//! The repository implements core's storage primitive on an SDK [`BlobClient`]; how requests
+//! are authorised (and SAS renewal) is the pipeline policy of [`crate::auth`], how the
+//! repository is built is [`crate::repository_builder`].
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-
 use azure_core::http::{Etag, RequestContent, StatusCode, Url};
 use azure_storage_blob::models::{BlobClientDownloadOptions, BlobClientUploadOptions};
-use azure_storage_blob::{
-    BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
-};
-use dataprotection::error::BoxError;
+use azure_storage_blob::{BlobClient, BlobContainerClient};
 use dataprotection::repository::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
@@ -20,21 +20,15 @@ use dataprotection::{Error, Result};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
-use crate::classify::{Class, classify, is_rejected_token};
-use crate::connection_string::{ConnectionString, Credential};
+use crate::auth::Authorization;
+use crate::classify::{Class, classify};
 use crate::error::BlobError;
 use crate::options::BlobRepositoryOptions;
-use crate::sas::{self, AccountKey, Permissions, SasInfo, SasWindow};
-use crate::url::{Target, parse_url, target_from_url, with_query};
+use crate::repository_builder::BlobXmlRepositoryBuilder;
+use crate::url::Target;
 
 /// The `Content-Type` of the uploaded blob, as .NET's repository sets it.
 pub const CONTENT_TYPE: &str = "application/xml; charset=utf-8";
-
-/// Validity of the account SAS minted (from an account key) to create a missing container.
-const CONTAINER_SAS_VALIDITY: time::Duration = time::Duration::minutes(15);
-
-/// A fixed SAS that is about to expire is reported at most this often.
-const EXPIRY_WARNING_INTERVAL: time::Duration = time::Duration::hours(1);
 
 /// What [`BlobXmlRepository::probe`] saw of the blob, for diagnostics.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,101 +43,6 @@ pub struct BlobProbe {
     pub server_date: Option<OffsetDateTime>,
 }
 
-/// Why a [`SasProvider`] is asked for a SAS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SasRequest {
-    /// The repository has no SAS yet.
-    Initial,
-    /// The current SAS expires within [`BlobRepositoryOptions::sas_renew_before`].
-    Expiring,
-    /// The service refused the current SAS (HTTP 403): return a *new* one, not a cached copy.
-    Rejected,
-}
-
-/// Supplies SAS tokens for the key-ring blob, for applications that get them from elsewhere
-/// (a secrets store, a token broker, a user-delegation SAS minted with a managed identity...).
-///
-/// The repository asks for a SAS before its first request, again when the current one has less
-/// than [`BlobRepositoryOptions::sas_renew_before`] left (judged from its `se` parameter), and
-/// once more, with [`SasRequest::Rejected`], when the service answers 403; the request is then
-/// retried once with the new SAS.
-///
-/// ```
-/// use dataprotection_azure_blobs::{SasProvider, SasRequest};
-/// use dataprotection::error::BoxError;
-///
-/// #[derive(Debug)]
-/// struct FromVault;
-///
-/// #[async_trait::async_trait]
-/// impl SasProvider for FromVault {
-///     async fn get_sas(&self, _reason: SasRequest) -> Result<String, BoxError> {
-///         // Fetch "sv=...&sr=b&sp=racwd&se=...&sig=..." from wherever it lives.
-///         Ok(std::env::var("KEY_RING_SAS")?)
-///     }
-/// }
-/// ```
-#[async_trait]
-pub trait SasProvider: fmt::Debug + Send + Sync {
-    /// Returns a SAS query string for the blob (with or without a leading `?`), for example
-    /// `sv=2026-04-06&sr=b&sp=racwd&se=2030-01-01T00:00:00Z&sig=...`. It is a secret: the
-    /// repository never logs it. It needs permissions `racwd` on the blob (`r` and `w` at least;
-    /// `c` to create the blob), and to create a missing container, an account SAS.
-    async fn get_sas(&self, reason: SasRequest) -> std::result::Result<String, BoxError>;
-}
-
-/// How requests are authorised.
-enum Auth {
-    /// A fixed SAS carried in the URL.
-    Sas {
-        client: Arc<BlobClient>,
-        query: String,
-        info: Option<SasInfo>,
-    },
-    /// An Entra ID token credential.
-    Token {
-        client: Arc<BlobClient>,
-        credential: Arc<dyn TokenCredential>,
-    },
-    /// A client built by the application.
-    Client {
-        client: Arc<BlobClient>,
-        container_client: Option<Arc<BlobContainerClient>>,
-    },
-    /// SAS tokens minted from an account key.
-    AccountKey {
-        account: String,
-        key: AccountKey,
-        blob: String,
-    },
-    /// SAS tokens from the application.
-    Provider(Arc<dyn SasProvider>),
-}
-
-impl Auth {
-    fn kind(&self) -> &'static str {
-        match self {
-            Auth::Sas { .. } => "SAS URL",
-            Auth::Token { .. } => "token credential",
-            Auth::Client { .. } => "application-supplied client",
-            Auth::AccountKey { .. } => "account key (short-lived SAS minted locally)",
-            Auth::Provider(_) => "SAS provider",
-        }
-    }
-
-    fn renewable(&self) -> bool {
-        matches!(self, Auth::AccountKey { .. } | Auth::Provider(_))
-    }
-}
-
-/// A SAS obtained from an account key or a provider, and the client that carries it.
-struct Current {
-    client: Arc<BlobClient>,
-    query: String,
-    info: Option<SasInfo>,
-}
-
 /// What is known of the blob.
 enum Cache {
     /// Not read yet (or its state is unknown).
@@ -152,20 +51,6 @@ enum Cache {
     Absent,
     /// The blob as last read or written.
     Present { etag: Etag, doc: RepositoryDocument },
-}
-
-struct State {
-    cache: Cache,
-    current: Option<Current>,
-    last_expiry_warning: Option<OffsetDateTime>,
-}
-
-/// How a write is conditioned.
-enum Condition {
-    /// `If-Match: <etag>`: replace exactly the version that was read.
-    IfMatch(Etag),
-    /// `If-None-Match: *`: create the blob, only if it does not exist.
-    IfNoneMatchAny,
 }
 
 /// Result of one conditional upload.
@@ -188,35 +73,36 @@ enum Fetched {
     Present { etag: Etag, doc: RepositoryDocument },
 }
 
-/// An [`XmlRepository`](dataprotection::repository::XmlRepository) that keeps the whole key ring in one block blob, in the format of
-/// `Azure.Extensions.AspNetCore.DataProtection.Blobs` (a `<repository>` document whose children
-/// are the keys and revocations), so that .NET and Rust applications can share it.
+/// A [`VersionedRepository`] (and so an
+/// [`XmlRepository`](dataprotection::repository::XmlRepository)) that keeps the whole key ring
+/// in one block blob, in the format of `Azure.Extensions.AspNetCore.DataProtection.Blobs` (a
+/// `<repository>` document whose children are the keys and revocations), so that .NET and Rust
+/// applications can share it.
 ///
 /// See the [crate documentation](crate) for the format, the concurrency rules and examples.
 ///
-/// Writes are optimistic: the blob's ETag is cached with its content; an append re-reads the
-/// blob (a conditional GET, cheap when nothing changed), checks that the element is not already
-/// there (so a retried append never duplicates a key), evaluates the caller's precondition,
-/// and uploads with `If-Match` (or `If-None-Match: *` when creating the blob). On a conflict
-/// (409/412) or an ambiguous failure (5xx, timeout, lost response) it backs off and starts
-/// over. Elements already in the blob are always written back byte for byte, including ones
-/// this library cannot interpret; a blob that is not well-formed XML is never overwritten.
+/// Built with [`BlobXmlRepository::new`] (a blob URL, with a SAS or with a token credential)
+/// or [`BlobXmlRepository::builder`] (a connection string, a [`crate::SasProvider`], a client
+/// built by the application).
 ///
 /// Operations of one instance are serialised; separate instances (processes) coordinate
 /// through the ETag.
 pub struct BlobXmlRepository {
     target: Target,
-    auth: Auth,
+    blob: BlobClient,
+    /// Creates the container when it is missing and the options ask for it.
+    container: BlobContainerClient,
+    auth: Authorization,
     options: BlobRepositoryOptions,
     description: String,
-    state: Mutex<State>,
+    cache: Mutex<Cache>,
 }
 
 impl fmt::Debug for BlobXmlRepository {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BlobXmlRepository")
             .field("blob_url", &self.target.blob_url.as_str())
-            .field("auth", &self.auth.kind())
+            .field("auth", &self.auth.describe())
             .field(
                 "create_container_if_missing",
                 &self.options.create_container_if_missing,
@@ -227,241 +113,83 @@ impl fmt::Debug for BlobXmlRepository {
 }
 
 impl BlobXmlRepository {
-    fn build(
-        target: Target,
-        auth: Auth,
-        options: BlobRepositoryOptions,
+    /// A repository on the blob at `blob_url`, the Azure SDK way.
+    ///
+    /// * With a `credential` (an Entra ID token credential: managed identity, workload
+    ///   identity, a client secret...): `blob_url` must be `https` and carry no SAS. The
+    ///   identity needs a data-plane role on the container, such as Storage Blob Data
+    ///   Contributor; the token scope is `https://storage.azure.com/.default`.
+    /// * Without one, `blob_url` must carry a SAS
+    ///   (`https://acct.blob.core.windows.net/container/blob?sv=...&sig=...`) with permissions
+    ///   `racwd` on the blob (`rw` at least, `c` to create it); a URL with neither is refused
+    ///   with [`BlobError::MissingCredential`] (anonymous access cannot write a key ring). A
+    ///   SAS URL cannot be renewed: when it has less than
+    ///   [`BlobRepositoryOptions::sas_expiry_warning`] left a warning is logged, and once it
+    ///   has expired every request fails with an error naming the expiry time. For
+    ///   long-running applications prefer a token credential, or a connection string with an
+    ///   account key or a [`crate::SasProvider`] through [`BlobXmlRepository::builder`].
+    ///
+    /// `options` default to [`BlobRepositoryOptions::default`]. Sends nothing.
+    ///
+    /// ```
+    /// use dataprotection_azure_blobs::{BlobError, BlobXmlRepository};
+    /// let repository = BlobXmlRepository::new(
+    ///     "https://myaccount.blob.core.windows.net/dataprotection/keys.xml?sv=2026-04-06&sr=b&sp=racwd&se=2030-01-01T00:00:00Z&sig=c2ln",
+    ///     None,
+    ///     None,
+    /// )?;
+    /// assert!(!format!("{repository:?}").contains("sig="));
+    ///
+    /// let anonymous = BlobXmlRepository::new(
+    ///     "https://myaccount.blob.core.windows.net/dataprotection/keys.xml",
+    ///     None,
+    ///     None,
+    /// );
+    /// assert!(matches!(anonymous, Err(BlobError::MissingCredential { .. })));
+    /// # Ok::<(), BlobError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`BlobError::InvalidUrl`] (the message is redacted) or
+    /// [`BlobError::MissingCredential`].
+    pub fn new(
+        blob_url: &str,
+        credential: Option<Arc<dyn TokenCredential>>,
+        options: Option<BlobRepositoryOptions>,
     ) -> std::result::Result<Self, BlobError> {
-        let description = format!("Azure blob {} ({})", target.blob_url, auth.kind());
-        Ok(BlobXmlRepository {
+        let mut builder = Self::builder().blob_url(blob_url);
+        if let Some(credential) = credential {
+            builder = builder.credential(credential);
+        }
+        if let Some(options) = options {
+            builder = builder.options(options);
+        }
+        builder.build()
+    }
+
+    /// A builder, for a connection string, a [`crate::SasProvider`] or a client built by the
+    /// application.
+    pub fn builder() -> BlobXmlRepositoryBuilder {
+        BlobXmlRepositoryBuilder::default()
+    }
+
+    pub(crate) fn assemble(
+        target: Target,
+        blob: BlobClient,
+        container: BlobContainerClient,
+        auth: Authorization,
+        options: BlobRepositoryOptions,
+    ) -> Self {
+        let description = format!("Azure blob {} ({})", target.blob_url, auth.describe());
+        BlobXmlRepository {
             target,
+            blob,
+            container,
             auth,
             options,
             description,
-            state: Mutex::new(State {
-                cache: Cache::Unknown,
-                current: None,
-                last_expiry_warning: None,
-            }),
-        })
-    }
-
-    /// A repository on the blob addressed by `sas_url`, a full blob URL carrying a SAS
-    /// (`https://acct.blob.core.windows.net/container/blob?sv=...&sig=...`), used without any
-    /// other credential.
-    ///
-    /// A SAS URL cannot be renewed: when it has less than
-    /// [`BlobRepositoryOptions::sas_expiry_warning`] left a warning is logged, and once it has
-    /// expired every request fails with an error naming the expiry time. Prefer
-    /// [`BlobXmlRepository::with_sas_provider`], a connection string with an account key, or a
-    /// token credential for long-running applications. The SAS needs permissions `racwd` on the
-    /// blob (`rw` at least, `c` to create it).
-    pub fn from_sas_url(
-        sas_url: &str,
-        options: BlobRepositoryOptions,
-    ) -> std::result::Result<Self, BlobError> {
-        let url = parse_url(sas_url)?;
-        let query = url.query().unwrap_or("").to_owned();
-        let info = match SasInfo::parse(&query) {
-            Ok(info) => Some(info),
-            Err(sas::SasParseError::MissingSignature) => {
-                return Err(BlobError::InvalidUrl {
-                    url: sas::redact(sas_url),
-                    reason:
-                        "the URL carries no SAS (no sig= parameter); use BlobXmlRepository::new \
-                             with a token credential for URLs without a SAS"
-                            .into(),
-                });
-            }
-            // E.g. a SAS bound to a stored access policy carries no `se`.
-            Err(_) => None,
-        };
-        let target = target_from_url(&url, sas_url)?;
-        let client = Self::blob_client(&url, None, &options)?;
-        let now = options.clock.now();
-        if let Some(info) = &info
-            && info.is_expired_at(now)
-        {
-            tracing::warn!(
-                blob = %target.blob_url,
-                "the key ring {} (a SAS URL cannot be renewed)",
-                info.describe_at(now)
-            );
+            cache: Mutex::new(Cache::Unknown),
         }
-        Self::build(
-            target,
-            Auth::Sas {
-                client: Arc::new(client),
-                query,
-                info,
-            },
-            options,
-        )
-    }
-
-    /// A repository on the blob at `blob_url` (an `https` URL without a SAS), authorised with
-    /// an Entra ID token credential (managed identity, workload identity, a client secret...).
-    ///
-    /// The identity needs a data-plane role on the container, such as Storage Blob Data
-    /// Contributor; the token scope is `https://storage.azure.com/.default`.
-    pub fn new(
-        blob_url: &str,
-        credential: Arc<dyn TokenCredential>,
-        options: BlobRepositoryOptions,
-    ) -> std::result::Result<Self, BlobError> {
-        let url = parse_url(blob_url)?;
-        if url.scheme() != "https" {
-            return Err(BlobError::InvalidUrl {
-                url: sas::redact(blob_url),
-                reason: "a token credential is only sent over https".into(),
-            });
-        }
-        if url.query().is_some_and(|q| SasInfo::parse(q).is_ok()) {
-            return Err(BlobError::InvalidUrl {
-                url: sas::redact(blob_url),
-                reason: "the URL carries a SAS; use BlobXmlRepository::from_sas_url for SAS URLs, \
-                         or remove the query to use the token credential"
-                    .into(),
-            });
-        }
-        let target = target_from_url(&url, blob_url)?;
-        let client = Self::blob_client(&url, Some(credential.clone()), &options)?;
-        Self::build(
-            target,
-            Auth::Token {
-                client: Arc::new(client),
-                credential,
-            },
-            options,
-        )
-    }
-
-    /// A repository on blob `blob` of container `container` of the account a storage
-    /// connection string names.
-    ///
-    /// * `AccountKey=` (and `UseDevelopmentStorage=true`): the repository mints a short-lived
-    ///   blob-scoped SAS (`sr=b`, `sp=racwd`, valid [`BlobRepositoryOptions::sas_validity`])
-    ///   and mints a new one [`BlobRepositoryOptions::sas_renew_before`] before it expires, or
-    ///   when the service refuses it; the account key itself is never sent. With
-    ///   [`BlobRepositoryOptions::create_container_if_missing`], a missing container is
-    ///   created with a 15-minute account SAS.
-    /// * `SharedAccessSignature=`: used as a fixed SAS, as with
-    ///   [`BlobXmlRepository::from_sas_url`].
-    pub fn from_connection_string(
-        connection_string: &str,
-        container: &str,
-        blob: &str,
-        options: BlobRepositoryOptions,
-    ) -> std::result::Result<Self, BlobError> {
-        let cs = ConnectionString::parse(connection_string)?;
-        Self::from_parsed_connection_string(&cs, container, blob, options)
-    }
-
-    /// [`BlobXmlRepository::from_connection_string`] with an already parsed connection string.
-    pub fn from_parsed_connection_string(
-        connection_string: &ConnectionString,
-        container: &str,
-        blob: &str,
-        options: BlobRepositoryOptions,
-    ) -> std::result::Result<Self, BlobError> {
-        let endpoint = connection_string.blob_endpoint();
-        match connection_string.credential() {
-            Credential::AccountKey(key) => {
-                let account = connection_string.account_name().ok_or_else(|| {
-                    BlobError::UnsupportedConnectionString("AccountKey needs AccountName".into())
-                })?;
-                // Validates the names (and the key) up front.
-                sas::blob_sas(
-                    account,
-                    key,
-                    container,
-                    blob,
-                    Permissions::READ,
-                    &SasWindow::until(options.clock.now() + time::Duration::minutes(5)),
-                )?;
-                let blob_url = parse_url(&sas::blob_url(endpoint, container, blob))?;
-                let container_url = parse_url(&sas::container_url(endpoint, container))?;
-                let target = Target {
-                    blob_url,
-                    container_url,
-                    container: container.to_owned(),
-                };
-                Self::build(
-                    target,
-                    Auth::AccountKey {
-                        account: account.to_owned(),
-                        key: key.clone(),
-                        blob: blob.to_owned(),
-                    },
-                    options,
-                )
-            }
-            Credential::SharedAccessSignature(query) => {
-                let url = format!("{}?{query}", sas::blob_url(endpoint, container, blob));
-                Self::from_sas_url(&url, options)
-            }
-            Credential::None => Err(BlobError::UnsupportedConnectionString(
-                "it carries no credential (AccountKey or SharedAccessSignature); for managed \
-                 identities use BlobXmlRepository::new with a token credential"
-                    .into(),
-            )),
-        }
-    }
-
-    /// A repository on the blob at `blob_url` (without a query), authorised with SAS tokens
-    /// from `provider` (see [`SasProvider`] for when it is asked).
-    pub fn with_sas_provider(
-        blob_url: &str,
-        provider: Arc<dyn SasProvider>,
-        options: BlobRepositoryOptions,
-    ) -> std::result::Result<Self, BlobError> {
-        let url = parse_url(blob_url)?;
-        if url.query().is_some() {
-            return Err(BlobError::InvalidUrl {
-                url: sas::redact(blob_url),
-                reason: "pass the blob URL without a query; the SAS provider supplies the SAS"
-                    .into(),
-            });
-        }
-        let target = target_from_url(&url, blob_url)?;
-        Self::build(target, Auth::Provider(provider), options)
-    }
-
-    /// A repository using a [`BlobClient`] built by the application (custom transport,
-    /// pipeline policies, credential...). Only `options`' repository settings apply (not
-    /// `client_options`).
-    ///
-    /// Creating a missing container uses the client's URL (with its query) and no credential,
-    /// unless a container client is given with
-    /// [`BlobXmlRepository::with_container_client`].
-    pub fn with_client(
-        client: BlobClient,
-        options: BlobRepositoryOptions,
-    ) -> std::result::Result<Self, BlobError> {
-        let url = client.url().clone();
-        let target = target_from_url(&url, url.as_str())?;
-        Self::build(
-            target,
-            Auth::Client {
-                client: Arc::new(client),
-                container_client: None,
-            },
-            options,
-        )
-    }
-
-    /// Sets the client used to create the container (for [`BlobXmlRepository::with_client`];
-    /// ignored otherwise).
-    #[must_use]
-    pub fn with_container_client(mut self, container_client: BlobContainerClient) -> Self {
-        if let Auth::Client {
-            container_client: slot,
-            ..
-        } = &mut self.auth
-        {
-            *slot = Some(Arc::new(container_client));
-        }
-        self
     }
 
     /// The blob URL, without any query (so without a SAS).
@@ -472,132 +200,38 @@ impl BlobXmlRepository {
     /// The expiry of the SAS currently in use, if requests carry a SAS whose expiry is known
     /// (for minted and provider SAS tokens, `None` until the first request).
     pub async fn sas_expiry(&self) -> Option<OffsetDateTime> {
-        match &self.auth {
-            Auth::Sas { info, .. } => info.as_ref().map(|i| i.expiry),
-            Auth::AccountKey { .. } | Auth::Provider(_) => self
-                .state
-                .lock()
-                .await
-                .current
-                .as_ref()
-                .and_then(|c| c.info.as_ref().map(|i| i.expiry)),
-            _ => None,
-        }
+        self.auth.sas_info().await.map(|info| info.expiry)
     }
 
     /// Asks the service for the blob's properties (one `HEAD` request, authorised as every
-    /// other request, with the same SAS renewal on 403): whether it exists, its ETag and the
+    /// other request, with the same SAS renewal): whether it exists, its ETag and the
     /// service's clock. Reads nothing of the content and changes nothing.
     pub async fn probe(&self) -> Result<BlobProbe> {
-        let mut st = self.state.lock().await;
-        let result = self
-            .send_renewing(
-                &mut st,
-                "reading the blob's properties",
-                |client| async move {
-                    let response = client.get_properties(None).await?;
-                    let headers = response.headers();
-                    let header = |name: &'static str| {
-                        headers
-                            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
-                                name,
-                            ))
-                            .map(str::to_owned)
-                    };
-                    Ok(BlobProbe {
-                        exists: true,
-                        etag: header("etag"),
-                        server_date: header("date")
-                            .and_then(|d| azure_core::time::parse_rfc7231(&d).ok()),
-                    })
-                },
-            )
-            .await?;
-        match result {
-            Ok(probe) => Ok(probe),
-            Err(e) => match classify(&e) {
-                Class::BlobNotFound | Class::ContainerNotFound => Ok(BlobProbe {
-                    exists: false,
-                    etag: None,
-                    server_date: None,
-                }),
-                _ => Err(self.service_error(&st, "reading the blob's properties", &e)),
-            },
-        }
-    }
-
-    /// Sends one request with the current client; when the service refuses the SAS (401/403)
-    /// and the credential can be renewed, renews it and sends the request once more. The one
-    /// place the renew-once-on-403 rule lives. `Err` only when no client could be had.
-    async fn send_renewing<T, F, Fut>(
-        &self,
-        st: &mut State,
-        action: &str,
-        mut request: F,
-    ) -> Result<azure_core::Result<T>>
-    where
-        F: FnMut(Arc<BlobClient>) -> Fut,
-        Fut: std::future::Future<Output = azure_core::Result<T>>,
-    {
-        let mut force = None;
-        let mut renewed = false;
-        loop {
-            let client = self.client(st, force.take()).await?;
-            match request(client).await {
-                Err(e) if classify(&e) == Class::Forbidden && !renewed && self.auth.renewable() => {
-                    tracing::warn!(
-                        blob = %self.target.blob_url,
-                        "the service refused the SAS while {action}; renewing it and retrying once"
-                    );
-                    renewed = true;
-                    force = Some(SasRequest::Rejected);
-                }
-                other => return Ok(other),
+        let response = match self.blob.get_properties(None).await {
+            Ok(response) => response,
+            Err(e) => {
+                return match classify(&e) {
+                    Class::BlobNotFound | Class::ContainerNotFound => Ok(BlobProbe {
+                        exists: false,
+                        etag: None,
+                        server_date: None,
+                    }),
+                    _ => Err(self
+                        .service_error("reading the blob's properties", &e)
+                        .await),
+                };
             }
-        }
-    }
-
-    fn blob_client_options(options: &BlobRepositoryOptions) -> BlobClientOptions {
-        let mut o = BlobClientOptions {
-            client_options: options.client_options.clone(),
-            ..BlobClientOptions::default()
         };
-        if let Some(v) = &options.service_version {
-            o.version = v.clone();
-        }
-        o
-    }
-
-    fn blob_client(
-        url: &Url,
-        credential: Option<Arc<dyn TokenCredential>>,
-        options: &BlobRepositoryOptions,
-    ) -> std::result::Result<BlobClient, BlobError> {
-        BlobClient::new(
-            url.clone(),
-            credential,
-            Some(Self::blob_client_options(options)),
-        )
-        .map_err(|e| BlobError::Client(sas::redact(&e.to_string())))
-    }
-
-    fn container_client(
-        &self,
-        url: Url,
-        credential: Option<Arc<dyn TokenCredential>>,
-    ) -> Result<BlobContainerClient> {
-        let mut o = BlobContainerClientOptions {
-            client_options: self.options.client_options.clone(),
-            ..BlobContainerClientOptions::default()
+        let headers = response.headers();
+        let header = |name: &'static str| {
+            headers
+                .get_optional_str(&azure_core::http::headers::HeaderName::from_static(name))
+                .map(str::to_owned)
         };
-        if let Some(v) = &self.options.service_version {
-            o.version = v.clone();
-        }
-        BlobContainerClient::new(url, credential, Some(o)).map_err(|e| {
-            self.error(
-                "could not create the container client",
-                BlobError::Client(sas::redact(&e.to_string())),
-            )
+        Ok(BlobProbe {
+            exists: true,
+            etag: header("etag"),
+            server_date: header("date").and_then(|d| azure_core::time::parse_rfc7231(&d).ok()),
         })
     }
 
@@ -609,172 +243,9 @@ impl BlobXmlRepository {
         }
     }
 
-    /// The client to use now, obtaining or renewing the SAS if needed (`force` asks for a new
-    /// one regardless).
-    async fn client(&self, st: &mut State, force: Option<SasRequest>) -> Result<Arc<BlobClient>> {
-        let now = self.options.clock.now();
-        match &self.auth {
-            Auth::Sas { client, info, .. } => {
-                if let Some(info) = info
-                    && info.expiry - now < self.options.sas_expiry_warning
-                    && st
-                        .last_expiry_warning
-                        .is_none_or(|t| now - t >= EXPIRY_WARNING_INTERVAL)
-                {
-                    st.last_expiry_warning = Some(now);
-                    tracing::warn!(
-                        blob = %self.target.blob_url,
-                        "the key ring {}; a SAS URL cannot be renewed: replace it, or use a SAS \
-                         provider, an account key or a token credential",
-                        info.describe_at(now)
-                    );
-                }
-                Ok(client.clone())
-            }
-            Auth::Token { client, .. } | Auth::Client { client, .. } => Ok(client.clone()),
-            Auth::AccountKey { .. } | Auth::Provider(_) => {
-                let reason = match (&st.current, force) {
-                    (_, Some(reason)) => Some(reason),
-                    (None, None) => Some(SasRequest::Initial),
-                    (Some(c), None) => c
-                        .info
-                        .as_ref()
-                        .filter(|i| self.options.sas_needs_renewal(i.expiry, now))
-                        .map(|_| SasRequest::Expiring),
-                };
-                if let Some(reason) = reason {
-                    st.current = Some(self.obtain_sas(reason, now).await?);
-                }
-                match &st.current {
-                    Some(c) => Ok(c.client.clone()),
-                    None => Err(self.error(
-                        "no SAS is available",
-                        BlobError::SasProvider("no SAS".into()),
-                    )),
-                }
-            }
-        }
-    }
-
-    async fn obtain_sas(&self, reason: SasRequest, now: OffsetDateTime) -> Result<Current> {
-        let query = match &self.auth {
-            Auth::AccountKey { account, key, blob } => {
-                let window = SasWindow::until(now + self.options.sas_validity);
-                let token = sas::blob_sas(
-                    account,
-                    key,
-                    &self.target.container,
-                    blob,
-                    Permissions::KEY_RING_BLOB,
-                    &window,
-                )
-                .map_err(|e| self.error("could not mint a SAS", BlobError::Sas(e)))?;
-                tracing::debug!(
-                    blob = %self.target.blob_url,
-                    ?reason,
-                    expiry = %token.expiry(),
-                    "minted a blob SAS from the account key"
-                );
-                token.query().to_owned()
-            }
-            Auth::Provider(provider) => {
-                let sas = provider.get_sas(reason).await.map_err(|e| {
-                    self.error(
-                        format!("the SAS provider failed ({reason:?})"),
-                        BlobError::SasProvider(sas::redact(&e.to_string())),
-                    )
-                })?;
-                let sas = sas.trim().trim_start_matches('?').to_owned();
-                let info = SasInfo::parse(&sas).ok();
-                match &info {
-                    Some(i) if self.options.sas_needs_renewal(i.expiry, now) => tracing::warn!(
-                        blob = %self.target.blob_url,
-                        ?reason,
-                        "the SAS provider returned a SAS that {}",
-                        i.describe_at(now).trim_start_matches("SAS ")
-                    ),
-                    Some(i) => tracing::debug!(
-                        blob = %self.target.blob_url,
-                        ?reason,
-                        "obtained a SAS from the provider; {}",
-                        i.describe_at(now)
-                    ),
-                    None => tracing::debug!(
-                        blob = %self.target.blob_url,
-                        ?reason,
-                        "obtained a SAS without a readable expiry from the provider"
-                    ),
-                }
-                sas
-            }
-            _ => {
-                return Err(Error::NotSupported(format!(
-                    "{} does not renew credentials",
-                    self.description
-                )));
-            }
-        };
-        let url = with_query(&self.target.blob_url, &query);
-        let client = Self::blob_client(&url, None, &self.options)
-            .map_err(|e| self.error("could not create the blob client", e))?;
-        Ok(Current {
-            client: Arc::new(client),
-            info: SasInfo::parse(&query).ok(),
-            query,
-        })
-    }
-
-    /// The explanation of a 401/403.
-    fn forbidden_hint(&self, st: &State, code: &str) -> String {
-        let now = self.options.clock.now();
-        let sas_hint = |info: Option<&SasInfo>, renewable: &str| match info {
-            Some(i) if i.is_expired_at(now) => format!("the {}; {renewable}", i.describe_at(now)),
-            Some(i) => format!(
-                "the {} — check its signature and permissions (the key ring needs racwd on the \
-                 blob){renewable_sep}{renewable}",
-                i.describe_at(now),
-                renewable_sep = if renewable.is_empty() { "" } else { "; " },
-            ),
-            None => format!(
-                "check the SAS signature, expiry and permissions (the key ring needs racwd on \
-                 the blob){}{renewable}",
-                if renewable.is_empty() { "" } else { "; " }
-            ),
-        };
-        match &self.auth {
-            Auth::Sas { info, .. } => sas_hint(
-                info.as_ref(),
-                "a SAS URL cannot be renewed: replace it (or use a SAS provider, an account key or \
-                 a token credential)",
-            ),
-            Auth::AccountKey { .. } => format!(
-                "a freshly minted SAS was refused too: check that the account key is current \
-                 (keys may have been rotated) and that shared-key access is allowed on the \
-                 account ({})",
-                st.current
-                    .as_ref()
-                    .and_then(|c| c.info.as_ref())
-                    .map_or_else(String::new, |i| i.describe_at(now))
-            ),
-            Auth::Provider(_) => sas_hint(
-                st.current.as_ref().and_then(|c| c.info.as_ref()),
-                "a new SAS from the SAS provider was refused too",
-            ),
-            // The token itself was refused (audience, issuer/tenant, expiry), as
-            // opposed to a valid identity without a role.
-            Auth::Token { .. } if is_rejected_token(Some(code)) => {
-                "the token was rejected: check its audience (https://storage.azure.com), its \
-                 issuer and tenant, and its expiry"
-                    .into()
-            }
-            Auth::Token { .. } => "check that the identity has a data-plane role on the \
-                                   container, such as Storage Blob Data Contributor"
-                .into(),
-            Auth::Client { .. } => "check the client's credential".into(),
-        }
-    }
-
-    fn service_error(&self, st: &State, action: &str, e: &azure_core::Error) -> Error {
+    /// The repository error for a failed request: a refused credential with what to do about
+    /// it, a missing container, or the service's (or the SAS provider's) error.
+    async fn service_error(&self, action: &str, e: &azure_core::Error) -> Error {
         let source = BlobError::service(e);
         let status = source
             .status()
@@ -783,7 +254,9 @@ impl BlobXmlRepository {
         let what = match classify(e) {
             Class::Forbidden => format!(
                 "{action} was refused ({status} {code}): {}",
-                self.forbidden_hint(st, &code)
+                self.auth
+                    .forbidden_hint(source.code(), self.options.clock.now())
+                    .await
             ),
             Class::ContainerNotFound => format!(
                 "container {} does not exist; create it or set create_container_if_missing",
@@ -799,247 +272,202 @@ impl BlobXmlRepository {
     /// size, before its content is read; a blob whose root is not `<repository>` is refused.
     async fn fetch(
         &self,
-        st: &mut State,
         if_none_match: Option<Etag>,
     ) -> std::result::Result<Fetched, StorageError> {
         let limit = self.options.max_document_size;
-        let result = self
-            .send_renewing(st, "reading", |client| {
-                let options = BlobClientDownloadOptions {
-                    if_none_match: if_none_match.clone(),
-                    ..Default::default()
-                };
-                async move {
-                    let response = client.download(Some(options)).await?;
-                    let etag = response.properties.etag.clone();
-                    let size = announced_size(&response.headers)
-                        .or(response.properties.content_length)
-                        .unwrap_or(0);
-                    if size > limit {
-                        return Ok(Err(size));
-                    }
-                    let body = response.body.collect().await?;
-                    if body.len() as u64 > limit {
-                        return Ok(Err(body.len() as u64));
-                    }
-                    Ok(Ok((etag, body)))
-                }
-            })
-            .await
-            .map_err(StorageError::Fatal)?;
-        {
-            let e = match result {
-                Ok(Err(size)) => {
-                    return Err(StorageError::Fatal(self.error(
-                        "the blob is too large to be a key ring document",
-                        BlobError::DocumentTooLarge {
-                            blob: self.target.blob_url.to_string(),
-                            size,
-                            limit,
-                        },
-                    )));
-                }
-                Ok(Ok((etag, body))) => {
-                    let doc = RepositoryDocument::parse(&body).map_err(|err| {
-                        StorageError::Fatal(Error::Repository {
-                            message: format!(
-                                "{}: the blob is not a well-formed key ring document ({err}); \
-                                 it is left untouched and nothing will be written to it until \
-                                 it is repaired",
-                                self.description
-                            ),
-                            source: Some(Box::new(err)),
-                        })
-                    })?;
-                    let root = doc.root_name();
-                    if root.rsplit(':').next() != Some("repository") {
-                        return Err(StorageError::Fatal(self.error(
-                            "the blob is not a key ring document; it is left untouched and \
-                             nothing will be written to it",
-                            BlobError::NotAKeyRing {
-                                blob: self.target.blob_url.to_string(),
-                                root: root.to_owned(),
-                            },
-                        )));
-                    }
-                    let etag = etag.ok_or_else(|| {
-                        StorageError::Fatal(self.error(
-                            "the service returned no ETag",
-                            BlobError::Service {
-                                status: None,
-                                code: None,
-                                detail: "missing ETag".into(),
-                            },
-                        ))
-                    })?;
-                    tracing::debug!(
-                        blob = %self.target.blob_url,
-                        bytes = body.len(),
-                        elements = doc.children().len(),
-                        "read the key ring blob"
-                    );
-                    return Ok(Fetched::Present { etag, doc });
-                }
-                Err(e) => e,
-            };
-            match classify(&e) {
-                Class::NotModified if if_none_match.is_some() => Ok(Fetched::NotModified),
-                Class::BlobNotFound => Ok(Fetched::Absent),
-                // Created on the first write.
-                Class::ContainerNotFound if self.options.create_container_if_missing => {
-                    Ok(Fetched::Absent)
-                }
-                Class::Transient => Err(StorageError::Transient(self.service_error(
-                    st,
-                    "reading the blob",
-                    &e,
-                ))),
-                _ => Err(StorageError::Fatal(self.service_error(
-                    st,
-                    "reading the blob",
-                    &e,
-                ))),
+        let options = BlobClientDownloadOptions {
+            if_none_match: if_none_match.clone(),
+            ..Default::default()
+        };
+        let downloaded = async {
+            let response = self.blob.download(Some(options)).await?;
+            let etag = response.properties.etag.clone();
+            let size = announced_size(&response.headers)
+                .or(response.properties.content_length)
+                .unwrap_or(0);
+            if size > limit {
+                return Ok(Err(size));
             }
+            let body = response.body.collect().await?;
+            if body.len() as u64 > limit {
+                return Ok(Err(body.len() as u64));
+            }
+            Ok(Ok((etag, body)))
+        };
+        let e = match downloaded.await {
+            Ok(Err(size)) => {
+                return Err(StorageError::Fatal(self.error(
+                    "the blob is too large to be a key ring document",
+                    BlobError::DocumentTooLarge {
+                        blob: self.target.blob_url.to_string(),
+                        size,
+                        limit,
+                    },
+                )));
+            }
+            Ok(Ok((etag, body))) => {
+                let (etag, doc) = self.parse(etag, &body)?;
+                return Ok(Fetched::Present { etag, doc });
+            }
+            Err(e) => e,
+        };
+        match classify(&e) {
+            Class::NotModified if if_none_match.is_some() => Ok(Fetched::NotModified),
+            Class::BlobNotFound => Ok(Fetched::Absent),
+            // Created on the first write.
+            Class::ContainerNotFound if self.options.create_container_if_missing => {
+                Ok(Fetched::Absent)
+            }
+            Class::Transient => Err(StorageError::Transient(
+                self.service_error("reading the blob", &e).await,
+            )),
+            _ => Err(StorageError::Fatal(
+                self.service_error("reading the blob", &e).await,
+            )),
         }
+    }
+
+    /// The downloaded blob as a key ring document; anything else is refused, and left
+    /// untouched.
+    fn parse(
+        &self,
+        etag: Option<Etag>,
+        body: &[u8],
+    ) -> std::result::Result<(Etag, RepositoryDocument), StorageError> {
+        let doc = RepositoryDocument::parse(body).map_err(|err| {
+            StorageError::Fatal(Error::Repository {
+                message: format!(
+                    "{}: the blob is not a well-formed key ring document ({err}); it is left \
+                     untouched and nothing will be written to it until it is repaired",
+                    self.description
+                ),
+                source: Some(Box::new(err)),
+            })
+        })?;
+        let root = doc.root_name();
+        if root.rsplit(':').next() != Some("repository") {
+            return Err(StorageError::Fatal(self.error(
+                "the blob is not a key ring document; it is left untouched and nothing will be \
+                 written to it",
+                BlobError::NotAKeyRing {
+                    blob: self.target.blob_url.to_string(),
+                    root: root.to_owned(),
+                },
+            )));
+        }
+        let etag = etag.ok_or_else(|| {
+            StorageError::Fatal(self.error(
+                "the service returned no ETag",
+                BlobError::Service {
+                    status: None,
+                    code: None,
+                    detail: "missing ETag".into(),
+                },
+            ))
+        })?;
+        tracing::debug!(
+            blob = %self.target.blob_url,
+            bytes = body.len(),
+            elements = doc.children().len(),
+            "read the key ring blob"
+        );
+        Ok((etag, doc))
     }
 
     /// Reads the blob into the cache (conditionally on the cached ETag) and returns it.
-    async fn refresh(&self, st: &mut State) -> std::result::Result<Snapshot, StorageError> {
-        let cached = match &st.cache {
+    async fn refresh(&self, cache: &mut Cache) -> std::result::Result<Snapshot, StorageError> {
+        let cached = match &*cache {
             Cache::Present { etag, .. } => Some(etag.clone()),
             _ => None,
         };
-        match self.fetch(st, cached).await? {
+        match self.fetch(cached).await? {
             Fetched::NotModified => {}
-            Fetched::Absent => st.cache = Cache::Absent,
-            Fetched::Present { etag, doc } => st.cache = Cache::Present { etag, doc },
+            Fetched::Absent => *cache = Cache::Absent,
+            Fetched::Present { etag, doc } => *cache = Cache::Present { etag, doc },
         }
-        Ok(snapshot_of(&st.cache))
+        Ok(snapshot_of(cache))
     }
 
-    /// One conditional upload (plus one SAS renewal on 403, and container creation on 404).
-    async fn put(&self, st: &mut State, bytes: Vec<u8>, condition: &Condition) -> Result<Written> {
-        let mut created_container = false;
-        loop {
-            let result = self
-                .send_renewing(st, "writing", |client| {
-                    let mut options = BlobClientUploadOptions {
-                        blob_content_type: Some(CONTENT_TYPE.to_owned()),
-                        ..Default::default()
-                    };
-                    match condition {
-                        Condition::IfMatch(etag) => options.if_match = Some(etag.clone()),
-                        Condition::IfNoneMatchAny => options.if_none_match = Some(Etag::from("*")),
-                    }
-                    let content = RequestContent::from(bytes.clone());
-                    async move { client.upload(content, Some(options)).await }
-                })
-                .await?;
-            let e = match result {
-                Ok(result) => {
-                    return match result.etag {
-                        Some(etag) => Ok(Written::Stored(etag)),
-                        // Should not happen; re-reading settles it.
-                        None => Ok(Written::Ambiguous(BlobError::Service {
-                            status: None,
-                            code: None,
-                            detail: "the upload response carried no ETag".into(),
-                        })),
-                    };
-                }
-                Err(e) => e,
-            };
-            match classify(&e) {
-                Class::Conflict => return Ok(Written::Conflict),
-                Class::Transient => return Ok(Written::Ambiguous(BlobError::service(&e))),
-                Class::ContainerNotFound
-                    if self.options.create_container_if_missing && !created_container =>
-                {
-                    created_container = true;
-                    self.create_container(st).await?;
-                }
-                _ => return Err(self.service_error(st, "writing the blob", &e)),
-            }
+    /// One conditional upload; when the container is missing and may be created, creates it
+    /// and uploads once more. That second upload is not a retry of a failure (the first one
+    /// cannot have been applied), and it is the only request this crate sends again besides
+    /// the SAS policy's one renewal: transient failures are the SDK retry policy's, conflicts
+    /// and unknown outcomes core's convergence loop's.
+    async fn put(&self, bytes: Vec<u8>, condition: &WriteCondition) -> Result<Written> {
+        let mut uploaded = self.upload(&bytes, condition).await;
+        if let Err(e) = &uploaded
+            && classify(e) == Class::ContainerNotFound
+            && self.options.create_container_if_missing
+        {
+            self.create_container().await?;
+            uploaded = self.upload(&bytes, condition).await;
         }
+        match uploaded {
+            Ok(Some(etag)) => Ok(Written::Stored(etag)),
+            // Should not happen; re-reading settles it.
+            Ok(None) => Ok(Written::Ambiguous(BlobError::Service {
+                status: None,
+                code: None,
+                detail: "the upload response carried no ETag".into(),
+            })),
+            Err(e) => match classify(&e) {
+                Class::Conflict => Ok(Written::Conflict),
+                Class::Transient => Ok(Written::Ambiguous(BlobError::service(&e))),
+                _ => Err(self.service_error("writing the blob", &e).await),
+            },
+        }
+    }
+
+    /// One upload with `If-Match` (or `If-None-Match: *` to create the blob); the new ETag.
+    async fn upload(
+        &self,
+        bytes: &[u8],
+        condition: &WriteCondition,
+    ) -> azure_core::Result<Option<Etag>> {
+        let mut options = BlobClientUploadOptions {
+            blob_content_type: Some(CONTENT_TYPE.to_owned()),
+            ..Default::default()
+        };
+        match condition {
+            WriteCondition::Update(version) => {
+                options.if_match = Some(Etag::from(version.as_str().to_owned()));
+            }
+            WriteCondition::Create => options.if_none_match = Some(Etag::from("*")),
+        }
+        let content = RequestContent::from(bytes.to_vec());
+        Ok(self.blob.upload(content, Some(options)).await?.etag)
     }
 
     /// Creates the container (a 409 from a concurrent creation is fine).
-    async fn create_container(&self, st: &mut State) -> Result<()> {
-        let container_url = &self.target.container_url;
-        let client = match &self.auth {
-            Auth::Sas { query, .. } => {
-                Arc::new(self.container_client(with_query(container_url, query), None)?)
-            }
-            Auth::Token { credential, .. } => {
-                Arc::new(self.container_client(container_url.clone(), Some(credential.clone()))?)
-            }
-            Auth::Client {
-                container_client: Some(c),
-                ..
-            } => c.clone(),
-            Auth::Client { client, .. } => {
-                let query = client.url().query().unwrap_or("").to_owned();
-                Arc::new(self.container_client(with_query(container_url, &query), None)?)
-            }
-            Auth::AccountKey { account, key, .. } => {
-                let window = SasWindow::until(self.options.clock.now() + CONTAINER_SAS_VALIDITY);
-                let create = Permissions {
-                    create: true,
-                    ..Permissions::default()
-                };
-                let token = sas::account_sas(account, key, create, &window)
-                    .map_err(|e| self.error("could not mint an account SAS", BlobError::Sas(e)))?;
-                Arc::new(self.container_client(with_query(container_url, token.query()), None)?)
-            }
-            Auth::Provider(_) => {
-                let query = st
-                    .current
-                    .as_ref()
-                    .map(|c| c.query.clone())
-                    .unwrap_or_default();
-                Arc::new(self.container_client(with_query(container_url, &query), None)?)
-            }
-        };
-        match client.create(None).await {
+    async fn create_container(&self) -> Result<()> {
+        let e = match self.container.create(None).await {
             Ok(_) => {
-                tracing::info!(container = %self.target.container, url = %container_url, "created the key ring container");
-                Ok(())
+                tracing::info!(
+                    container = %self.target.container,
+                    url = %self.target.container_url,
+                    "created the key ring container"
+                );
+                return Ok(());
             }
-            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
-            Err(e) if classify(&e) == Class::Forbidden => {
-                let source = BlobError::service(&e);
-                let hint = match &self.auth {
-                    Auth::Token { .. } => {
-                        "the identity needs a role that may create containers (e.g. Storage Blob \
-                         Data Contributor on the account)"
-                    }
-                    _ => {
-                        "creating a container needs an account SAS (srt containing c, permission \
-                         c), an account key or a token credential; a blob- or container-scoped \
-                         SAS cannot create its container"
-                    }
-                };
-                Err(self.error(
-                    format!(
-                        "container {} does not exist and creating it was refused (HTTP 403 {}): \
-                         {hint}; or create the container beforehand",
-                        self.target.container,
-                        source.code().unwrap_or("")
-                    ),
-                    source,
-                ))
-            }
-            Err(e) => {
-                let source = BlobError::service(&e);
-                Err(self.error(
-                    format!(
-                        "creating container {} failed: {source}",
-                        self.target.container
-                    ),
-                    source,
-                ))
-            }
-        }
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => return Ok(()),
+            Err(e) => e,
+        };
+        let source = BlobError::service(&e);
+        let what = if classify(&e) == Class::Forbidden {
+            format!(
+                "container {} does not exist and creating it was refused (HTTP 403 {}): {}; or \
+                 create the container beforehand",
+                self.target.container,
+                source.code().unwrap_or(""),
+                self.auth.container_creation_hint()
+            )
+        } else {
+            format!(
+                "creating container {} failed: {source}",
+                self.target.container
+            )
+        };
+        Err(self.error(what, source))
     }
 }
 
@@ -1076,8 +504,8 @@ fn announced_size(headers: &azure_core::http::headers::Headers) -> Option<u64> {
 #[async_trait]
 impl VersionedRepository for BlobXmlRepository {
     async fn read(&self) -> std::result::Result<Snapshot, StorageError> {
-        let mut st = self.state.lock().await;
-        self.refresh(&mut st).await
+        let mut cache = self.cache.lock().await;
+        self.refresh(&mut cache).await
     }
 
     /// One conditional GET with `If-None-Match: <known>`: a 304 (nothing changed) costs one
@@ -1086,21 +514,16 @@ impl VersionedRepository for BlobXmlRepository {
         &self,
         known: &Version,
     ) -> std::result::Result<Option<Snapshot>, StorageError> {
-        let mut st = self.state.lock().await;
-        let fetched = self
-            .fetch(&mut st, Some(Etag::from(known.as_str().to_owned())))
-            .await?;
-        match fetched {
-            Fetched::NotModified => Ok(None),
-            Fetched::Absent => {
-                st.cache = Cache::Absent;
-                Ok(Some(snapshot_of(&st.cache)))
-            }
-            Fetched::Present { etag, doc } => {
-                st.cache = Cache::Present { etag, doc };
-                Ok(Some(snapshot_of(&st.cache)))
-            }
-        }
+        let mut cache = self.cache.lock().await;
+        *cache = match self
+            .fetch(Some(Etag::from(known.as_str().to_owned())))
+            .await?
+        {
+            Fetched::NotModified => return Ok(None),
+            Fetched::Absent => Cache::Absent,
+            Fetched::Present { etag, doc } => Cache::Present { etag, doc },
+        };
+        Ok(Some(snapshot_of(&cache)))
     }
 
     async fn write(
@@ -1108,21 +531,15 @@ impl VersionedRepository for BlobXmlRepository {
         document: &RepositoryDocument,
         condition: &WriteCondition,
     ) -> std::result::Result<Version, StorageError> {
-        let mut st = self.state.lock().await;
-        let condition = match condition {
-            WriteCondition::Create => Condition::IfNoneMatchAny,
-            WriteCondition::Update(version) => {
-                Condition::IfMatch(Etag::from(version.as_str().to_owned()))
-            }
-        };
+        let mut cache = self.cache.lock().await;
         match self
-            .put(&mut st, document.to_bytes(), &condition)
+            .put(document.to_bytes(), condition)
             .await
             .map_err(StorageError::Fatal)?
         {
             Written::Stored(etag) => {
                 let version = Version::new(etag.to_string());
-                st.cache = Cache::Present {
+                *cache = Cache::Present {
                     etag,
                     doc: document.clone(),
                 };
@@ -1131,7 +548,7 @@ impl VersionedRepository for BlobXmlRepository {
             Written::Conflict => Err(StorageError::PreconditionFailed),
             Written::Ambiguous(source) => {
                 // Whatever is cached may be stale now.
-                st.cache = Cache::Unknown;
+                *cache = Cache::Unknown;
                 Err(StorageError::Transient(self.error(
                     format!("the outcome of writing the blob is unknown: {source}"),
                     source,
@@ -1162,9 +579,10 @@ mod tests {
 
     #[test]
     fn constructors_never_echo_the_signature() {
-        let err = BlobXmlRepository::from_sas_url(
+        let err = BlobXmlRepository::new(
             "https://acct.blob.core.windows.net/keys?sv=1&se=2030-01-01&sig=SECRETSIG",
-            BlobRepositoryOptions::default(),
+            None,
+            None,
         )
         .unwrap_err();
         let text = err.to_string();
@@ -1173,24 +591,32 @@ mod tests {
             "{text}"
         );
 
-        let err = BlobXmlRepository::from_sas_url(
+        let err = BlobXmlRepository::new(
             "https://acct.blob.core.windows.net/keys/ring.xml",
-            BlobRepositoryOptions::default(),
+            None,
+            None,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("no SAS"), "{err}");
+        assert!(
+            matches!(err, BlobError::MissingCredential { .. })
+                && err.to_string().contains("no SAS"),
+            "{err}"
+        );
 
-        let repo = BlobXmlRepository::from_sas_url(
+        let repo = BlobXmlRepository::new(
             "https://acct.blob.core.windows.net/keys/ring.xml?sv=1&se=2030-01-01&sig=SECRETSIG",
-            BlobRepositoryOptions::default(),
+            None,
+            None,
         )
         .unwrap();
         let dbg = format!("{repo:?} {}", repo.describe());
         assert!(!dbg.contains("SECRETSIG") && !dbg.contains("sv=1"), "{dbg}");
+        assert!(repo.describe().contains("SAS URL"));
         assert_eq!(
             repo.blob_url().as_str(),
             "https://acct.blob.core.windows.net/keys/ring.xml"
         );
+        assert_eq!(repo.blob.url().query(), None, "the SAS policy adds the SAS");
     }
 
     #[derive(Debug)]
@@ -1213,26 +639,95 @@ mod tests {
     #[test]
     fn token_constructor_checks_the_url() {
         let cred: Arc<dyn TokenCredential> = Arc::new(NoToken);
-        let o = BlobRepositoryOptions::default;
         let repo = BlobXmlRepository::new(
             "https://acct.blob.core.windows.net/keys/ring.xml",
-            cred.clone(),
-            o(),
+            Some(cred.clone()),
+            None,
         )
         .unwrap();
         assert!(repo.describe().contains("token credential"));
-        let err = BlobXmlRepository::new("http://127.0.0.1:10000/a/keys/r", cred.clone(), o())
-            .unwrap_err();
+        let err =
+            BlobXmlRepository::new("http://127.0.0.1:10000/a/keys/r", Some(cred.clone()), None)
+                .unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
         let err = BlobXmlRepository::new(
             "https://acct.blob.core.windows.net/keys/ring.xml?se=2030-01-01&sig=SECRET",
-            cred,
-            o(),
+            Some(cred),
+            None,
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("from_sas_url") && !err.to_string().contains("SECRET"),
+            err.to_string().contains("carries a SAS") && !err.to_string().contains("SECRET"),
             "{err}"
         );
+    }
+
+    #[derive(Debug)]
+    struct NoSas;
+
+    #[async_trait]
+    impl crate::SasProvider for NoSas {
+        async fn get_sas(
+            &self,
+            _reason: crate::SasRequest,
+        ) -> std::result::Result<String, dataprotection::error::BoxError> {
+            Err("unreachable in unit tests".into())
+        }
+    }
+
+    #[test]
+    fn the_builder_takes_one_location_and_one_way_to_authorise() {
+        let url = "https://acct.blob.core.windows.net/keys/ring.xml";
+        let cred: Arc<dyn TokenCredential> = Arc::new(NoToken);
+        let provider: Arc<dyn crate::SasProvider> = Arc::new(NoSas);
+        let configuration = |r: std::result::Result<BlobXmlRepository, BlobError>| {
+            matches!(r, Err(BlobError::Configuration(_)))
+        };
+        assert!(configuration(BlobXmlRepository::builder().build()));
+        assert!(configuration(
+            BlobXmlRepository::builder()
+                .blob_url(url)
+                .blob_url(url)
+                .build()
+        ));
+        assert!(configuration(
+            BlobXmlRepository::builder()
+                .blob_url(url)
+                .credential(cred.clone())
+                .sas_provider(provider.clone())
+                .build()
+        ));
+        assert!(configuration(
+            BlobXmlRepository::builder()
+                .connection_string("UseDevelopmentStorage=true", "keys", "ring.xml")
+                .credential(cred)
+                .build()
+        ));
+        let by_provider = BlobXmlRepository::builder()
+            .blob_url(url)
+            .sas_provider(provider.clone())
+            .build()
+            .unwrap();
+        assert!(by_provider.describe().contains("SAS provider"));
+        let err = BlobXmlRepository::builder()
+            .blob_url(format!("{url}?sv=1&sig=SECRET"))
+            .sas_provider(provider)
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+        let by_key = BlobXmlRepository::builder()
+            .connection_string("UseDevelopmentStorage=true", "keys", "ring.xml")
+            .build()
+            .unwrap();
+        let dbg = format!("{by_key:?} {}", by_key.describe());
+        assert!(
+            dbg.contains("account key") && !dbg.contains("Eby8"),
+            "{dbg}"
+        );
+        let err = BlobXmlRepository::builder()
+            .connection_string("AccountName=a;AccountKey=bm90IGEga2V5", "Bad_Name", "r")
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains("bm90IGEga2V5"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
-use azure_core::error::ErrorKind;
+use azure_core::error::{ErrorKind, ErrorResponse};
 use azure_core::http::ClientOptions;
 use azure_security_keyvault_keys::models::{
     EncryptionAlgorithm, KeyClientGetKeyOptions, KeyClientWrapKeyOptions, KeyOperationParameters,
@@ -17,9 +17,49 @@ use azure_security_keyvault_keys::{KeyClient, KeyClientOptions};
 use crate::error::{FailureCause, KeyVaultError, RequestFailure};
 use crate::key_id::KeyVaultKeyId;
 
-/// The key-wrap algorithm ASP.NET Core's Key Vault encryptor uses
-/// (RSAES-OAEP with SHA-1 and MGF1-SHA-1).
-pub const RSA_OAEP: &str = "RSA-OAEP";
+/// A key-wrap algorithm Key Vault offers for RSA keys.
+///
+/// ```
+/// use dataprotection_azure_keyvault::WrapAlgorithm;
+///
+/// // What ASP.NET Core's Key Vault encryptor uses, and so the default.
+/// assert_eq!(WrapAlgorithm::default(), WrapAlgorithm::RsaOaep);
+/// assert_eq!(WrapAlgorithm::RsaOaep.as_str(), "RSA-OAEP");
+/// assert_eq!(WrapAlgorithm::RsaOaep256.to_string(), "RSA-OAEP-256");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WrapAlgorithm {
+    /// `RSA-OAEP`: RSAES-OAEP with SHA-1 and MGF1-SHA-1, what ASP.NET Core's
+    /// Key Vault encryptor uses (so every stored key expects it).
+    #[default]
+    RsaOaep,
+    /// `RSA-OAEP-256`: RSAES-OAEP with SHA-256 and MGF1-SHA-256.
+    RsaOaep256,
+}
+
+impl WrapAlgorithm {
+    /// The name Key Vault uses (the JWA `alg`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WrapAlgorithm::RsaOaep => "RSA-OAEP",
+            WrapAlgorithm::RsaOaep256 => "RSA-OAEP-256",
+        }
+    }
+
+    fn sdk(self) -> EncryptionAlgorithm {
+        match self {
+            WrapAlgorithm::RsaOaep => EncryptionAlgorithm::RsaOaep,
+            WrapAlgorithm::RsaOaep256 => EncryptionAlgorithm::RsaOaep256,
+        }
+    }
+}
+
+impl fmt::Display for WrapAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The result of a wrap call.
 #[derive(Clone, PartialEq, Eq)]
@@ -52,7 +92,11 @@ pub trait KeyWrapClient: fmt::Debug + Send + Sync {
 
     /// Wraps `key` with the configured key using `algorithm`; returns the
     /// versioned `kid` of the key that wrapped it and the wrapped bytes.
-    async fn wrap_key(&self, algorithm: &str, key: &[u8]) -> Result<WrappedKey, KeyVaultError>;
+    async fn wrap_key(
+        &self,
+        algorithm: WrapAlgorithm,
+        key: &[u8],
+    ) -> Result<WrappedKey, KeyVaultError>;
 
     /// Unwraps `wrapped` with exactly the key version named by `kid`.
     ///
@@ -61,7 +105,7 @@ pub trait KeyWrapClient: fmt::Debug + Send + Sync {
     async fn unwrap_key(
         &self,
         kid: &str,
-        algorithm: &str,
+        algorithm: WrapAlgorithm,
         wrapped: &[u8],
     ) -> Result<Vec<u8>, KeyVaultError>;
 }
@@ -242,12 +286,27 @@ fn failure(operation: &'static str, key: &str, host: &str, e: &azure_core::Error
         ErrorKind::HttpResponse { .. } => e.to_string(),
         _ => cause_chain(e),
     };
-    let failure = RequestFailure::new(operation, key, host, status, code, message);
+    let failure = RequestFailure::new(operation, key, host, status, code, message)
+        .with_inner_error_code(inner_error_code(e));
     let cause = match status {
         Some(_) => FailureCause::Http,
         None => classify(e),
     };
-    KeyVaultError::Request(failure.with_cause(cause))
+    KeyVaultError::from(failure.with_cause(cause))
+}
+
+/// The service's `error.innererror.code` (e.g. `KeyDisabled`), read with
+/// the SDK's typed `ErrorResponse` from the response body it kept.
+fn inner_error_code(e: &azure_core::Error) -> Option<String> {
+    let ErrorKind::HttpResponse {
+        raw_response: Some(raw),
+        ..
+    } = e.kind()
+    else {
+        return None;
+    };
+    let response: ErrorResponse = azure_core::json::from_json(raw.body()).ok()?;
+    response.error?.inner_error?.code
 }
 
 /// [`failure`], telling a host that does not resolve apart from other
@@ -351,7 +410,7 @@ fn cause_chain(e: &azure_core::Error) -> String {
 }
 
 fn invalid_response(operation: &'static str, key: &str, host: &str, what: &str) -> KeyVaultError {
-    KeyVaultError::Request(RequestFailure::new(
+    KeyVaultError::from(RequestFailure::new(
         operation,
         key,
         host,
@@ -361,13 +420,9 @@ fn invalid_response(operation: &'static str, key: &str, host: &str, what: &str) 
     ))
 }
 
-fn params(algorithm: &str, value: &[u8]) -> KeyOperationParameters {
+fn params(algorithm: WrapAlgorithm, value: &[u8]) -> KeyOperationParameters {
     KeyOperationParameters {
-        algorithm: Some(
-            algorithm
-                .parse::<EncryptionAlgorithm>()
-                .unwrap_or_else(|never| match never {}),
-        ),
+        algorithm: Some(algorithm.sdk()),
         value: Some(value.to_vec()),
         ..Default::default()
     }
@@ -379,7 +434,11 @@ impl KeyWrapClient for AzureKeyVaultKeyClient {
         format!("Azure Key Vault key {}", self.key)
     }
 
-    async fn wrap_key(&self, algorithm: &str, key: &[u8]) -> Result<WrappedKey, KeyVaultError> {
+    async fn wrap_key(
+        &self,
+        algorithm: WrapAlgorithm,
+        key: &[u8],
+    ) -> Result<WrappedKey, KeyVaultError> {
         const OP: &str = "wrapKey";
         let id = &self.key;
         let key_str = id.to_string();
@@ -423,7 +482,7 @@ impl KeyWrapClient for AzureKeyVaultKeyClient {
     async fn unwrap_key(
         &self,
         kid: &str,
-        algorithm: &str,
+        algorithm: WrapAlgorithm,
         wrapped: &[u8],
     ) -> Result<Vec<u8>, KeyVaultError> {
         const OP: &str = "unwrapKey";
@@ -495,7 +554,10 @@ mod tests {
             "https://127.0.0.1:1/keys/k/v1",
             "https://localhost/keys/k/v1",
         ] {
-            match client.unwrap_key(kid, RSA_OAEP, &[1, 2, 3]).await {
+            match client
+                .unwrap_key(kid, WrapAlgorithm::RsaOaep, &[1, 2, 3])
+                .await
+            {
                 Err(KeyVaultError::InvalidKeyId { input, .. }) => assert_eq!(input, kid),
                 other => panic!("{kid}: {other:?}"),
             }

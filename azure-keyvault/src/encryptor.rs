@@ -19,7 +19,7 @@ use dataprotection::{Error, Result};
 use tokio::sync::{OnceCell, Semaphore};
 use zeroize::Zeroizing;
 
-use crate::client::{KeyVaultOptions, KeyWrapClient, RSA_OAEP};
+use crate::client::{KeyVaultOptions, KeyWrapClient, WrapAlgorithm};
 use crate::error::KeyVaultError;
 
 /// The `decryptorType` written for keys encrypted with Azure Key Vault (the
@@ -148,7 +148,7 @@ impl XmlEncryptor for AzureKeyVaultXmlEncryptor {
 
         let wrapped = self
             .client
-            .wrap_key(RSA_OAEP, key.as_slice())
+            .wrap_key(WrapAlgorithm::RsaOaep, key.as_slice())
             .await
             .map_err(|e| {
                 tracing::warn!(key = %self.client.describe(), error = %e, "Key Vault wrapKey failed");
@@ -254,7 +254,11 @@ impl AzureKeyVaultXmlDecryptor {
                         source: "the unwrap limiter was closed".into(),
                     })?;
                 self.unwrap_calls.fetch_add(1, Ordering::Relaxed);
-                match self.client.unwrap_key(kid, RSA_OAEP, wrapped).await {
+                match self
+                    .client
+                    .unwrap_key(kid, WrapAlgorithm::RsaOaep, wrapped)
+                    .await
+                {
                     Ok(key) => {
                         tracing::debug!(kid, "unwrapped a key with Key Vault");
                         Ok(Arc::new(Zeroizing::new(key)))

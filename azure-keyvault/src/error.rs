@@ -22,15 +22,22 @@ pub enum KeyVaultError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A Key Vault request failed (after the SDK's retries).
+    /// A Key Vault request failed (after the SDK's retries). Boxed: the
+    /// failure carries several strings, and every `Result` would pay for them.
     #[error("{0}")]
-    Request(RequestFailure),
+    Request(Box<RequestFailure>),
     /// A client or credential could not be constructed.
     #[error("Azure Key Vault configuration error: {0}")]
     Configuration(String),
     /// No credential could be chosen or built from the environment.
     #[error(transparent)]
     Credential(#[from] dataprotection_azure_identity::CredentialError),
+}
+
+impl From<RequestFailure> for KeyVaultError {
+    fn from(failure: RequestFailure) -> Self {
+        KeyVaultError::Request(Box::new(failure))
+    }
 }
 
 /// Details of a failed Key Vault request.
@@ -47,6 +54,9 @@ pub struct RequestFailure {
     pub status: Option<u16>,
     /// The service error code (`Forbidden`, `Throttled`, …), when known.
     pub error_code: Option<String>,
+    /// The service's more specific inner error code (`error.innererror.code`:
+    /// `KeyDisabled`, `AccessDenied`, …), when it sent one.
+    pub inner_error_code: Option<String>,
     /// The service's message, or the transport/credential error.
     pub message: String,
     /// What kind of failure it was, found from the error's types.
@@ -108,6 +118,9 @@ impl FailureCause {
     }
 }
 
+/// Key Vault's inner error code for an operation on a disabled key.
+const KEY_DISABLED: &str = "KeyDisabled";
+
 impl RequestFailure {
     /// A failure with the given parts; `message` is redacted of anything token-like.
     pub fn new(
@@ -124,6 +137,7 @@ impl RequestFailure {
             vault_host: vault_host.into(),
             status,
             error_code,
+            inner_error_code: None,
             message: redact(message.as_ref()),
             cause: if status.is_some() {
                 FailureCause::Http
@@ -131,6 +145,20 @@ impl RequestFailure {
                 FailureCause::Other
             },
         }
+    }
+
+    /// The same failure with the service's inner error code.
+    pub fn with_inner_error_code(mut self, code: Option<String>) -> Self {
+        self.inner_error_code = code;
+        self
+    }
+
+    /// Whether the vault refused because the key (version) is disabled:
+    /// HTTP 403 with the inner error code `KeyDisabled`, as Key Vault
+    /// answers any operation on a disabled key (`{"error": {"code":
+    /// "Forbidden", "innererror": {"code": "KeyDisabled"}}}`).
+    pub fn is_key_disabled(&self) -> bool {
+        self.status == Some(403) && self.inner_error_code.as_deref() == Some(KEY_DISABLED)
     }
 
     /// The same failure with `cause`.
@@ -157,12 +185,18 @@ impl fmt::Display for RequestFailure {
             self.operation, self.key, self.vault_host
         )?;
         match (self.status, &self.error_code) {
-            (Some(s), Some(c)) => write!(f, "HTTP {s} ({c}): ")?,
+            (Some(s), Some(c)) => match &self.inner_error_code {
+                Some(inner) => write!(f, "HTTP {s} ({c}, {inner}): ")?,
+                None => write!(f, "HTTP {s} ({c}): ")?,
+            },
             (Some(s), None) => write!(f, "HTTP {s}: ")?,
             (None, _) => write!(f, "{}: ", self.cause.describe())?,
         }
         f.write_str(&self.message)?;
         match self.status {
+            Some(403) if self.is_key_disabled() => {
+                f.write_str(" (the key version is disabled: enable it in the vault)")
+            }
             Some(401) | Some(403) => f.write_str(
                 " (check that the identity may use wrapKey and unwrapKey on the key \
                  and that the key version is enabled)",
@@ -186,7 +220,7 @@ mod tests {
 
     #[test]
     fn request_failure_message_names_key_host_status() {
-        let e = KeyVaultError::Request(RequestFailure::new(
+        let e = KeyVaultError::from(RequestFailure::new(
             "unwrapKey",
             "https://v.vault.azure.net/keys/k/0123",
             "v.vault.azure.net",
@@ -200,5 +234,22 @@ mod tests {
         assert!(m.contains("on vault v.vault.azure.net"), "{m}");
         assert!(m.contains("HTTP 403 (Forbidden)"), "{m}");
         assert!(m.contains("disabled"), "{m}");
+        // Without the inner code nothing says the key is disabled, whatever
+        // the message.
+        let KeyVaultError::Request(f) = e else {
+            unreachable!()
+        };
+        assert!(!f.is_key_disabled());
+        let disabled = f.with_inner_error_code(Some("KeyDisabled".into()));
+        assert!(disabled.is_key_disabled());
+        assert!(
+            disabled
+                .to_string()
+                .contains("HTTP 403 (Forbidden, KeyDisabled)"),
+            "{disabled}"
+        );
+        let other = RequestFailure::new("get", "k", "v", Some(403), None, "disabled key")
+            .with_inner_error_code(Some("AccessDenied".into()));
+        assert!(!other.is_key_disabled());
     }
 }

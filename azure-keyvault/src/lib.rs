@@ -12,8 +12,8 @@ use azure_core::credentials::TokenCredential;
 use dataprotection::DataProtectionProviderBuilder;
 
 pub use client::{
-    AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, RSA_OAEP, VaultKeyInfo, WrappedKey,
-    fail_fast_retry_options,
+    AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient, VaultKeyInfo, WrapAlgorithm,
+    WrappedKey, fail_fast_retry_options,
 };
 /// The credential helper (shared with the blob crate).
 pub use dataprotection_azure_identity::{

@@ -16,7 +16,7 @@ use dataprotection::{DataProtectionProvider, Error};
 use dataprotection_azure_keyvault::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AzureKeyVaultBuilderExt, AzureKeyVaultXmlDecryptor,
     AzureKeyVaultXmlEncryptor, KeyVaultError, KeyVaultOptions, KeyWrapClient,
-    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, RSA_OAEP, RequestFailure, WrappedKey,
+    LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, RequestFailure, WrapAlgorithm, WrappedKey,
 };
 use serde_json::Value;
 
@@ -60,8 +60,12 @@ impl KeyWrapClient for ReversingClient {
         "reversing fake".into()
     }
 
-    async fn wrap_key(&self, algorithm: &str, key: &[u8]) -> Result<WrappedKey, KeyVaultError> {
-        assert_eq!(algorithm, "RSA-OAEP");
+    async fn wrap_key(
+        &self,
+        algorithm: WrapAlgorithm,
+        key: &[u8],
+    ) -> Result<WrappedKey, KeyVaultError> {
+        assert_eq!(algorithm, WrapAlgorithm::RsaOaep);
         Ok(WrappedKey {
             kid: self.kid.clone(),
             wrapped: key.iter().rev().copied().collect(),
@@ -71,10 +75,10 @@ impl KeyWrapClient for ReversingClient {
     async fn unwrap_key(
         &self,
         kid: &str,
-        algorithm: &str,
+        algorithm: WrapAlgorithm,
         wrapped: &[u8],
     ) -> Result<Vec<u8>, KeyVaultError> {
-        assert_eq!(algorithm, RSA_OAEP);
+        assert_eq!(algorithm, WrapAlgorithm::RsaOaep);
         assert_eq!(kid, self.kid);
         self.unwraps.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -249,10 +253,15 @@ async fn malformed_encrypted_key_is_malformed_xml() {
         fn describe(&self) -> String {
             "rejects".into()
         }
-        async fn wrap_key(&self, _: &str, _: &[u8]) -> Result<WrappedKey, KeyVaultError> {
+        async fn wrap_key(&self, _: WrapAlgorithm, _: &[u8]) -> Result<WrappedKey, KeyVaultError> {
             unreachable!()
         }
-        async fn unwrap_key(&self, kid: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, KeyVaultError> {
+        async fn unwrap_key(
+            &self,
+            kid: &str,
+            _: WrapAlgorithm,
+            _: &[u8],
+        ) -> Result<Vec<u8>, KeyVaultError> {
             Err(dataprotection_azure_keyvault::KeyVaultKeyId::parse(kid).unwrap_err())
         }
     }
@@ -270,7 +279,7 @@ async fn malformed_encrypted_key_is_malformed_xml() {
 async fn vault_failures_are_transient_key_decryption_errors_and_not_cached() {
     let client = Arc::new(ReversingClient::new("KeyId"));
     *client.fail_with.lock().unwrap() = Some(|| {
-        KeyVaultError::Request(RequestFailure::new(
+        KeyVaultError::from(RequestFailure::new(
             "unwrapKey",
             "KeyId",
             "v.vault.azure.net",
@@ -302,8 +311,8 @@ async fn vault_failures_are_transient_key_decryption_errors_and_not_cached() {
         fn describe(&self) -> String {
             "fails".into()
         }
-        async fn wrap_key(&self, _: &str, _: &[u8]) -> Result<WrappedKey, KeyVaultError> {
-            Err(KeyVaultError::Request(RequestFailure::new(
+        async fn wrap_key(&self, _: WrapAlgorithm, _: &[u8]) -> Result<WrappedKey, KeyVaultError> {
+            Err(KeyVaultError::from(RequestFailure::new(
                 "wrapKey",
                 "https://v.vault.azure.net/keys/k",
                 "v.vault.azure.net",
@@ -312,7 +321,12 @@ async fn vault_failures_are_transient_key_decryption_errors_and_not_cached() {
                 "slow down",
             )))
         }
-        async fn unwrap_key(&self, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, KeyVaultError> {
+        async fn unwrap_key(
+            &self,
+            _: &str,
+            _: WrapAlgorithm,
+            _: &[u8],
+        ) -> Result<Vec<u8>, KeyVaultError> {
             unreachable!()
         }
     }

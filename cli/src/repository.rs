@@ -148,23 +148,21 @@ impl Location {
             Location::Dir(_) | Location::Memory => {
                 return Err(setup_error(format!("{} is not a blob", self.describe())));
             }
-            Location::BlobSasUrl(url) => BlobXmlRepository::from_sas_url(url, options()),
+            Location::BlobSasUrl(url) => BlobXmlRepository::new(url, None, Some(options())),
             Location::BlobTokenUrl(url) => {
                 let (credential, kind) =
                     credential_from_environment().map_err(|e| setup_error(e.to_string()))?;
                 tracing::info!(credential = %kind, "using a credential from the environment for the blob");
-                BlobXmlRepository::new(url, credential, options())
+                BlobXmlRepository::new(url, Some(credential), Some(options()))
             }
             Location::BlobConnectionString {
                 connection_string,
                 container,
                 blob,
-            } => BlobXmlRepository::from_connection_string(
-                connection_string,
-                container,
-                blob,
-                options(),
-            ),
+            } => BlobXmlRepository::builder()
+                .connection_string(connection_string, container, blob)
+                .options(options())
+                .build(),
         };
         blob.map_err(|e| setup_error(e.to_string()))
     }

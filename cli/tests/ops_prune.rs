@@ -119,6 +119,6 @@ async fn prune_a_directory() {
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_a_blob() {
     let (_container, url) = blob_ring().await;
-    let repository = Arc::new(BlobXmlRepository::from_sas_url(&url, Default::default()).unwrap());
+    let repository = Arc::new(BlobXmlRepository::new(&url, None, None).unwrap());
     prune(vec!["--blob-url".to_string(), url], repository).await;
 }

@@ -228,7 +228,7 @@ async fn a_vault_outage_never_makes_a_key() {
     .await;
     out.code(1);
     assert!(out.stderr.contains("never produce one"), "{}", out.stderr);
-    let repo = BlobXmlRepository::from_sas_url(&url, Default::default()).unwrap();
+    let repo = BlobXmlRepository::new(&url, None, None).unwrap();
     use dataprotection::repository::XmlRepository as _;
     assert_eq!(
         repo.get_all_elements().await.unwrap().len(),

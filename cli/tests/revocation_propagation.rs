@@ -56,7 +56,7 @@ async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
         },
         ..Default::default()
     };
-    let repository = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+    let repository = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
     let provider = DataProtectionProvider::builder()
         .application_name("revocation-test")
         .repository(Arc::new(repository))

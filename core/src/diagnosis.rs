@@ -434,15 +434,14 @@ impl KeySet {
 
 impl KeyRing {
     /// Judges this loaded ring at `now`: its default key as the provider
-    /// chose it, and the master keys as far as the provider has decrypted
-    /// them (keys not tried yet count as usable). The ring does not keep the
-    /// revocation elements, so a mass revocation dated in the future is only
-    /// found by [`KeySet::diagnose`].
+    /// chose it, its latest mass revocation, and the master keys as far as
+    /// the provider has decrypted them (keys not tried yet, or whose
+    /// decryptor could not be reached, count as usable).
     pub fn diagnose(&self, now: OffsetDateTime) -> Diagnosis {
         let subject = Subject {
             keys: self.entries.iter().map(|e| &e.key).collect(),
             problems: &self.problems,
-            latest_mass_revocation: None,
+            latest_mass_revocation: self.latest_mass_revocation,
             chosen_default: Some(self.default_key_id()),
         };
         let checks: HashMap<Uuid, MasterKeyCheck> = self
@@ -456,12 +455,7 @@ impl KeyRing {
                     },
                     // Only a permanent failure says the key is unusable; a
                     // vault that could not be reached says nothing about it.
-                    (None, Some(KeyFailure::Permanent(error))) => {
-                        MasterKeyCheck::Failed(Arc::new(Error::KeyDecryption {
-                            what: format!("key {id}"),
-                            source: Box::new(error),
-                        }))
-                    }
+                    (None, Some(KeyFailure::Permanent(error))) => MasterKeyCheck::Failed(error),
                     (None, _) => MasterKeyCheck::NotChecked,
                 };
                 (id, check)

@@ -12,7 +12,7 @@ use aws_lc_rs::rsa::{
     PrivateDecryptingKey,
 };
 use dataprotection_azure_keyvault::{
-    KeyVaultError, KeyWrapClient, RSA_OAEP, RequestFailure, WrappedKey,
+    KeyVaultError, KeyWrapClient, RequestFailure, WrapAlgorithm, WrappedKey,
 };
 
 use crate::error::InteropError;
@@ -131,7 +131,7 @@ impl LocalRsaKeyWrapClient {
     }
 
     fn failure(&self, operation: &'static str, status: u16, message: &str) -> KeyVaultError {
-        KeyVaultError::Request(RequestFailure::new(
+        KeyVaultError::from(RequestFailure::new(
             operation,
             self.kid.clone(),
             "local test key",
@@ -159,8 +159,12 @@ impl KeyWrapClient for LocalRsaKeyWrapClient {
         format!("local test-only RSA key answering as {}", self.kid)
     }
 
-    async fn wrap_key(&self, algorithm: &str, key: &[u8]) -> Result<WrappedKey, KeyVaultError> {
-        if algorithm != RSA_OAEP {
+    async fn wrap_key(
+        &self,
+        algorithm: WrapAlgorithm,
+        key: &[u8],
+    ) -> Result<WrappedKey, KeyVaultError> {
+        if algorithm != WrapAlgorithm::RsaOaep {
             return Err(self.failure("wrapKey", 400, "only RSA-OAEP is supported"));
         }
         let mut wrapped = vec![0u8; self.public.ciphertext_size()];
@@ -179,7 +183,7 @@ impl KeyWrapClient for LocalRsaKeyWrapClient {
     async fn unwrap_key(
         &self,
         kid: &str,
-        algorithm: &str,
+        algorithm: WrapAlgorithm,
         wrapped: &[u8],
     ) -> Result<Vec<u8>, KeyVaultError> {
         if kid != self.kid {
@@ -189,7 +193,7 @@ impl KeyWrapClient for LocalRsaKeyWrapClient {
                 "this local test key answers only as its own kid",
             ));
         }
-        if algorithm != RSA_OAEP {
+        if algorithm != WrapAlgorithm::RsaOaep {
             return Err(self.failure("unwrapKey", 400, "only RSA-OAEP is supported"));
         }
         self.unwrap(wrapped)

@@ -120,13 +120,30 @@ impl fmt::Debug for HarnessError {
     }
 }
 
+/// A harness error kept in a `OnceLock` (errors are not `Clone`): its kind
+/// as a variant, so that `NodeMissing` stays recognisable without reading
+/// its text.
+#[derive(Clone, Debug)]
+enum CachedError {
+    NodeMissing(String),
+    Other(String),
+}
+
+impl From<HarnessError> for CachedError {
+    fn from(e: HarnessError) -> Self {
+        match e {
+            HarnessError::NodeMissing(message) => CachedError::NodeMissing(message),
+            other => CachedError::Other(other.to_string()),
+        }
+    }
+}
+
 impl HarnessError {
-    /// Rebuilds an error cached as text in a `OnceLock`, keeping `NodeMissing` recognisable.
-    fn from_cached(message: &str, context: &str) -> Self {
-        if message.starts_with(NODE_MISSING_PREFIX) {
-            Self::NodeMissing(message.to_owned())
-        } else {
-            Self::Process(format!("{context}{message}"))
+    /// Rebuilds a cached error, `NodeMissing` as itself.
+    fn from_cached(cached: &CachedError, context: &str) -> Self {
+        match cached {
+            CachedError::NodeMissing(message) => Self::NodeMissing(message.clone()),
+            CachedError::Other(message) => Self::Process(format!("{context}{message}")),
         }
     }
 
@@ -215,9 +232,9 @@ impl Azurite {
     /// Use unique container names ([`unique_name`]) to keep tests apart. It cannot be stopped;
     /// it dies with the test process.
     pub fn shared() -> Result<&'static Self, HarnessError> {
-        static SHARED: OnceLock<Result<Azurite, String>> = OnceLock::new();
+        static SHARED: OnceLock<Result<Azurite, CachedError>> = OnceLock::new();
         SHARED
-            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
+            .get_or_init(|| Self::start().map_err(CachedError::from))
             .as_ref()
             .map_err(|e| HarnessError::from_cached(e, "the shared instance failed to start: "))
     }
@@ -831,13 +848,14 @@ pub fn azurite_bin() -> PathBuf {
 /// `npm ci` if not) and returns the `azurite-blob` path. Cached per process; serialised across
 /// processes with a lock file.
 pub fn ensure_installed() -> Result<PathBuf, HarnessError> {
-    static INSTALLED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static INSTALLED: OnceLock<Result<PathBuf, CachedError>> = OnceLock::new();
     INSTALLED
-        .get_or_init(|| install().map_err(|e| e.to_string()))
+        .get_or_init(|| install().map_err(CachedError::from))
         .clone()
-        .map_err(|message| HarnessError::from_cached(&message, ""))
+        .map_err(|cached| HarnessError::from_cached(&cached, ""))
 }
 
+#[cfg(test)]
 const NODE_MISSING_PREFIX: &str = "The Azurite-based tests need Node.js";
 
 /// Whether `tests/node_modules` holds a complete install of the pinned version.

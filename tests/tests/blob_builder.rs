@@ -20,13 +20,10 @@ fn options() -> BlobRepositoryOptions {
 
 /// The key ids stored in the blob, read with a repository of its own.
 async fn stored_keys(azurite: &Azurite, container: &str, blob: &str) -> Vec<String> {
-    let reader = BlobXmlRepository::from_connection_string(
-        &azurite.connection_string(),
-        container,
-        blob,
-        BlobRepositoryOptions::default(),
-    )
-    .unwrap();
+    let reader = BlobXmlRepository::builder()
+        .connection_string(&azurite.connection_string(), container, blob)
+        .build()
+        .unwrap();
     reader
         .get_all_elements()
         .await
@@ -47,7 +44,7 @@ async fn connection_string_and_sas_url_overloads_store_the_ring_in_the_blob() {
             &azurite.connection_string(),
             &container,
             "keys.xml",
-            options(),
+            Some(options()),
         )
         .unwrap()
         .build()
@@ -71,7 +68,7 @@ async fn connection_string_and_sas_url_overloads_store_the_ring_in_the_blob() {
         .unwrap();
     let reader = DataProtectionProvider::builder()
         .application_name("builder-test")
-        .persist_keys_to_azure_blob_storage_with_sas_url(sas_url.as_str(), options())
+        .persist_keys_to_azure_blob_storage(sas_url.as_str(), None, Some(options()))
         .unwrap()
         .build()
         .await
@@ -96,8 +93,8 @@ async fn token_credential_overload_refuses_plain_http() {
     let err = DataProtectionProvider::builder()
         .persist_keys_to_azure_blob_storage(
             "http://127.0.0.1:1/devstoreaccount1/c/keys.xml",
-            credential,
-            BlobRepositoryOptions::default(),
+            Some(credential),
+            None,
         )
         .unwrap_err();
     assert!(matches!(err, BlobError::InvalidUrl { .. }), "{err:?}");

@@ -48,7 +48,7 @@ async fn sixteen_writers_append_400_keys_exactly_once() {
                 max_backoff: StdDuration::from_millis(500),
                 ..fast_options()
             };
-            let r = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+            let r = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
             let ids: Vec<Uuid> = (0..PER_WRITER).map(|_| Uuid::new_v4()).collect();
             barrier.wait().await;
             for id in &ids {
@@ -126,7 +126,7 @@ async fn lost_write_response_does_not_duplicate_the_element() {
     //    connection error, re-reads, finds its element and stops.
     let (_, url) = fresh_blob(azurite(), "lost").await;
     let (options, policy) = losing_options(RetryOptions::none());
-    let r = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+    let r = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
     let first = Uuid::new_v4();
     r.store_element(&key_element(first), "k").await.unwrap();
     assert_eq!(policy.fired.load(Ordering::SeqCst), 1);
@@ -139,7 +139,7 @@ async fn lost_write_response_does_not_duplicate_the_element() {
         max_retries: 1,
         ..Default::default()
     }));
-    let r = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+    let r = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
     let second = Uuid::new_v4();
     r.store_element(&key_element(second), "k").await.unwrap();
     assert!(

@@ -117,7 +117,7 @@ async fn azurite_stopped_during_writes_loses_and_duplicates_nothing() {
                 max_backoff: StdDuration::from_millis(800),
                 ..fast_options()
             };
-            let r = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+            let r = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
             let mut outcomes = Vec::new();
             for _ in 0..WRITES {
                 let id = Uuid::new_v4();

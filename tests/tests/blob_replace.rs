@@ -149,9 +149,12 @@ async fn replacements_racing_many_appends_lose_nothing() {
         tasks.push(tokio::spawn(async move {
             let mut options = fast_options();
             options.max_attempts = 50;
-            let r =
-                dataprotection_azure_blobs::BlobXmlRepository::from_sas_url(url.as_str(), options)
-                    .unwrap();
+            let r = dataprotection_azure_blobs::BlobXmlRepository::new(
+                url.as_str(),
+                None,
+                Some(options),
+            )
+            .unwrap();
             r.store_element(&k, "key").await.unwrap();
             0usize
         }));
@@ -162,9 +165,12 @@ async fn replacements_racing_many_appends_lose_nothing() {
         tasks.push(tokio::spawn(async move {
             let mut options = fast_options();
             options.max_attempts = 50;
-            let r =
-                dataprotection_azure_blobs::BlobXmlRepository::from_sas_url(url.as_str(), options)
-                    .unwrap();
+            let r = dataprotection_azure_blobs::BlobXmlRepository::new(
+                url.as_str(),
+                None,
+                Some(options),
+            )
+            .unwrap();
             let one = [pairs[i].clone()];
             r.replace_elements(&chooser(&one)).await.unwrap()
         }));

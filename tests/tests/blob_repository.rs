@@ -167,7 +167,7 @@ async fn missing_container_is_a_clear_error_or_created_on_request() {
         create_container_if_missing: true,
         ..fast_options()
     };
-    let r = BlobXmlRepository::from_sas_url(url.as_str(), opt_in.clone()).unwrap();
+    let r = BlobXmlRepository::new(url.as_str(), None, Some(opt_in.clone())).unwrap();
     assert!(r.get_all_elements().await.unwrap().is_empty());
     let err = r
         .store_element(&key_element(Uuid::new_v4()), "k")
@@ -182,20 +182,18 @@ async fn missing_container_is_a_clear_error_or_created_on_request() {
     // Opt-in with an account SAS: created on the first write.
     let account_sas = az.account_sas(in_one_hour()).unwrap();
     let account_url = account_sas.append_to(&sas::blob_url(&az.blob_endpoint(), &container, BLOB));
-    let r = BlobXmlRepository::from_sas_url(&account_url, opt_in.clone()).unwrap();
+    let r = BlobXmlRepository::new(&account_url, None, Some(opt_in.clone())).unwrap();
     let k = key_element(Uuid::new_v4());
     r.store_element(&k, "k").await.unwrap();
     assert_eq!(repo(&url).get_all_elements().await.unwrap(), vec![k]);
 
     // Opt-in with an account key (connection string): created with a minted account SAS.
     let container2 = azurite::unique_name("nocontainer");
-    let r = BlobXmlRepository::from_connection_string(
-        &az.connection_string(),
-        &container2,
-        BLOB,
-        opt_in,
-    )
-    .unwrap();
+    let r = BlobXmlRepository::builder()
+        .connection_string(&az.connection_string(), &container2, BLOB)
+        .options(opt_in)
+        .build()
+        .unwrap();
     r.store_element(&key_element(Uuid::new_v4()), "k")
         .await
         .unwrap();
@@ -300,6 +298,20 @@ impl SasProvider for QueuedProvider {
     }
 }
 
+/// A repository on `blob_url` authorised by `provider`.
+fn provider_repo(
+    blob_url: &str,
+    provider: Arc<QueuedProvider>,
+    options: BlobRepositoryOptions,
+) -> BlobXmlRepository {
+    BlobXmlRepository::builder()
+        .blob_url(blob_url)
+        .sas_provider(provider)
+        .options(options)
+        .build()
+        .unwrap()
+}
+
 fn blob_sas_query(az: &Azurite, container: &str, expiry: OffsetDateTime) -> String {
     sas::blob_sas(
         ACCOUNT_NAME,
@@ -330,8 +342,7 @@ async fn sas_provider_is_asked_again_after_a_403() {
 
     for first in [expired, tampered] {
         let provider = QueuedProvider::new(vec![first, good.clone()]);
-        let r = BlobXmlRepository::with_sas_provider(&blob_url, provider.clone(), fast_options())
-            .unwrap();
+        let r = provider_repo(&blob_url, provider.clone(), fast_options());
         let k = key_element(Uuid::new_v4());
         r.store_element(&k, "k").await.unwrap();
         assert!(r.get_all_elements().await.unwrap().contains(&k));
@@ -348,8 +359,7 @@ async fn sas_provider_is_asked_again_after_a_403() {
         OffsetDateTime::now_utc() - Duration::hours(2),
     );
     let provider = QueuedProvider::new(vec![bad.clone(), bad.clone()]);
-    let r =
-        BlobXmlRepository::with_sas_provider(&blob_url, provider.clone(), fast_options()).unwrap();
+    let r = provider_repo(&blob_url, provider.clone(), fast_options());
     let err = r.get_all_elements().await.unwrap_err();
     eprintln!("provider with bad tokens: {err}");
     assert!(
@@ -364,9 +374,44 @@ async fn sas_provider_is_asked_again_after_a_403() {
 
     // A failing provider is reported as such.
     let provider = QueuedProvider::new(vec![]);
-    let r = BlobXmlRepository::with_sas_provider(&blob_url, provider, fast_options()).unwrap();
+    let r = provider_repo(&blob_url, provider, fast_options());
     let err = r.get_all_elements().await.unwrap_err();
     assert!(err.to_string().contains("SAS provider failed"), "{err}");
+}
+
+/// The SAS policy signs and renews every request the repository sends, not only reads and
+/// writes of the blob: creating a missing container and probing use the provider's SAS too,
+/// and a refused SAS is renewed once for all of them.
+#[tokio::test]
+async fn a_provider_sas_is_renewed_once_for_every_kind_of_request() {
+    let az = azurite();
+    let container = azurite::unique_name("providerall");
+    let blob_url = sas::blob_url(&az.blob_endpoint(), &container, BLOB);
+    // An account SAS may create the container; the first answer is refused.
+    let good = az.account_sas(in_one_hour()).unwrap().query().to_owned();
+    let tampered = good.replace("&sig=", "&sig=AAAA");
+    let provider = QueuedProvider::new(vec![tampered, good]);
+    let options = BlobRepositoryOptions {
+        create_container_if_missing: true,
+        ..fast_options()
+    };
+    let r = provider_repo(&blob_url, provider.clone(), options);
+
+    let probe = r.probe().await.unwrap();
+    assert!(!probe.exists, "the container does not exist yet");
+    assert_eq!(
+        provider.calls(),
+        vec![SasRequest::Initial, SasRequest::Rejected]
+    );
+    let k = key_element(Uuid::new_v4());
+    r.store_element(&k, "k").await.unwrap();
+    assert!(r.probe().await.unwrap().exists);
+    assert_eq!(r.get_all_elements().await.unwrap(), vec![k]);
+    assert_eq!(
+        provider.calls().len(),
+        2,
+        "the renewed SAS served every request"
+    );
 }
 
 #[tokio::test]
@@ -385,7 +430,7 @@ async fn sas_provider_is_asked_before_expiry() {
         clock: clock.clone(),
         ..fast_options()
     };
-    let r = BlobXmlRepository::with_sas_provider(&blob_url, provider.clone(), options).unwrap();
+    let r = provider_repo(&blob_url, provider.clone(), options);
     r.get_all_elements().await.unwrap();
     clock.advance(Duration::minutes(19));
     r.get_all_elements().await.unwrap();
@@ -414,13 +459,11 @@ async fn connection_string_with_account_key_mints_and_re_mints() {
         .client_options
         .per_try_policies
         .push(recorder.clone());
-    let r = BlobXmlRepository::from_connection_string(
-        &az.connection_string(),
-        &container,
-        BLOB,
-        options,
-    )
-    .unwrap();
+    let r = BlobXmlRepository::builder()
+        .connection_string(&az.connection_string(), &container, BLOB)
+        .options(options)
+        .build()
+        .unwrap();
     let dbg = format!("{r:?} {}", r.describe());
     assert!(
         !dbg.contains(&az.connection_string()[..40]) && !dbg.contains("Eby8"),
@@ -485,13 +528,11 @@ async fn connection_string_with_account_key_mints_and_re_mints() {
     assert_eq!(distinct.len(), 3, "three SAS tokens were minted");
 
     // UseDevelopmentStorage=true addresses the emulator's default endpoint.
-    let dev = BlobXmlRepository::from_connection_string(
-        "UseDevelopmentStorage=true",
-        &container,
-        BLOB,
-        fast_options(),
-    )
-    .unwrap();
+    let dev = BlobXmlRepository::builder()
+        .connection_string("UseDevelopmentStorage=true", &container, BLOB)
+        .options(fast_options())
+        .build()
+        .unwrap();
     assert_eq!(
         dev.blob_url().as_str(),
         format!("http://127.0.0.1:10000/devstoreaccount1/{container}/{BLOB}")
@@ -504,8 +545,11 @@ async fn connection_string_with_account_key_mints_and_re_mints() {
         az.blob_endpoint(),
         token.query()
     );
-    let by_sas =
-        BlobXmlRepository::from_connection_string(&cs, &container, BLOB, fast_options()).unwrap();
+    let by_sas = BlobXmlRepository::builder()
+        .connection_string(&cs, &container, BLOB)
+        .options(fast_options())
+        .build()
+        .unwrap();
     assert_eq!(key_ids(&by_sas).await.len(), 2);
 }
 
@@ -727,9 +771,12 @@ async fn injected_client_and_container_client() {
         create_container_if_missing: true,
         ..fast_options()
     };
-    let r = BlobXmlRepository::with_client(azurite::blob_client(url.clone()).unwrap(), options)
-        .unwrap()
-        .with_container_client(az.container_client(&container).unwrap());
+    let r = BlobXmlRepository::builder()
+        .client(azurite::blob_client(url.clone()).unwrap())
+        .container_client(az.container_client(&container).unwrap())
+        .options(options)
+        .build()
+        .unwrap();
     assert!(r.describe().contains("application-supplied client"));
     let k = key_element(Uuid::new_v4());
     r.store_element(&k, "k").await.unwrap();

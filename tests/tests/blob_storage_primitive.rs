@@ -43,7 +43,7 @@ impl ConformanceTarget for Blob {
             max_attempts: 200,
             ..fast_options()
         };
-        Arc::new(BlobXmlRepository::from_sas_url(self.url.as_str(), options).unwrap())
+        Arc::new(BlobXmlRepository::new(self.url.as_str(), None, Some(options)).unwrap())
     }
 
     async fn plant(&self, raw_element: &str) -> bool {
@@ -103,7 +103,7 @@ async fn change_check_is_one_conditional_get_answered_304() {
         },
         ..fast_options()
     };
-    let watcher = BlobXmlRepository::from_sas_url(url.as_str(), options).unwrap();
+    let watcher = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
     let writer = repo(&url);
     writer
         .store_element(&key_element(Uuid::new_v4()), "k")
@@ -145,12 +145,13 @@ async fn a_blob_larger_than_the_cap_is_refused_and_left_untouched() {
     let document = format!("<repository>{padding}<key id=\"x\"/></repository>");
     put_raw(&url, document.as_bytes()).await;
     let limit = (document.len() - 1) as u64;
-    let capped = BlobXmlRepository::from_sas_url(
+    let capped = BlobXmlRepository::new(
         url.as_str(),
-        BlobRepositoryOptions {
+        None,
+        Some(BlobRepositoryOptions {
             max_document_size: limit,
             ..fast_options()
-        },
+        }),
     )
     .unwrap();
     let err = capped.get_all_elements().await.unwrap_err();

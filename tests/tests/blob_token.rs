@@ -42,6 +42,11 @@ fn azurite() -> &'static Azurite {
 }
 
 /// Repository options: the transport trusting Azurite's test CA, no SDK retries.
+/// `credential` as the optional token credential of `BlobXmlRepository::new`.
+fn token(credential: &Arc<FakeCredential>) -> Option<Arc<dyn TokenCredential>> {
+    Some(credential.clone())
+}
+
 fn options(az: &Azurite) -> BlobRepositoryOptions {
     BlobRepositoryOptions {
         client_options: az.https_client_options().unwrap(),
@@ -177,7 +182,7 @@ async fn token_credential_stores_reads_and_backs_a_provider() {
     create_container_with_token(az, &container, cred.clone()).await;
 
     let url = blob_url(az, &container);
-    let repo = BlobXmlRepository::new(&url, cred.clone(), options(az)).unwrap();
+    let repo = BlobXmlRepository::new(&url, token(&cred), Some(options(az))).unwrap();
     assert!(repo.get_all_elements().await.unwrap().is_empty());
     let k1 = key_element(Uuid::new_v4());
     let k2 = key_element(Uuid::new_v4());
@@ -186,7 +191,7 @@ async fn token_credential_stores_reads_and_backs_a_provider() {
     repo.store_element(&k1, "key-1").await.unwrap(); // idempotent
 
     // A second repository (another process, say) reads the same ring.
-    let reader = BlobXmlRepository::new(&url, cred.clone(), options(az)).unwrap();
+    let reader = BlobXmlRepository::new(&url, token(&cred), Some(options(az))).unwrap();
     assert_eq!(reader.get_all_elements().await.unwrap(), vec![k1, k2]);
 
     // A provider on a fresh container: it creates its key through the token repository.
@@ -194,7 +199,7 @@ async fn token_credential_stores_reads_and_backs_a_provider() {
     create_container_with_token(az, &container, cred.clone()).await;
     let url = blob_url(az, &container);
     let repo: Arc<dyn XmlRepository> =
-        Arc::new(BlobXmlRepository::new(&url, cred.clone(), options(az)).unwrap());
+        Arc::new(BlobXmlRepository::new(&url, token(&cred), Some(options(az))).unwrap());
     let provider = DataProtectionProvider::builder()
         .application_name("blob-token")
         .repository(repo.clone())
@@ -215,7 +220,7 @@ async fn token_credential_stores_reads_and_backs_a_provider() {
     // the payload.
     let other = DataProtectionProvider::builder()
         .application_name("blob-token")
-        .persist_keys_to_azure_blob_storage(&url, cred.clone(), options(az))
+        .persist_keys_to_azure_blob_storage(&url, token(&cred), Some(options(az)))
         .unwrap()
         .build()
         .await
@@ -241,18 +246,18 @@ async fn token_credential_creates_a_missing_container_on_request() {
     let url = blob_url(az, &container);
 
     // Without the option: a clear "does not exist" error.
-    let repo = BlobXmlRepository::new(&url, cred.clone(), options(az)).unwrap();
+    let repo = BlobXmlRepository::new(&url, token(&cred), Some(options(az))).unwrap();
     let k = key_element(Uuid::new_v4());
     let err = repo.store_element(&k, "k").await.unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 
     let repo = BlobXmlRepository::new(
         &url,
-        cred.clone(),
-        BlobRepositoryOptions {
+        token(&cred),
+        Some(BlobRepositoryOptions {
             create_container_if_missing: true,
             ..options(az)
-        },
+        }),
     )
     .unwrap();
     repo.store_element(&k, "k").await.unwrap();
@@ -268,7 +273,7 @@ async fn refused_token(claims: Claims, what: &str) {
     let url = blob_url(az, &container);
 
     let bad = FakeCredential::new(claims);
-    let repo = BlobXmlRepository::new(&url, bad.clone(), options(az)).unwrap();
+    let repo = BlobXmlRepository::new(&url, token(&bad), Some(options(az))).unwrap();
     let err = repo.get_all_elements().await.unwrap_err();
     let text = err.to_string();
     eprintln!("{what}: {text}\n  debug: {err:?}");
@@ -308,8 +313,7 @@ async fn expired_token_is_a_clear_refusal_without_the_token() {
 fn token_credential_over_plain_http_is_refused() {
     let cred = FakeCredential::new(Claims::Valid);
     let url = "http://127.0.0.1:10000/devstoreaccount1/keys/keys.xml";
-    let err =
-        BlobXmlRepository::new(url, cred.clone(), BlobRepositoryOptions::default()).unwrap_err();
+    let err = BlobXmlRepository::new(url, token(&cred), None).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, BlobError::InvalidUrl { .. }), "{err:?}");
     assert!(text.contains("only sent over https"), "{text}");

@@ -16,7 +16,7 @@ use dataprotection::policy::MAX_SERVER_CLOCK_SKEW;
 use dataprotection::xml::format_date;
 use dataprotection_azure_keyvault::{
     AzureKeyVaultKeyClient, CredentialKind, FailureCause, KeyVaultError, KeyVaultOptions,
-    KeyWrapClient, RSA_OAEP, RequestFailure, credential_from_environment,
+    KeyWrapClient, RequestFailure, WrapAlgorithm, credential_from_environment,
 };
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
@@ -408,23 +408,19 @@ async fn key_vault(report: &mut Report, key_url: &str) {
             report.error("keyvault.key", unreached_advice(&f, kind));
             return;
         }
-        Err(e) => {
-            let message = e.to_string();
-            if message.to_lowercase().contains("disabled key") {
-                report.error(
-                    "keyvault.key",
-                    format!("key {key_url} is disabled ({message}): keys wrapped with it cannot be unwrapped and no key can be wrapped"),
-                );
-            } else {
-                report.warning(
-                    "keyvault.key",
-                    format!(
-                        "reading the key (get) failed: {message}; .NET applications need the get \
-                         permission as well as wrapKey and unwrapKey (Rust applications do not)"
-                    ),
-                );
-            }
-        }
+        // Key Vault refuses every operation on a disabled key, get included
+        // (403 with the inner code KeyDisabled).
+        Err(KeyVaultError::Request(f)) if f.is_key_disabled() => report.error(
+            "keyvault.key",
+            format!("key {key_url} is disabled ({f}): keys wrapped with it cannot be unwrapped and no key can be wrapped"),
+        ),
+        Err(e) => report.warning(
+            "keyvault.key",
+            format!(
+                "reading the key (get) failed: {e}; .NET applications need the get \
+                 permission as well as wrapKey and unwrapKey (Rust applications do not)"
+            ),
+        ),
     }
     let probe: Vec<u8> = Uuid::new_v4()
         .as_bytes()
@@ -432,9 +428,9 @@ async fn key_vault(report: &mut Report, key_url: &str) {
         .chain(Uuid::new_v4().as_bytes())
         .copied()
         .collect();
-    match client.wrap_key(RSA_OAEP, &probe).await {
+    match client.wrap_key(WrapAlgorithm::RsaOaep, &probe).await {
         Err(e) => report.error("keyvault.wrap", wrap_advice(&e, kind)),
-        Ok(wrapped) => match client.unwrap_key(&wrapped.kid, RSA_OAEP, &wrapped.wrapped).await {
+        Ok(wrapped) => match client.unwrap_key(&wrapped.kid, WrapAlgorithm::RsaOaep, &wrapped.wrapped).await {
             Ok(bytes) if bytes == probe => report.ok(
                 "keyvault.wrap",
                 format!("wrapKey and unwrapKey work with {}", wrapped.kid),

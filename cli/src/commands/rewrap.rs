@@ -30,7 +30,7 @@ use dataprotection::repository::replace_where;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES, AzureKeyVaultKeyClient, KeyVaultOptions, KeyWrapClient,
-    RSA_OAEP, credential_from_environment, key_vault_protection,
+    WrapAlgorithm, credential_from_environment, key_vault_protection,
 };
 use dataprotection_x509::{
     CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor,
@@ -98,7 +98,7 @@ async fn key_vault_target(
     let probe = AzureKeyVaultKeyClient::new(key_id, credential, KeyVaultOptions::default())
         .map_err(key_vault_error)?;
     let target_kid = probe
-        .wrap_key(RSA_OAEP, &[0u8; 32])
+        .wrap_key(WrapAlgorithm::RsaOaep, &[0u8; 32])
         .await
         .map_err(|e| key_vault_error(format!("wrapping with the target key failed: {e}")))?
         .kid;
@@ -163,6 +163,24 @@ fn certificate_target(
     })
 }
 
+/// A stored element rewrap left as it was, and why.
+struct Skipped {
+    /// The key it is, when its id could be read (a key skipped here is not
+    /// reported again as "not wrapped with the target").
+    key_id: Option<Uuid>,
+    /// What it is and why it was left, for people.
+    what: String,
+}
+
+impl Skipped {
+    fn key(key_id: Uuid, why: String) -> Self {
+        Skipped {
+            key_id: Some(key_id),
+            what: format!("key {key_id} ({why})"),
+        }
+    }
+}
+
 /// Runs `rewrap`.
 pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     let mut registry = context.encryption.registry();
@@ -180,7 +198,7 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     let mut replacements = Vec::new();
     let mut originals = HashMap::new();
     let mut already = 0usize;
-    let mut skipped: Vec<String> = Vec::new();
+    let mut skipped: Vec<Skipped> = Vec::new();
     let mut progress = Progress::new("rewrap", key_elements.len());
     for element in key_elements {
         progress.step();
@@ -188,7 +206,10 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
             Ok(StoredElement::Key(k)) => k,
             Ok(_) => continue,
             Err(e) => {
-                skipped.push(format!("an unreadable <key> element ({e})"));
+                skipped.push(Skipped {
+                    key_id: None,
+                    what: format!("an unreadable <key> element ({e})"),
+                });
                 continue;
             }
         };
@@ -199,14 +220,14 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
         let plain = match decrypted_descriptor(&registry, &key).await {
             Ok(d) => d,
             Err(e) => {
-                skipped.push(format!("key {} ({e}; {})", key.id, e.class()));
+                skipped.push(Skipped::key(key.id, format!("{e}; {}", e.class())));
                 continue;
             }
         };
         let master = match master_key(&registry, &key).await {
             Ok(m) => m,
             Err(e) => {
-                skipped.push(format!("key {} ({e}; {})", key.id, e.class()));
+                skipped.push(Skipped::key(key.id, format!("{e}; {}", e.class())));
                 continue;
             }
         };
@@ -214,9 +235,9 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
             .await
             .during(ACTION)?
         else {
-            skipped.push(format!(
-                "key {} (its descriptor marks nothing as requiring encryption)",
-                key.id
+            skipped.push(Skipped::key(
+                key.id,
+                "its descriptor marks nothing as requiring encryption".to_string(),
             ));
             continue;
         };
@@ -284,7 +305,7 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
     // previous configuration) are not wrapped with the target yet.
     let behind: Vec<Uuid> = not_wrapped_with(&after, &target)
         .into_iter()
-        .filter(|id| !skipped.iter().any(|s| s.contains(&id.to_string())))
+        .filter(|id| !skipped.iter().any(|s| s.key_id == Some(*id)))
         .collect();
     print_line(&format!(
         "rewrapped {} keys with {} ({verified} verified); {already} already wrapped with it; {} left as they were",
@@ -293,7 +314,7 @@ pub async fn run(context: &Context, args: RewrapArgs) -> Result<u8> {
         skipped.len()
     ))?;
     for s in &skipped {
-        eprintln!("dpkeys: warning: left as it was: {s}");
+        eprintln!("dpkeys: warning: left as it was: {}", s.what);
     }
     if !behind.is_empty() {
         eprintln!(

@@ -5,12 +5,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
-
 use super::algorithm::{AesKeySize, Algorithm, ValidationAlgorithm};
 use super::context_header::shared_context_header;
 use super::encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN};
-use super::kdf::{self, Prf};
+use super::kdf::{self, DerivedKeys, Prf};
 use super::primitives::{BLOCK, cbc_decrypt, cbc_encrypt, cbc_padded_len, hmac_into, hmac_verify};
 use super::random::RandomSource;
 use super::secret::Secret;
@@ -65,8 +63,14 @@ impl CbcHmacEncryptor {
         self.aes.bytes() + self.mac.digest_len()
     }
 
-    fn derive(&self, aad: &[&[u8]], key_modifier: &[u8], out: &mut [u8]) {
-        kdf::derive(&self.prf, aad, &[&self.context_header, key_modifier], out);
+    /// `K_E || K_H` for one payload.
+    fn derive(&self, aad: &[&[u8]], key_modifier: &[u8]) -> DerivedKeys<MAX_SUBKEYS> {
+        DerivedKeys::derive(
+            &self.prf,
+            aad,
+            &[&self.context_header, key_modifier],
+            self.subkey_len(),
+        )
     }
 }
 
@@ -93,10 +97,8 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
         let (key_modifier, iv) = header.split_at(KEY_MODIFIER_LEN);
         let (ciphertext, tag) = rest.split_at_mut(padded);
 
-        let mut subkeys = Zeroizing::new([0u8; MAX_SUBKEYS]);
-        let subkeys = &mut subkeys[..self.subkey_len()];
-        self.derive(aad, key_modifier, subkeys);
-        let (k_e, k_h) = subkeys.split_at(self.aes.bytes());
+        let subkeys = self.derive(aad, key_modifier);
+        let (k_e, k_h) = subkeys.as_slice().split_at(self.aes.bytes());
 
         cbc_encrypt(self.aes, k_e, iv, plaintext, ciphertext);
         hmac_into(self.mac, k_h, &[iv, ciphertext], tag);
@@ -117,10 +119,8 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
         let (iv, rest) = rest.split_at(BLOCK);
         let (ciphertext, tag) = rest.split_at(rest.len() - digest);
 
-        let mut subkeys = Zeroizing::new([0u8; MAX_SUBKEYS]);
-        let subkeys = &mut subkeys[..self.subkey_len()];
-        self.derive(aad, key_modifier, subkeys);
-        let (k_e, k_h) = subkeys.split_at(self.aes.bytes());
+        let subkeys = self.derive(aad, key_modifier);
+        let (k_e, k_h) = subkeys.as_slice().split_at(self.aes.bytes());
 
         // The MAC is checked, in constant time, before anything is decrypted.
         if !hmac_verify(self.mac, k_h, &[iv, ciphertext], tag) {

@@ -4,12 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use zeroize::Zeroizing;
-
 use super::algorithm::{AesKeySize, Algorithm};
 use super::context_header::shared_context_header;
 use super::encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN};
-use super::kdf::{self, Prf};
+use super::kdf::{self, DerivedKeys, Prf};
 use super::primitives::{NONCE, TAG, gcm_open, gcm_seal};
 use super::random::RandomSource;
 use super::secret::Secret;
@@ -37,7 +35,8 @@ impl fmt::Debug for GcmEncryptor {
 }
 
 impl GcmEncryptor {
-    /// Creates the encryptor; the context header is computed here, once.
+    /// Creates the encryptor (the context header is shared by every key of
+    /// the algorithm).
     pub fn new(master_key: &Secret, aes: AesKeySize, random: Arc<dyn RandomSource>) -> Self {
         GcmEncryptor {
             prf: kdf::prf_for(master_key.expose()),
@@ -46,6 +45,16 @@ impl GcmEncryptor {
             context_header: shared_context_header(Algorithm::Gcm { aes }),
             random,
         }
+    }
+
+    /// The AES key for one payload.
+    fn derive(&self, aad: &[&[u8]], key_modifier: &[u8]) -> DerivedKeys<32> {
+        DerivedKeys::derive(
+            &self.prf,
+            aad,
+            &[&self.context_header, key_modifier],
+            self.aes.bytes(),
+        )
     }
 }
 
@@ -60,21 +69,20 @@ impl AuthenticatedEncryptor for GcmEncryptor {
 
     fn encrypt_to(&self, plaintext: &[u8], aad: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
         let start = out.len();
-        out.resize(start + self.body_len(plaintext.len()), 0);
-        let body = &mut out[start..];
-        if let Err(e) = self.random.fill(&mut body[..KEY_MODIFIER_LEN + NONCE]) {
+        out.reserve(self.body_len(plaintext.len()));
+        // Only the random part is zero-filled; the plaintext is copied once
+        // and encrypted where it lies.
+        out.resize(start + KEY_MODIFIER_LEN + NONCE, 0);
+        if let Err(e) = self.random.fill(&mut out[start..]) {
             out.truncate(start);
             return Err(e);
         }
-        let (header, rest) = body.split_at_mut(KEY_MODIFIER_LEN + NONCE);
+        out.extend_from_slice(plaintext);
+        let (header, ciphertext) = out[start..].split_at_mut(KEY_MODIFIER_LEN + NONCE);
         let (key_modifier, nonce) = header.split_at(KEY_MODIFIER_LEN);
-        let (ciphertext, tag) = rest.split_at_mut(plaintext.len());
-
-        let mut key = Zeroizing::new([0u8; 32]);
-        let key = &mut key[..self.aes.bytes()];
-        kdf::derive(&self.prf, aad, &[&self.context_header, key_modifier], key);
-        ciphertext.copy_from_slice(plaintext);
-        tag.copy_from_slice(&gcm_seal(self.aes, key, nonce, ciphertext));
+        let key = self.derive(aad, key_modifier);
+        let tag = gcm_seal(self.aes, key.as_slice(), nonce, ciphertext);
+        out.extend_from_slice(&tag);
         Ok(())
     }
 
@@ -87,9 +95,8 @@ impl AuthenticatedEncryptor for GcmEncryptor {
         let (nonce, rest) = rest.split_at(NONCE);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG);
 
-        let mut key = Zeroizing::new([0u8; 32]);
-        let key = &mut key[..self.aes.bytes()];
-        kdf::derive(&self.prf, aad, &[&self.context_header, key_modifier], key);
+        let key = self.derive(aad, key_modifier);
+        let key = key.as_slice();
         let mut plaintext = ciphertext.to_vec();
         if gcm_open(self.aes, key, nonce, &mut plaintext, tag) {
             Ok(plaintext)

@@ -8,6 +8,7 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha512;
+use zeroize::Zeroize;
 
 /// HMAC-SHA512 already keyed with a key-derivation key.
 pub(crate) type Prf = Hmac<Sha512>;
@@ -38,6 +39,7 @@ pub fn sp800_108_ctr_hmac_sha512(kdk: &[u8], label: &[&[u8]], context: &[&[u8]],
 }
 
 /// As [`sp800_108_ctr_hmac_sha512`] with a PRF prepared by [`prf_for`].
+#[inline]
 pub(crate) fn derive(prf: &Prf, label: &[&[u8]], context: &[&[u8]], out: &mut [u8]) {
     let bits = (out.len() as u64 * 8) as u32;
     let bits = bits.to_be_bytes();
@@ -55,5 +57,41 @@ pub(crate) fn derive(prf: &Prf, label: &[&[u8]], context: &[&[u8]], out: &mut [u
         mac.update(&bits);
         let block = mac.finalize().into_bytes();
         chunk.copy_from_slice(&block[..chunk.len()]);
+    }
+}
+
+/// Keys derived for one payload, held on the stack and wiped when dropped.
+///
+/// Not `Zeroizing<[u8; N]>`: zeroize wipes an array one volatile byte store
+/// at a time (96 stores for CBC's subkeys, a measurable share of a 64-byte
+/// unprotect), and a slice with one fill behind an optimisation barrier,
+/// which is what this does.
+pub(crate) struct DerivedKeys<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> DerivedKeys<N> {
+    /// Derives `len` bytes (at most `N`; the algorithm fixes `len`) as
+    /// [`derive`] does.
+    #[inline]
+    pub(crate) fn derive(prf: &Prf, label: &[&[u8]], context: &[&[u8]], len: usize) -> Self {
+        let mut keys = DerivedKeys {
+            bytes: [0u8; N],
+            len: len.min(N),
+        };
+        derive(prf, label, context, &mut keys.bytes[..keys.len]);
+        keys
+    }
+
+    /// The derived bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl<const N: usize> Drop for DerivedKeys<N> {
+    fn drop(&mut self) {
+        self.bytes.as_mut_slice().zeroize();
     }
 }

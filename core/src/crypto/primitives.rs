@@ -92,6 +92,7 @@ pub(super) fn cbc_padded_len(len: usize) -> usize {
 }
 
 /// AES-CBC-PKCS#7 encryption of `msg` into `out` (which must be exactly the padded length).
+#[inline]
 pub(super) fn cbc_encrypt(aes: AesKeySize, key: &[u8], iv: &[u8], msg: &[u8], out: &mut [u8]) {
     with_aes!(aes, C => {
         let enc = cbc::Encryptor::<C>::new_from_slices(key, iv)
@@ -102,17 +103,20 @@ pub(super) fn cbc_encrypt(aes: AesKeySize, key: &[u8], iv: &[u8], msg: &[u8], ou
 }
 
 /// AES-CBC-PKCS#7 decryption; `None` on bad padding.
+#[inline]
 pub(super) fn cbc_decrypt(aes: AesKeySize, key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
     with_aes!(aes, C => {
         let dec = cbc::Decryptor::<C>::new_from_slices(key, iv).ok()?;
-        let mut out = vec![0u8; ct.len()];
-        let len = dec.decrypt_padded_b2b::<Pkcs7>(ct, &mut out).ok()?.len();
+        // Copied, then decrypted in place: no zero-fill of the output.
+        let mut out = ct.to_vec();
+        let len = dec.decrypt_padded::<Pkcs7>(&mut out).ok()?.len();
         out.truncate(len);
         Some(out)
     })
 }
 
 /// HMAC of the concatenation of `parts`, written to `out` (digest length).
+#[inline]
 pub(super) fn hmac_into(mac: ValidationAlgorithm, key: &[u8], parts: &[&[u8]], out: &mut [u8]) {
     with_hash!(mac, D => {
         let mut m = <Hmac<D> as KeyInit>::new_from_slice(key)
@@ -125,6 +129,7 @@ pub(super) fn hmac_into(mac: ValidationAlgorithm, key: &[u8], parts: &[&[u8]], o
 }
 
 /// Constant-time HMAC verification.
+#[inline]
 pub(super) fn hmac_verify(
     mac: ValidationAlgorithm,
     key: &[u8],
@@ -143,6 +148,7 @@ pub(super) fn hmac_verify(
 }
 
 /// Encrypts `buf` in place with empty associated data; returns the tag.
+#[inline]
 pub(super) fn gcm_seal(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8]) -> [u8; TAG] {
     with_gcm!(aes, C => {
         let cipher = C::new_from_slice(key).expect("key length fixed by the algorithm");
@@ -158,6 +164,7 @@ pub(super) fn gcm_seal(aes: AesKeySize, key: &[u8], nonce: &[u8], buf: &mut [u8]
 
 /// Decrypts `buf` in place with empty associated data if `tag` verifies
 /// (in constant time); `false` otherwise.
+#[inline]
 pub(super) fn gcm_open(
     aes: AesKeySize,
     key: &[u8],

@@ -149,7 +149,7 @@ async fn build_provider(config: &Config) -> Result<DataProtectionProvider, Strin
     let repository: Arc<dyn XmlRepository> = match &config.key_ring {
         KeyRingLocation::BlobUrl(url) if dataprotection_azure_blobs::sas::is_sas_url(url) => {
             Arc::new(
-                BlobXmlRepository::from_sas_url(url, BlobRepositoryOptions::default())
+                BlobXmlRepository::new(url, None, None)
                     .map_err(|e| format!("{}: {e}", config::BLOB_URL))?,
             )
         }
@@ -157,23 +157,25 @@ async fn build_provider(config: &Config) -> Result<DataProtectionProvider, Strin
             let (credential, kind) = credential_from_environment().map_err(|e| e.to_string())?;
             tracing::info!(credential = %kind, "reading the key ring blob with a credential from the environment");
             Arc::new(
-                BlobXmlRepository::new(url, credential, BlobRepositoryOptions::default())
+                BlobXmlRepository::new(url, Some(credential), None)
                     .map_err(|e| format!("{}: {e}", config::BLOB_URL))?,
             )
         }
         KeyRingLocation::ConnectionString(connection_string) => {
             require_local_storage(connection_string).await?;
             Arc::new(
-                BlobXmlRepository::from_connection_string(
-                    connection_string,
-                    config::LOCAL_CONTAINER,
-                    config::LOCAL_BLOB,
-                    BlobRepositoryOptions {
+                BlobXmlRepository::builder()
+                    .connection_string(
+                        connection_string,
+                        config::LOCAL_CONTAINER,
+                        config::LOCAL_BLOB,
+                    )
+                    .options(BlobRepositoryOptions {
                         create_container_if_missing: true,
                         ..Default::default()
-                    },
-                )
-                .map_err(|e| format!("{}: {e}", config::STORAGE_CONNECTION_STRING))?,
+                    })
+                    .build()
+                    .map_err(|e| format!("{}: {e}", config::STORAGE_CONNECTION_STRING))?,
             )
         }
         KeyRingLocation::Directory(dir) => {

@@ -118,6 +118,18 @@ async fn start_slots(key_dir: &str, production: &str, staging: &str) -> (App, Ap
     (first, second)
 }
 
+/// Waits for the page a click navigates to: WebDriver may return from a
+/// click before the form's navigation has finished (seen on a loaded CI
+/// machine), so an element of the next page is awaited, not looked up once.
+async fn wait_for(browser: &Client, id: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("no #{id} on the page after 30 s: {e}"))
+}
+
 async fn text(browser: &Client, id: &str) -> String {
     browser
         .find(Locator::Id(id))
@@ -179,6 +191,7 @@ async fn sign_in_survives_a_swap_and_sign_out_clears_every_chunk() {
         .click()
         .await
         .unwrap();
+    wait_for(&browser, "signout").await;
     assert_eq!(text(&browser, "user").await, "alice");
     assert_eq!(text(&browser, "slot").await, "production");
     let cookie_key = text(&browser, "cookie-key").await;
@@ -213,10 +226,8 @@ async fn sign_in_survives_a_swap_and_sign_out_clears_every_chunk() {
         .click()
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("signin"))
-        .await
-        .unwrap_or_else(|e| panic!("after sign-out the page offers sign-in: {e}"));
+    // After sign-out the page offers sign-in.
+    wait_for(&browser, "signin").await;
     assert_eq!(session_cookies(&browser).await, Vec::<String>::new());
     browser.goto(&format!("{}/", production.url)).await.unwrap();
     browser.find(Locator::Id("signin")).await.unwrap();

@@ -16,7 +16,7 @@ use std::time::Duration as StdDuration;
 use dataprotection::KeyManager;
 use dataprotection::clock::ManualClock;
 use dataprotection::payload::{decode_text, read_header};
-use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_azure_blobs::BlobXmlRepository;
 use dataprotection_azure_keyvault::{
     KeyVaultOptions, credential_from_environment, key_vault_protection,
 };
@@ -192,10 +192,7 @@ fn two_slots_share_sign_in_across_rotation_restart_and_swap() {
             let (credential, _) = credential_from_environment().unwrap();
             let (encryptor, _) =
                 key_vault_protection(&key_url, credential, KeyVaultOptions::default()).unwrap();
-            let repository = Arc::new(
-                BlobXmlRepository::from_sas_url(&blob_url, BlobRepositoryOptions::default())
-                    .unwrap(),
-            );
+            let repository = Arc::new(BlobXmlRepository::new(&blob_url, None, None).unwrap());
             let now = OffsetDateTime::now_utc();
             let new_key = KeyManager::new(repository, Some(encryptor))
                 .with_clock(Arc::new(ManualClock::new(now - Duration::days(3))))

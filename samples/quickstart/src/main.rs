@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use dataprotection::DataProtectionProvider;
 use dataprotection::repository::{FileSystemXmlRepository, XmlRepository};
-use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_azure_blobs::BlobXmlRepository;
 use dataprotection_azure_keyvault::{
     AzureKeyVaultBuilderExt, KeyVaultOptions, credential_from_environment,
 };
@@ -69,19 +69,12 @@ async fn run() -> Result<()> {
                 "   the key ring is in the blob {} (SAS)",
                 without_query(url)
             );
-            Arc::new(BlobXmlRepository::from_sas_url(
-                url,
-                BlobRepositoryOptions::default(),
-            )?)
+            Arc::new(BlobXmlRepository::new(url, None, None)?)
         }
         Some(url) => {
             println!("   the key ring is in the blob {url}");
             let (credential, _) = credential_from_environment()?;
-            Arc::new(BlobXmlRepository::new(
-                url,
-                credential,
-                BlobRepositoryOptions::default(),
-            )?)
+            Arc::new(BlobXmlRepository::new(url, Some(credential), None)?)
         }
         None => {
             let dir = dir.join("keyvault");

@@ -47,7 +47,7 @@ pub async fn fresh_blob(azurite: &Azurite, prefix: &str) -> (String, Url) {
 
 /// A repository on `url` with [`fast_options`].
 pub fn repo(url: &Url) -> BlobXmlRepository {
-    BlobXmlRepository::from_sas_url(url.as_str(), fast_options()).unwrap()
+    BlobXmlRepository::new(url.as_str(), None, Some(fast_options())).unwrap()
 }
 
 /// The raw bytes of the blob (`None` if it does not exist).
