@@ -270,14 +270,7 @@ impl SasPolicy {
                 }
             }
         }
-        let query = state
-            .current
-            .as_ref()
-            .map(|c| c.query.clone())
-            .ok_or_else(|| {
-                azure_core::Error::with_message(ErrorKind::Credential, "no SAS is available")
-            })?;
-        Ok((query, state.generation))
+        Ok((current_query(&state)?, state.generation))
     }
 
     /// A new SAS after the service refused the one of `generation` (unless another request
@@ -291,13 +284,7 @@ impl SasPolicy {
             self.obtain(provider, &mut state, SasRequest::Rejected, now)
                 .await?;
         }
-        state
-            .current
-            .as_ref()
-            .map(|c| c.query.clone())
-            .ok_or_else(|| {
-                azure_core::Error::with_message(ErrorKind::Credential, "no SAS is available")
-            })
+        current_query(&state)
     }
 
     async fn obtain(
@@ -362,6 +349,17 @@ impl SasPolicy {
             state.last_expiry_warning = Some(now);
         }
     }
+}
+
+/// The SAS in use (there is one once `sas_for_request` has succeeded).
+fn current_query(state: &SasState) -> azure_core::Result<Zeroizing<String>> {
+    state
+        .current
+        .as_ref()
+        .map(|c| c.query.clone())
+        .ok_or_else(|| {
+            azure_core::Error::with_message(ErrorKind::Credential, "no SAS is available")
+        })
 }
 
 /// `unsigned` (the request's URL as the SDK built it) with `sas` appended to its query.
@@ -677,6 +675,55 @@ mod tests {
             [SasRequest::Initial, SasRequest::Rejected]
         );
         assert_eq!(service.queries().len(), 2, "renewed once, sent once more");
+    }
+
+    /// Refuses `sig=bad` once both requests have arrived, so that both are refused with the
+    /// same SAS.
+    #[derive(Debug)]
+    struct TwoAtOnce {
+        barrier: tokio::sync::Barrier,
+        inner: Arc<Service>,
+    }
+
+    #[async_trait]
+    impl Policy for TwoAtOnce {
+        async fn send(
+            &self,
+            ctx: &Context,
+            request: &mut Request,
+            next: &[Arc<dyn Policy>],
+        ) -> PolicyResult {
+            if request.url().query().is_some_and(|q| q.contains("sig=bad")) {
+                self.barrier.wait().await;
+            }
+            self.inner.send(ctx, request, next).await
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_refused_with_the_same_sas_renew_it_once() {
+        let good = sas("good", "2030-01-01T01:00:00Z");
+        let provider = Queued::new(&[sas("bad", "2030-01-01T01:00:00Z"), good.clone()]);
+        let policy = SasPolicy::renewable(provider.clone(), &blob(), &options());
+        let service = Service::refusing(StatusCode::Forbidden, Some("AuthenticationFailed"));
+        let next: Vec<Arc<dyn Policy>> = vec![Arc::new(TwoAtOnce {
+            barrier: tokio::sync::Barrier::new(2),
+            inner: service.clone(),
+        })];
+        let send = || async {
+            let mut request = Request::new(blob(), Method::Get);
+            policy.send(&Context::new(), &mut request, &next).await
+        };
+        let (a, b) = tokio::join!(send(), send());
+        assert_eq!(a.unwrap().status(), StatusCode::Created);
+        assert_eq!(b.unwrap().status(), StatusCode::Created);
+        assert_eq!(
+            provider.asked(),
+            [SasRequest::Initial, SasRequest::Rejected]
+        );
+        let queries = service.queries();
+        assert_eq!(queries.iter().filter(|q| q.ends_with("sig=bad")).count(), 2);
+        assert_eq!(queries.iter().filter(|q| **q == good).count(), 2);
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! [`BlobXmlRepositoryBuilder`]: the forms of [`BlobXmlRepository::new`] does not cover
+//! [`BlobXmlRepositoryBuilder`]: the forms [`BlobXmlRepository::new`] does not cover
 //! (a connection string, a [`SasProvider`], a client built by the application).
 
 use std::fmt;
