@@ -71,7 +71,7 @@ pub enum MasterKeyCheck {
 #[non_exhaustive]
 pub enum KeyState {
     /// A revocation applies (it only unprotects, and only through
-    /// `unprotect_detailed`'s dangerous path).
+    /// [`UnprotectOptions::ignore_revocation`](crate::UnprotectOptions::ignore_revocation)).
     Revoked,
     /// Past its expiration date: it still unprotects old payloads.
     Expired,
