@@ -53,7 +53,7 @@ pub struct Resolution {
 /// it is usable: the most recently activated key old enough to have
 /// propagated, else the least recently activated one too new to have.
 /// Ties are broken by key id, so every instance picks the same key.
-pub fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> {
+pub(crate) fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> {
     let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
     let activated = keys
         .iter()
@@ -79,7 +79,7 @@ pub fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> 
 
 /// Fallback candidates in order of preference: unrevoked keys other than
 /// `exclude`, newest propagated first, then the oldest unpropagated.
-pub fn fallback_candidates(
+pub(crate) fn fallback_candidates(
     keys: &[KeyInfo],
     now: OffsetDateTime,
     exclude: Option<Uuid>,
@@ -108,7 +108,7 @@ pub fn fallback_candidates(
 /// Keys created within the propagation window that are already active,
 /// unrevoked and unexpired (other than `exclude`), oldest activation first:
 /// replacements made because the preferred key could not be used.
-pub fn recent_replacements(
+pub(crate) fn recent_replacements(
     keys: &[KeyInfo],
     now: OffsetDateTime,
     exclude: Option<Uuid>,
@@ -348,7 +348,7 @@ pub fn decide(
 
 /// The refresh period with up to 20 % jitter taken off, as .NET does, so that
 /// instances started together do not refresh together.
-pub fn jittered_refresh_period(random_unit: f64) -> Duration {
+pub(crate) fn jittered_refresh_period(random_unit: f64) -> Duration {
     let factor = 1.0 - random_unit.clamp(0.0, 1.0) / 5.0;
     Duration::seconds_f64(KEY_RING_REFRESH_PERIOD.as_seconds_f64() * factor)
 }

@@ -269,7 +269,7 @@ pub(crate) async fn replace<R: VersionedRepository + ?Sized>(
 #[async_trait]
 impl<R: VersionedRepository + ?Sized> XmlRepository for R {
     async fn get_all_elements(&self) -> Result<Vec<Element>> {
-        Ok(self.read().await?.into_whole()?.0.elements())
+        Ok(self.read().await?.into_whole()?.0.into_elements())
     }
 
     async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {

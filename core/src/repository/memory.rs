@@ -20,7 +20,9 @@ pub struct InMemoryXmlRepository {
 struct Stored {
     /// Writes so far: the version.
     generation: u64,
-    /// The document as last written: a read clones it (no serializing).
+    /// The elements as a read returns them, each serialized once when
+    /// written (serializing them on every read made reading a large ring
+    /// cost more than interpreting it).
     document: RepositoryDocument,
 }
 
@@ -76,7 +78,13 @@ impl VersionedRepository for InMemoryXmlRepository {
         if !holds {
             return Err(StorageError::PreconditionFailed);
         }
-        stored.document = document.as_stored();
+        // Rebuilt rather than cloned: what is stored carries no trace of the
+        // write (names of added elements, replacements).
+        let mut stored_document = RepositoryDocument::new();
+        for child in document.children() {
+            stored_document.push(child.element());
+        }
+        stored.document = stored_document;
         stored.generation += 1;
         Ok(stored.version())
     }

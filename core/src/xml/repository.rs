@@ -209,31 +209,10 @@ impl RepositoryDocument {
         self.children.iter().map(|c| c.element.clone()).collect()
     }
 
-    /// The stored elements, parsed, taken out of the document.
+    /// The stored elements, parsed, moved out of the document: what a read
+    /// that only interprets them needs, without copying each element.
     pub fn into_elements(self) -> Vec<Element> {
         self.children.into_iter().map(|c| c.element).collect()
-    }
-
-    /// The document as a later read of what was written returns it: every
-    /// child with its text, none marked added or replaced, nothing removed.
-    /// For backends that keep the document itself (memory).
-    pub(crate) fn as_stored(&self) -> RepositoryDocument {
-        RepositoryDocument {
-            root_open: self.root_open.clone(),
-            root_name: self.root_name.clone(),
-            children: self
-                .children
-                .iter()
-                .map(|c| RepositoryChild {
-                    raw: c.raw.clone(),
-                    element: c.element.clone(),
-                    location: c.location.clone(),
-                    friendly_name: None,
-                    replaced: false,
-                })
-                .collect(),
-            removed: Vec::new(),
-        }
     }
 
     /// Appends an element (written without formatting, as .NET does).
