@@ -4,7 +4,8 @@
 //! asserted).
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
+mod ops_common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant};
@@ -13,8 +14,7 @@ use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{ClientOptions, Context, Request, RetryOptions};
 use dataprotection::{DataProtectionProvider, Error};
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
-use dataprotection_tests::azurite::{self, Azurite};
-use time::{Duration, OffsetDateTime};
+use ops_common::{blob_ring, blocking, dpkeys};
 
 /// Counts every request the repository sends.
 #[derive(Debug, Default)]
@@ -39,17 +39,7 @@ async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
     // How long to wait for what the interval makes happen within seconds,
     // on a loaded 2-core CI machine: a deadline for a hang, never a timing.
     const PATIENCE: StdDuration = StdDuration::from_secs(120);
-    let az = Azurite::shared().unwrap();
-    let container = azurite::unique_name("revoke");
-    az.create_container(&container).await.unwrap();
-    let url = az
-        .blob_sas_url(
-            &container,
-            "keys.xml",
-            "racwd",
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        )
-        .unwrap();
+    let (_, url) = blob_ring().await;
     let requests = Arc::new(CountRequests::default());
     let options = BlobRepositoryOptions {
         client_options: ClientOptions {
@@ -86,24 +76,11 @@ async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
     assert_eq!(protector.unprotect(&payload).unwrap(), b"secret");
 
     let revoked_at = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_dpkeys"))
-        .args([
-            "--blob-url",
-            url.as_str(),
-            "keys",
-            "revoke",
-            &key_id.to_string(),
-        ])
-        .env_remove("DATAPROTECTION_BLOB_URL")
-        .env_remove("DATAPROTECTION_KEYVAULT_KEY_ID")
-        .env_remove("DATAPROTECTION_APP_NAME")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dpkeys keys revoke failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    blocking(move || {
+        let revoke = ["--blob-url", &url, "keys", "revoke", &key_id.to_string()];
+        dpkeys(&revoke, &[], None).code(0);
+    })
+    .await;
     let cli_done = revoked_at.elapsed();
 
     // The provider refuses the key without anyone calling refresh.

@@ -75,6 +75,8 @@ pub struct Vault {
     pub emulator: KeyVaultEmulator,
     /// The versionless key URL.
     pub key_url: String,
+    /// The id (with its version) of the key as created.
+    pub kid: String,
     pub ca: tempfile::TempPath,
 }
 
@@ -90,6 +92,7 @@ impl Vault {
         Vault {
             emulator,
             key_url,
+            kid,
             ca,
         }
     }
