@@ -71,8 +71,7 @@ async fn connection_string_addressing() {
     ];
     // Missing container: a clear error, unless asked to create it.
     let out = dpkeys(&[&base[..], &["protect", "x"]].concat(), &[], None);
-    out.code(1);
-    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    out.fails_naming("does not exist");
     let payload = ok(
         &[&base[..], &["--create-container", "protect", "x"]].concat(),
         &[],

@@ -97,8 +97,7 @@ fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
         &[],
         Some(&payload),
     );
-    out.code(1);
-    assert!(out.stderr.contains(&thumbprint(1)), "{}", out.stderr);
+    out.fails_naming(&thumbprint(1));
     let keys: Vec<_> = std::fs::read_dir(ring.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -120,12 +119,7 @@ fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
         &[],
         Some(&payload),
     );
-    out.code(1);
-    assert!(
-        out.stderr.contains("DPKEYS_TEST_UNSET_VAR"),
-        "{}",
-        out.stderr
-    );
+    out.fails_naming("DPKEYS_TEST_UNSET_VAR");
 }
 
 #[test]
@@ -178,12 +172,7 @@ fn app_service_thumbprint_from_a_directory_in_the_environment() {
         &envs,
         Some(&payload),
     );
-    out.code(1);
-    assert!(
-        out.stderr.contains("no certificate with thumbprint"),
-        "{}",
-        out.stderr
-    );
+    out.fails_naming("no certificate with thumbprint");
 }
 
 #[test]
@@ -262,8 +251,7 @@ fn rewrap_from_one_certificate_to_another() {
         &[],
         None,
     );
-    out.code(1);
-    assert!(out.stderr.contains("no private key"), "{}", out.stderr);
+    out.fails_naming("no private key");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -437,8 +425,7 @@ async fn key_vault_certificate_through_the_secrets_api() {
             &envs,
             Some(&payload),
         );
-        out.code(1);
-        assert!(out.stderr.contains("nope"), "{}", out.stderr);
+        out.fails_naming("nope");
     })
     .await;
     assert!(

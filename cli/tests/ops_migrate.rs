@@ -213,12 +213,7 @@ fn a_different_key_with_the_same_id_fails_verification() {
         &[],
         None,
     );
-    out.code(1);
-    assert!(
-        out.stderr.contains("(verification failure)"),
-        "{}",
-        out.stderr
-    );
+    out.fails_naming("(verification failure)");
     // A usage error without a destination.
     assert_eq!(
         dpkeys(&["--dir", a.to_str().unwrap(), "migrate"], &[], None).code,

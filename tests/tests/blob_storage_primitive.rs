@@ -131,12 +131,6 @@ async fn change_check_is_one_conditional_get_answered_304() {
     assert_eq!(watcher.get_all_elements().await.unwrap().len(), 2);
 }
 
-fn source(err: &dataprotection::Error) -> &BlobError {
-    std::error::Error::source(err)
-        .and_then(|s| s.downcast_ref::<BlobError>())
-        .unwrap_or_else(|| panic!("no BlobError source in {err:?}"))
-}
-
 #[tokio::test]
 async fn a_blob_larger_than_the_cap_is_refused_and_left_untouched() {
     let (_, url) = fresh_blob(azurite(), "huge").await;
@@ -155,7 +149,7 @@ async fn a_blob_larger_than_the_cap_is_refused_and_left_untouched() {
     )
     .unwrap();
     let err = capped.get_all_elements().await.unwrap_err();
-    match source(&err) {
+    match blob_error(&err) {
         BlobError::DocumentTooLarge {
             blob,
             size,
@@ -175,7 +169,7 @@ async fn a_blob_larger_than_the_cap_is_refused_and_left_untouched() {
         .store_element(&key_element(Uuid::new_v4()), "k")
         .await;
     assert!(matches!(
-        store.as_ref().map_err(source),
+        store.as_ref().map_err(blob_error),
         Err(BlobError::DocumentTooLarge { .. })
     ));
     assert_eq!(raw_text(&url).await, document, "left untouched");
@@ -196,7 +190,7 @@ async fn a_blob_that_is_not_a_key_ring_is_refused_and_left_untouched() {
         let r = repo(&url);
         let err = r.get_all_elements().await.unwrap_err();
         assert!(
-            matches!(source(&err), BlobError::NotAKeyRing { .. }),
+            matches!(blob_error(&err), BlobError::NotAKeyRing { .. }),
             "{document}: {err:?}"
         );
         assert!(err.to_string().contains("not a key ring"), "{err}");
@@ -204,7 +198,7 @@ async fn a_blob_that_is_not_a_key_ring_is_refused_and_left_untouched() {
             .store_element(&key_element(Uuid::new_v4()), "k")
             .await
             .unwrap_err();
-        assert!(matches!(source(&err), BlobError::NotAKeyRing { .. }));
+        assert!(matches!(blob_error(&err), BlobError::NotAKeyRing { .. }));
         assert_eq!(raw_text(&url).await, document, "left untouched");
     }
 }

@@ -34,6 +34,12 @@ impl Out {
         );
         &self.stdout
     }
+
+    /// Asserts exit code 1 with `needle` on stderr.
+    pub fn fails_naming(&self, needle: &str) {
+        self.code(1);
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
+    }
 }
 
 /// Runs `dpkeys args...` with `envs` and `stdin`.
