@@ -14,8 +14,8 @@ use azure_core::error::ErrorKind;
 use azure_core::http::headers::HeaderName;
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{ClientOptions, Context, Request, Url};
+use dataprotection::BoxError;
 use dataprotection::clock::Clock;
-use dataprotection::error::BoxError;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
@@ -53,7 +53,7 @@ pub enum SasRequest {
 ///
 /// ```
 /// use dataprotection_azure_blobs::{SasProvider, SasRequest};
-/// use dataprotection::error::BoxError;
+/// use dataprotection::BoxError;
 ///
 /// #[derive(Debug)]
 /// struct FromVault;

@@ -670,7 +670,7 @@ mod tests {
         async fn get_sas(
             &self,
             _reason: crate::SasRequest,
-        ) -> std::result::Result<String, dataprotection::error::BoxError> {
+        ) -> std::result::Result<String, dataprotection::BoxError> {
             Err("unreachable in unit tests".into())
         }
     }

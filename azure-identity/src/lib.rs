@@ -16,9 +16,7 @@ use azure_identity::{
 };
 
 pub use redact::redact_tokens;
-pub use selection::{
-    AZURE_VM_ASSET_TAG, CredentialError, CredentialKind, HostFacts, credential_kind_from,
-};
+pub use selection::{CredentialError, CredentialKind, HostFacts, credential_kind_from};
 
 /// The retry policy for Azure requests that must fail fast: exponential
 /// from 200 ms, at most 4 retries and 8 s in all. The SDK's default allows

@@ -95,7 +95,7 @@ pub enum CredentialError {
 /// `/sys/class/dmi/id/chassis_asset_tag` on Azure virtual machines (and so
 /// on AKS nodes and VM scale sets): how a process tells, without a network
 /// call, that the Instance Metadata Service is there.
-pub const AZURE_VM_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
+pub(crate) const AZURE_VM_ASSET_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
 
 /// What the selection needs to know about the host besides variables.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -39,7 +39,7 @@ pub const AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES: [&str; 2] = [
 ];
 
 /// The comment .NET writes as the first child of `<encryptedKey>`.
-pub const ENCRYPTED_KEY_COMMENT: &str = " This key is encrypted with Azure Key Vault. ";
+pub(crate) const ENCRYPTED_KEY_COMMENT: &str = " This key is encrypted with Azure Key Vault. ";
 
 /// AES block (and IV) size; also the AES key size .NET uses (`BlockSize / 8`).
 const BLOCK: usize = 16;

@@ -22,7 +22,7 @@ pub use dataprotection_azure_identity::{
 };
 pub use encryptor::{
     AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE, AZURE_KEY_VAULT_XML_DECRYPTOR_TYPES,
-    AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor, ENCRYPTED_KEY_COMMENT,
+    AzureKeyVaultXmlDecryptor, AzureKeyVaultXmlEncryptor,
     LEGACY_AZURE_KEY_VAULT_XML_DECRYPTOR_TYPE,
 };
 pub use error::{FailureCause, KeyVaultError, RequestFailure};

@@ -309,3 +309,43 @@ async fn key_vault_permissions_and_undecryptable_keys() {
     has(&f, "keyvault.key", "error", "is disabled");
     has(&f, "keyvault.wrap", "error", "wrapKey failed");
 }
+
+#[test]
+fn a_windows_only_key_and_a_ring_whose_every_key_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir_arg(dir.path());
+    let id = uuid::Uuid::new_v4();
+    let now = OffsetDateTime::now_utc();
+    // A key as .NET writes it with ProtectKeysWithDpapi().
+    std::fs::write(
+        dir.path().join(format!("key-{id}.xml")),
+        format!(
+            "<key id=\"{id}\" version=\"1\"><creationDate>{c}</creationDate>\
+             <activationDate>{c}</activationDate><expirationDate>{e}</expirationDate>\
+             <descriptor deserializerType=\"Microsoft.AspNetCore.DataProtection.AuthenticatedEncryption.ConfigurationModel.AuthenticatedEncryptorDescriptorDeserializer, Microsoft.AspNetCore.DataProtection, Version=8.0.0.0\">\
+             <descriptor><encryption algorithm=\"AES_256_CBC\" /><validation algorithm=\"HMACSHA256\" />\
+             <encryptedSecret decryptorType=\"Microsoft.AspNetCore.DataProtection.XmlEncryption.DpapiXmlDecryptor, Microsoft.AspNetCore.DataProtection, Version=8.0.0.0\" xmlns=\"http://schemas.asp.net/2015/03/dataProtection\">\
+             <encryptedKey><value>AQAAANCMnd8BFdERjHoAwE</value></encryptedKey></encryptedSecret>\
+             </descriptor></descriptor></key>",
+            c = at(now - Duration::days(1)),
+            e = at(now + Duration::days(80)),
+        ),
+    )
+    .unwrap();
+    let (code, f) = doctor(&loc, &[]);
+    assert_eq!(code, 1, "{f:?}");
+    has(&f, "key.decrypt", "error", "only Windows");
+    has(&f, "key.decrypt", "error", "windows-only protection");
+    has(&f, "ring.default", "error", "no usable default key");
+
+    // Revoke every key: a warning that says so, besides the missing default.
+    dpkeys(
+        &args(&loc, &["keys", "revoke-all", "--before", &at(now)]),
+        &[],
+        None,
+    )
+    .code(0);
+    let (_, f) = doctor(&loc, &[]);
+    has(&f, "ring.revocations", "warning", "every key is revoked");
+    has(&f, "key.decrypt", "warning", &format!("revoked key {id}"));
+}

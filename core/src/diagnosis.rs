@@ -10,7 +10,7 @@
 //!
 //! ```
 //! use dataprotection::diagnosis::{Finding, Severity};
-//! use dataprotection::key::KeySet;
+//! use dataprotection::KeySet;
 //! use time::macros::datetime;
 //!
 //! // An empty ring: nothing can protect until a key is created.

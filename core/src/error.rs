@@ -274,8 +274,8 @@ impl Error {
 }
 
 /// The source of a shared error, standing in for it in a copy
-/// ([`Error::shared_copy`]): shows and chains what the original's source
-/// does.
+/// ([`Error::shared_copy`]): shows what the original's source shows, and
+/// chains to that source.
 struct SourceOf(std::sync::Arc<Error>);
 
 impl SourceOf {
@@ -303,8 +303,13 @@ impl std::fmt::Debug for SourceOf {
 }
 
 impl std::error::Error for SourceOf {
+    /// The original's source itself, not its source's source: a caller
+    /// walking the chain must still find the typed cause (for example the
+    /// x509 crate's `CertificateNotConfigured`) with `downcast_ref`. Its
+    /// text then appears twice in a walked chain, which printers that skip
+    /// text already shown (the CLI's) absorb.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.original().and_then(std::error::Error::source)
+        self.original()
     }
 }
 

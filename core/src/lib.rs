@@ -5,10 +5,10 @@ pub mod clock;
 pub mod crypto;
 pub mod diagnosis;
 pub mod encryption;
-pub mod error;
-pub mod key;
+mod error;
+mod key;
 mod key_slot;
-pub mod manager;
+mod manager;
 pub mod payload;
 pub mod policy;
 mod protector;
@@ -19,8 +19,8 @@ mod ring_loader;
 pub mod xml;
 
 pub use diagnosis::{Diagnosis, Finding, Severity};
-pub use error::{Error, Result};
-pub use key::{Key, KeyRing, KeyStatus};
+pub use error::{BoxError, Error, Result};
+pub use key::{Key, KeyRing, KeySet, KeySetProblem, KeyStatus};
 pub use manager::{KeyEscrowSink, KeyManager};
 pub use protector::{
     DataProtector, TIME_LIMITED_PURPOSE, TimeLimitedDataProtector, UnprotectOptions, Unprotected,

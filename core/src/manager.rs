@@ -48,63 +48,63 @@ impl fmt::Debug for KeyManager {
     }
 }
 
-/// Which elements [`KeyManager::delete_keys`] removes, and in which order:
-/// the chosen keys (expired ones only unless `include_unexpired`), then
-/// revocations of keys that are deleted or absent, then superseded mass
-/// revocations (see [`DeletionOrder`]). Exposed so tools can preview a
-/// deletion exactly.
-pub fn deletion_orders(
-    elements: &[Element],
-    now: OffsetDateTime,
-    include_unexpired: bool,
-    should_delete: &dyn Fn(&Key) -> bool,
-) -> Vec<Deletion> {
-    let set = KeySet::from_elements(elements).unwrap_or_default();
-    let latest_mass = set.latest_mass_revocation();
-    let mut deleted_ids = Vec::new();
-    let mut orders: Vec<Option<DeletionOrder>> = elements
-        .iter()
-        .map(|e| match StoredElement::classify(e) {
-            Ok(StoredElement::Key(k)) => {
-                let key = set.get(k.id)?;
-                // Only the element that defines the key (not a duplicate).
-                if key.xml() != &k {
-                    return None;
-                }
-                if (include_unexpired || key.expiration_date() < now) && should_delete(key) {
-                    deleted_ids.push(k.id);
-                    Some(DeletionOrder::Key)
-                } else {
-                    None
-                }
-            }
-            Ok(StoredElement::Revocation(r)) => match r.target {
-                RevocationTarget::AllCreatedBefore if Some(r.date) < latest_mass => {
-                    Some(DeletionOrder::SupersededMassRevocation)
-                }
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    for (i, e) in elements.iter().enumerate() {
-        if let Ok(StoredElement::Revocation(RevocationXml {
-            target: RevocationTarget::Key(id),
-            ..
-        })) = StoredElement::classify(e)
-            && (deleted_ids.contains(&id) || set.get(id).is_none())
-        {
-            orders[i] = Some(DeletionOrder::KeyRevocation);
-        }
-    }
-    orders
-        .into_iter()
-        .enumerate()
-        .filter_map(|(index, order)| order.map(|order| Deletion { index, order }))
-        .collect()
-}
-
 impl KeyManager {
+    /// Which elements [`KeyManager::delete_keys`] removes, and in which order:
+    /// the chosen keys (expired ones only unless `include_unexpired`), then
+    /// revocations of keys that are deleted or absent, then superseded mass
+    /// revocations (see [`DeletionOrder`]). Exposed so tools can preview a
+    /// deletion exactly.
+    pub fn deletion_orders(
+        elements: &[Element],
+        now: OffsetDateTime,
+        include_unexpired: bool,
+        should_delete: &dyn Fn(&Key) -> bool,
+    ) -> Vec<Deletion> {
+        let set = KeySet::from_elements(elements).unwrap_or_default();
+        let latest_mass = set.latest_mass_revocation();
+        let mut deleted_ids = Vec::new();
+        let mut orders: Vec<Option<DeletionOrder>> = elements
+            .iter()
+            .map(|e| match StoredElement::classify(e) {
+                Ok(StoredElement::Key(k)) => {
+                    let key = set.get(k.id)?;
+                    // Only the element that defines the key (not a duplicate).
+                    if key.xml() != &k {
+                        return None;
+                    }
+                    if (include_unexpired || key.expiration_date() < now) && should_delete(key) {
+                        deleted_ids.push(k.id);
+                        Some(DeletionOrder::Key)
+                    } else {
+                        None
+                    }
+                }
+                Ok(StoredElement::Revocation(r)) => match r.target {
+                    RevocationTarget::AllCreatedBefore if Some(r.date) < latest_mass => {
+                        Some(DeletionOrder::SupersededMassRevocation)
+                    }
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        for (i, e) in elements.iter().enumerate() {
+            if let Ok(StoredElement::Revocation(RevocationXml {
+                target: RevocationTarget::Key(id),
+                ..
+            })) = StoredElement::classify(e)
+                && (deleted_ids.contains(&id) || set.get(id).is_none())
+            {
+                orders[i] = Some(DeletionOrder::KeyRevocation);
+            }
+        }
+        orders
+            .into_iter()
+            .enumerate()
+            .filter_map(|(index, order)| order.map(|order| Deletion { index, order }))
+            .collect()
+    }
+
     /// A manager over `repository`; keys are stored unencrypted unless an
     /// encryptor is given.
     pub fn new(
@@ -274,7 +274,7 @@ impl KeyManager {
     ) -> Result<usize> {
         let now = self.clock.now();
         let chooser = move |elements: &[Element]| {
-            deletion_orders(elements, now, include_unexpired, should_delete)
+            Self::deletion_orders(elements, now, include_unexpired, should_delete)
         };
         let deleted = self.repository.delete_elements(&chooser).await?;
         self.changed();

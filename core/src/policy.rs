@@ -53,7 +53,7 @@ pub struct Resolution {
 /// it is usable: the most recently activated key old enough to have
 /// propagated, else the least recently activated one too new to have.
 /// Ties are broken by key id, so every instance picks the same key.
-pub fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> {
+pub(crate) fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> {
     let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
     let activated = keys
         .iter()
@@ -79,7 +79,7 @@ pub fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> 
 
 /// Fallback candidates in order of preference: unrevoked keys other than
 /// `exclude`, newest propagated first, then the oldest unpropagated.
-pub fn fallback_candidates(
+pub(crate) fn fallback_candidates(
     keys: &[KeyInfo],
     now: OffsetDateTime,
     exclude: Option<Uuid>,
@@ -108,7 +108,7 @@ pub fn fallback_candidates(
 /// Keys created within the propagation window that are already active,
 /// unrevoked and unexpired (other than `exclude`), oldest activation first:
 /// replacements made because the preferred key could not be used.
-pub fn recent_replacements(
+pub(crate) fn recent_replacements(
     keys: &[KeyInfo],
     now: OffsetDateTime,
     exclude: Option<Uuid>,
@@ -224,7 +224,7 @@ pub fn plan_new_key(
 /// Finding out may need I/O (a key vault), so the policy asks for it
 /// ([`RingDecision::CheckKey`]) rather than doing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Usability {
+pub(crate) enum Usability {
     /// The key's encryptor was built and may protect.
     Usable,
     /// The key cannot be used.
@@ -237,7 +237,7 @@ pub enum Usability {
 /// ring load, made without I/O by [`decide`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RingDecision {
+pub(crate) enum RingDecision {
     /// Find out whether this key can be used, then decide again: the
     /// decision depends on it.
     CheckKey(Uuid),
@@ -294,7 +294,7 @@ pub enum RingDecision {
 ///     RingDecision::UseDefault(Uuid::from_u128(1))
 /// );
 /// ```
-pub fn decide(
+pub(crate) fn decide(
     keys: &[KeyInfo],
     now: OffsetDateTime,
     key_lifetime: Duration,
@@ -348,7 +348,7 @@ pub fn decide(
 
 /// The refresh period with up to 20 % jitter taken off, as .NET does, so that
 /// instances started together do not refresh together.
-pub fn jittered_refresh_period(random_unit: f64) -> Duration {
+pub(crate) fn jittered_refresh_period(random_unit: f64) -> Duration {
     let factor = 1.0 - random_unit.clamp(0.0, 1.0) / 5.0;
     Duration::seconds_f64(KEY_RING_REFRESH_PERIOD.as_seconds_f64() * factor)
 }

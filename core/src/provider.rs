@@ -28,7 +28,8 @@ use crate::ring_loader::KeyRingLoader;
 /// How many keys [`DataProtectionProvider::decrypt_all_keys`] decrypts at once.
 const DECRYPT_ALL_CONCURRENCY: usize = 16;
 /// How often, by default, the repository is asked whether the ring changed.
-pub const DEFAULT_CHANGE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const DEFAULT_CHANGE_CHECK_INTERVAL: std::time::Duration =
+    std::time::Duration::from_secs(60);
 
 /// Configures a [`DataProtectionProvider`], in the spirit of `AddDataProtection()`.
 ///

@@ -6,15 +6,15 @@
 use std::sync::Arc;
 
 use dataprotection::crypto::{Algorithm, Secret};
-use dataprotection::key::{KeySet, KeySetProblem};
 use dataprotection::payload::{MAGIC_HEADER, additional_authenticated_data, key_id_bytes};
 use dataprotection::policy::{self, KeyInfo};
-use dataprotection::repository::regular_file::UnsafeFileError;
+use dataprotection::repository::UnsafeFileError;
 use dataprotection::repository::{FileSystemXmlRepository, InMemoryXmlRepository, XmlRepository};
 use dataprotection::xml::{
     Element, KeyXml, RepositoryDocument, descriptor_element, format_date, parse_date,
 };
 use dataprotection::{DataProtectionProvider, Error};
+use dataprotection::{KeySet, KeySetProblem};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -197,7 +197,8 @@ fn policy_arithmetic_saturates_at_the_end_of_time() {
     )
     .unwrap();
     assert!(plan.expiration_date >= end);
-    assert!(policy::preferred_key(&[key], OffsetDateTime::UNIX_EPOCH).is_none());
+    let resolution = policy::resolve_default_key(&[key], OffsetDateTime::UNIX_EPOCH, &|_| true);
+    assert!(resolution.default_key.is_none());
 }
 
 fn refused(e: &Error) -> Option<&UnsafeFileError> {

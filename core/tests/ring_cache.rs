@@ -304,3 +304,49 @@ async fn unprotect_options_accept_a_revoked_key_only_when_asked() {
         assert!(unprotected.was_revoked && unprotected.requires_migration);
     }
 }
+
+/// Says it stores every element and stores none: a write whose effect is
+/// not visible when the ring is read again.
+#[derive(Debug, Default)]
+struct Forgetful {
+    inner: InMemoryXmlRepository,
+    stores: AtomicUsize,
+}
+
+#[async_trait]
+impl XmlRepository for Forgetful {
+    async fn get_all_elements(&self) -> Result<Vec<Element>> {
+        self.inner.get_all_elements().await
+    }
+    async fn store_element(&self, _element: &Element, _name: &str) -> Result<()> {
+        self.stores.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn store_element_if(
+        &self,
+        _element: &Element,
+        _name: &str,
+        _still_needed: StorePrecondition<'_>,
+    ) -> Result<bool> {
+        self.stores.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+    fn describe(&self) -> String {
+        "forgetful".into()
+    }
+}
+
+#[tokio::test]
+async fn a_load_creates_at_most_one_key_even_when_it_cannot_see_it() {
+    let repo = Arc::new(Forgetful::default());
+    let err = DataProtectionProvider::builder()
+        .repository(repo.clone())
+        .clock(Arc::new(ManualClock::new(START)))
+        .change_check_interval(None)
+        .build()
+        .await
+        .unwrap_err();
+    // Created once, read again, not found: an error, not another key.
+    assert!(matches!(err, Error::NoDefaultKey { .. }), "{err:?}");
+    assert_eq!(repo.stores.load(Ordering::SeqCst), 1);
+}

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{load, vector_path};
+use dataprotection::KeySet;
 use dataprotection::crypto::{AesKeySize, Algorithm, Secret, ValidationAlgorithm};
 use dataprotection::encryption::{DecryptorRegistry, NullXmlEncryptor, encrypt_if_necessary};
-use dataprotection::key::KeySet;
 use dataprotection::xml::{
     DescriptorKind, Element, Format, KeyXml, RepositoryDocument, RevocationTarget, RevocationXml,
     descriptor_element, parse_date, read_descriptor,

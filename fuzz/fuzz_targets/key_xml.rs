@@ -2,7 +2,7 @@
 //! whatever parses must survive a write and re-read unchanged.
 #![no_main]
 
-use dataprotection::key::KeySet;
+use dataprotection::KeySet;
 use dataprotection::xml::{Element, Format, KeyXml, RepositoryDocument, RevocationXml, read_descriptor};
 use libfuzzer_sys::fuzz_target;
 

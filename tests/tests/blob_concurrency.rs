@@ -16,7 +16,7 @@ use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{ClientOptions, Context, FixedRetryOptions, Method, Request, RetryOptions};
 use blob_support::*;
 use dataprotection::DataProtectionProvider;
-use dataprotection::key::KeySet;
+use dataprotection::KeySet;
 use dataprotection::repository::XmlRepository;
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
 use dataprotection_tests::azurite::Azurite;

@@ -12,7 +12,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use blob_support::*;
 use dataprotection::DataProtectionProvider;
-use dataprotection::key::KeySet;
+use dataprotection::KeySet;
 use dataprotection::repository::XmlRepository;
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
 use dataprotection_tests::azurite::Azurite;

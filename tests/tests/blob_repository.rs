@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use azure_core::http::policies::{Policy, PolicyResult};
 use azure_core::http::{Context, Request, Url};
 use blob_support::*;
+use dataprotection::BoxError;
 use dataprotection::DataProtectionProvider;
 use dataprotection::clock::ManualClock;
-use dataprotection::error::BoxError;
-use dataprotection::key::{KeySet, KeySetProblem};
 use dataprotection::repository::{DeletionOrder, XmlRepository, delete_where};
 use dataprotection::xml::{Element, RepositoryDocument};
+use dataprotection::{KeySet, KeySetProblem};
 use dataprotection_azure_blobs::sas::{self, Permissions, SasInfo, SasWindow};
 use dataprotection_azure_blobs::{
     BlobRepositoryOptions, BlobXmlRepository, CONTENT_TYPE, SasProvider, SasRequest,

@@ -19,8 +19,7 @@ pub use error::X509Error;
 pub use key_vault::KeyVaultCertificateId;
 pub use xmlenc::{
     CertificateXmlEncryptor, ENCRYPTED_XML_DECRYPTOR_TYPE, EncryptedXmlDecryptor, XMLDSIG_NS,
-    XMLENC_AES256_CBC, XMLENC_ELEMENT_TYPE, XMLENC_NS, XMLENC_RSA_1_5, XMLENC_RSA_OAEP_MGF1P,
-    dotnet_outer_xml, encrypted_data,
+    XMLENC_NS, XMLENC_RSA_1_5, dotnet_outer_xml, encrypted_data,
 };
 
 /// X.509 certificate configuration for a [`DataProtectionProviderBuilder`],

@@ -35,15 +35,15 @@ pub const XMLENC_NS: &str = "http://www.w3.org/2001/04/xmlenc#";
 /// XML Signature namespace, used by `KeyInfo` (`SignedXml.XmlDsigNamespaceUrl`).
 pub const XMLDSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// `EncryptedData/@Type` for an encrypted element (`XmlEncElementUrl`).
-pub const XMLENC_ELEMENT_TYPE: &str = "http://www.w3.org/2001/04/xmlenc#Element";
+pub(crate) const XMLENC_ELEMENT_TYPE: &str = "http://www.w3.org/2001/04/xmlenc#Element";
 /// AES-256-CBC (`XmlEncAES256Url`), what .NET encrypts with.
-pub const XMLENC_AES256_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes256-cbc";
+pub(crate) const XMLENC_AES256_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes256-cbc";
 const XMLENC_AES192_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes192-cbc";
 const XMLENC_AES128_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes128-cbc";
 /// RSA PKCS#1 v1.5 key transport (`XmlEncRSA15Url`), what .NET wraps with.
 pub const XMLENC_RSA_1_5: &str = "http://www.w3.org/2001/04/xmlenc#rsa-1_5";
 /// RSA-OAEP (SHA-1, MGF1-SHA-1) key transport (`XmlEncRSAOAEPUrl`), read too.
-pub const XMLENC_RSA_OAEP_MGF1P: &str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p";
+pub(crate) const XMLENC_RSA_OAEP_MGF1P: &str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p";
 
 const BLOCK: usize = 16;
 const AES256_KEY: usize = 32;

@@ -10,8 +10,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use dataprotection::Key;
-use dataprotection::diagnosis::{Diagnosis, Finding, KeyState, MasterKeyCheck, NeverUsedReason};
-use dataprotection::key::KeySet;
+use dataprotection::KeySet;
+use dataprotection::diagnosis::{
+    Diagnosis, Finding, KeyState, MasterKeyCheck, NeverUsedReason, Severity,
+};
 use dataprotection::policy::MAX_SERVER_CLOCK_SKEW;
 use dataprotection::xml::format_date;
 use dataprotection_azure_keyvault::{
@@ -70,6 +72,15 @@ impl Report {
     }
     fn worst(&self) -> Status {
         self.0.iter().map(|f| f.status).max().unwrap_or(Status::Ok)
+    }
+}
+
+/// A finding's status: the library decides how bad it is.
+fn status_of(finding: &Finding) -> Status {
+    match finding.severity() {
+        Severity::Info => Status::Ok,
+        Severity::Warning => Status::Warning,
+        _ => Status::Error,
     }
 }
 
@@ -543,32 +554,31 @@ async fn ring(report: &mut Report, context: &Context, now: OffsetDateTime) {
 fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: OffsetDateTime) {
     let findings = &diagnosis.findings;
 
-    let duplicates: Vec<String> = findings
-        .iter()
-        .filter_map(|f| match f {
+    aggregate(
+        report,
+        "ring.duplicates",
+        findings,
+        |f| match f {
             Finding::DuplicateKey { key_id } => Some(key_id.to_string()),
             _ => None,
-        })
-        .collect();
-    if duplicates.is_empty() {
-        report.ok("ring.duplicates", "no key id appears twice");
-    } else {
-        report.error(
-            "ring.duplicates",
+        },
+        "no key id appears twice",
+        |ids| {
             format!(
                 "key {} is stored more than once: this library uses the first element, but .NET \
                  refuses the whole ring; delete the extra element",
-                duplicates.join(", ")
-            ),
-        );
-    }
+                ids.join(", ")
+            )
+        },
+    );
 
     let mut malformed = false;
     for f in findings {
         if let Finding::MalformedKey { source } = f {
             malformed = true;
-            report.warning(
+            report.add(
                 "ring.elements",
+                status_of(f),
                 format!("an element is malformed and ignored: {source}"),
             );
         }
@@ -587,16 +597,18 @@ fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: Offset
 
     for f in findings {
         match f {
-            Finding::FutureMassRevocation { date } => report.error(
+            Finding::FutureMassRevocation { date } => report.add(
                 "ring.revocations",
+                status_of(f),
                 format!(
                     "every key created before {} (in the future) is revoked: keys created until \
                      then are revoked as soon as they are made; a clock was wrong when it was written",
                     format_date(*date)
                 ),
             ),
-            Finding::EveryKeyRevoked { date } => report.warning(
+            Finding::EveryKeyRevoked { date } => report.add(
                 "ring.revocations",
+                status_of(f),
                 format!(
                     "every key is revoked (all keys created before {} are): if that was meant (a \
                      compromise), create a new key with `dpkeys rotate --now`",
@@ -609,33 +621,29 @@ fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: Offset
 
     present_decryption(report, set, findings);
 
-    let weak: Vec<String> = findings
-        .iter()
-        .filter_map(|f| match f {
+    aggregate(
+        report,
+        "key.strength",
+        findings,
+        |f| match f {
             Finding::WeakMasterKey { key_id, bits } => Some(format!("{key_id} ({bits} bits)")),
             _ => None,
-        })
-        .collect();
-    if weak.is_empty() {
-        report.ok(
-            "key.strength",
-            "every master key that decrypts is at least 128 bits",
-        );
-    } else {
-        report.error(
-            "key.strength",
+        },
+        "every master key that decrypts is at least 128 bits",
+        |weak| {
             format!(
                 "master key shorter than 128 bits: {}; such a key is never used for new payloads \
                  (it only unprotects old ones) and was not made by a Data Protection \
                  implementation: find out who wrote it, then revoke it",
                 weak.join(", ")
-            ),
-        );
-    }
-
-    let inverted: Vec<String> = findings
-        .iter()
-        .filter_map(|f| match f {
+            )
+        },
+    );
+    aggregate(
+        report,
+        "key.dates",
+        findings,
+        |f| match f {
             Finding::InvertedDates {
                 key_id,
                 activation,
@@ -646,19 +654,15 @@ fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: Offset
                 format_date(*expiration)
             )),
             _ => None,
-        })
-        .collect();
-    if inverted.is_empty() {
-        report.ok("key.dates", "every key is activated before it expires");
-    } else {
-        report.error(
-            "key.dates",
+        },
+        "every key is activated before it expires",
+        |inverted| {
             format!(
                 "{}: such a key is never used and was not made by a key manager; revoke or delete it",
                 inverted.join("; ")
-            ),
-        );
-    }
+            )
+        },
+    );
 
     present_default(report, diagnosis, now);
 
@@ -678,8 +682,9 @@ fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: Offset
                 ),
                 other => format!("{other:?}"),
             };
-            report.warning(
+            report.add(
                 "key.unused",
+                status_of(f),
                 format!("key {key_id} will never be used: {reason}"),
             );
         }
@@ -688,31 +693,30 @@ fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: Offset
         report.ok("key.unused", "no key is superseded or never active");
     }
 
-    let clear: Vec<String> = findings
-        .iter()
-        .filter_map(|f| match f {
+    aggregate(
+        report,
+        "key.at_rest",
+        findings,
+        |f| match f {
             Finding::StoredUnencrypted { key_id } => Some(key_id.to_string()),
             _ => None,
-        })
-        .collect();
-    if clear.is_empty() {
-        report.ok("key.at_rest", "every key's master key is encrypted at rest");
-    } else {
-        report.warning(
-            "key.at_rest",
+        },
+        "every key's master key is encrypted at rest",
+        |clear| {
             format!(
                 "{} keys are stored unencrypted ({}): anyone who can read the repository can read \
                  and forge payloads; configure a Key Vault key and run `dpkeys rewrap`",
                 clear.len(),
                 clear.join(", ")
-            ),
-        );
-    }
+            )
+        },
+    );
 
     for f in findings {
         if let Finding::ActivationWithinClockSkew { key_id, activation } = f {
-            report.ok(
+            report.add(
                 "key.activation",
+                status_of(f),
                 format!(
                     "key {key_id} activates at {}, within the 5-minute clock-skew tolerance: \
                      until then instances whose clocks differ may disagree on the default key \
@@ -720,6 +724,29 @@ fn present(report: &mut Report, set: &KeySet, diagnosis: &Diagnosis, now: Offset
                     format_date(*activation)
                 ),
             );
+        }
+    }
+}
+
+/// One line for every finding `pick` describes (its status from the worst
+/// of them), or an `ok` line when there is none.
+fn aggregate(
+    report: &mut Report,
+    check: &'static str,
+    findings: &[Finding],
+    pick: impl Fn(&Finding) -> Option<String>,
+    ok: &str,
+    message: impl Fn(&[String]) -> String,
+) {
+    let picked: Vec<(&Finding, String)> = findings
+        .iter()
+        .filter_map(|f| pick(f).map(|text| (f, text)))
+        .collect();
+    match picked.iter().map(|(f, _)| status_of(f)).max() {
+        None => report.ok(check, ok),
+        Some(status) => {
+            let texts: Vec<String> = picked.into_iter().map(|(_, text)| text).collect();
+            report.add(check, status, message(&texts));
         }
     }
 }
@@ -770,22 +797,14 @@ fn present_decryption(report: &mut Report, set: &KeySet, findings: &[Finding]) {
             Finding::UndecryptableKey { source, .. } => source.class(),
             _ => "windows-only protection",
         };
-        match state {
-            KeyState::Revoked => report.warning(
-                "key.decrypt",
-                format!("revoked key {key_id} cannot be decrypted: {e}{hint}"),
+        let message = match state {
+            KeyState::Revoked => format!("revoked key {key_id} cannot be decrypted: {e}{hint}"),
+            KeyState::Expired => format!(
+                "expired key {key_id} cannot be decrypted: {e}{hint}; payloads it protected can no longer be read"
             ),
-            KeyState::Expired => report.warning(
-                "key.decrypt",
-                format!(
-                    "expired key {key_id} cannot be decrypted: {e}{hint}; payloads it protected can no longer be read"
-                ),
-            ),
-            _ => report.error(
-                "key.decrypt",
-                format!("key {key_id} cannot be decrypted: {e} ({class}){hint}"),
-            ),
-        }
+            _ => format!("key {key_id} cannot be decrypted: {e} ({class}){hint}"),
+        };
+        report.add("key.decrypt", status_of(f), message);
     }
     if failures == 0 {
         report.ok(
@@ -801,8 +820,9 @@ fn present_default(report: &mut Report, diagnosis: &Diagnosis, now: OffsetDateTi
     let Some(default) = &diagnosis.default_key else {
         for f in findings {
             match f {
-                Finding::RevokedDefault { key_id } => report.error(
+                Finding::RevokedDefault { key_id } => report.add(
                     "ring.default",
+                    status_of(f),
                     format!(
                         "key {key_id}, which would be the default key by its dates, is revoked \
                          and nothing replaces it yet"
@@ -816,8 +836,9 @@ fn present_default(report: &mut Report, diagnosis: &Diagnosis, now: OffsetDateTi
                             )
                         })
                         .unwrap_or_default();
-                    report.error(
+                    report.add(
                         "ring.default",
+                        status_of(f),
                         format!(
                             "there is no usable default key: applications with automatic generation create one at startup, \
                              others cannot protect; run `dpkeys rotate --now`{fallback}"
@@ -838,12 +859,13 @@ fn present_default(report: &mut Report, diagnosis: &Diagnosis, now: OffsetDateTi
             human(default.expiration_date - now)
         ),
     );
-    if findings
+    if let Some(gap) = findings
         .iter()
-        .any(|f| matches!(f, Finding::NoSuccessor { .. }))
+        .find(|f| matches!(f, Finding::NoSuccessor { .. }))
     {
-        report.warning(
+        report.add(
             "ring.successor",
+            status_of(gap),
             format!(
                 "the default key expires in {} and no usable successor is in place: \
                  applications with automatic generation will each create one (and may \

@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
+use dataprotection::KeySet;
 use dataprotection::encryption::{XmlDecryptor, encrypt_if_necessary};
-use dataprotection::key::KeySet;
 use dataprotection::repository::XmlRepository;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{

@@ -5,11 +5,10 @@
 
 use std::collections::HashSet;
 
-use dataprotection::key::KeySet;
-use dataprotection::manager::deletion_orders;
+use dataprotection::KeySet;
 use dataprotection::policy::{KeyInfo, resolve_default_key};
 use dataprotection::xml::{Element, RevocationTarget, StoredElement, format_date};
-use dataprotection::{Error, Key};
+use dataprotection::{Error, Key, KeyManager};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -39,9 +38,10 @@ pub fn protected_keys(infos: &[KeyInfo], now: OffsetDateTime) -> HashSet<Uuid> {
 }
 
 /// What `delete_keys` with `doomed` keys would remove, in its order, as
-/// lines for the operator (computed by core's own `deletion_orders`).
+/// lines for the operator (computed by core's own `KeyManager::deletion_orders`).
 fn preview(elements: &[Element], doomed: &HashSet<Uuid>, now: OffsetDateTime) -> Vec<String> {
-    let deletions = deletion_orders(elements, now, false, &|k: &Key| doomed.contains(&k.id()));
+    let deletions =
+        KeyManager::deletion_orders(elements, now, false, &|k: &Key| doomed.contains(&k.id()));
     let mut chosen: Vec<_> = deletions
         .into_iter()
         .filter_map(|deletion| {

@@ -22,10 +22,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use dataprotection::KeySet;
 use dataprotection::encryption::{
     DecryptorRegistry, XmlDecryptor, XmlEncryptor, encrypt_if_necessary,
 };
-use dataprotection::key::KeySet;
 use dataprotection::repository::replace_where;
 use dataprotection::xml::{Element, StoredElement};
 use dataprotection_azure_keyvault::{

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dataprotection::key::KeySet;
+use dataprotection::KeySet;
 use dataprotection::policy::{
     KEY_PROPAGATION_WINDOW, KeyInfo, MIN_KEY_LIFETIME, plan_new_key, resolve_default_key,
 };

@@ -20,10 +20,11 @@ mod secret;
 use std::sync::Arc;
 
 pub use algorithm::{AesKeySize, Algorithm, ValidationAlgorithm};
-pub use cbc::CbcHmacEncryptor;
+pub(crate) use cbc::CbcHmacEncryptor;
 pub use context_header::context_header;
-pub use encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN, MASTER_KEY_LEN, MIN_MASTER_KEY_LEN};
-pub use gcm::GcmEncryptor;
+pub(crate) use encryptor::MASTER_KEY_LEN;
+pub use encryptor::{AuthenticatedEncryptor, MIN_MASTER_KEY_LEN};
+pub(crate) use gcm::GcmEncryptor;
 pub use kdf::sp800_108_ctr_hmac_sha512;
 pub use random::{OsRandom, RandomSource};
 pub use secret::Secret;

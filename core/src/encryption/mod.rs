@@ -129,7 +129,7 @@ impl DecryptorRegistry {
 
 /// `decryptorType` names of .NET's Windows-only XML encryptors (DPAPI, and
 /// DPAPI-NG, which also covers `ProtectKeysWithDpapiNG` with a certificate rule).
-pub const WINDOWS_ONLY_DECRYPTOR_TYPES: [&str; 2] = [
+pub(crate) const WINDOWS_ONLY_DECRYPTOR_TYPES: [&str; 2] = [
     "Microsoft.AspNetCore.DataProtection.XmlEncryption.DpapiXmlDecryptor",
     "Microsoft.AspNetCore.DataProtection.XmlEncryption.DpapiNGXmlDecryptor",
 ];

@@ -269,12 +269,12 @@ pub(crate) async fn replace<R: VersionedRepository + ?Sized>(
 #[async_trait]
 impl<R: VersionedRepository + ?Sized> XmlRepository for R {
     async fn get_all_elements(&self) -> Result<Vec<Element>> {
-        Ok(self.read().await?.into_whole()?.0.elements())
+        Ok(self.read().await?.into_whole()?.0.into_elements())
     }
 
     async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {
         let (document, version) = self.read().await?.into_whole()?;
-        Ok((document.elements(), version))
+        Ok((document.into_elements(), version))
     }
 
     async fn changed_since(&self, version: &Version) -> Result<bool> {

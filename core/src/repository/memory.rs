@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
-use crate::xml::{Element, RepositoryDocument};
+use crate::xml::RepositoryDocument;
 
 /// Keeps elements in memory only. Every payload protected with its keys
 /// becomes unreadable when the process exits, so creating one logs a warning.
@@ -20,7 +20,10 @@ pub struct InMemoryXmlRepository {
 struct Stored {
     /// Writes so far: the version.
     generation: u64,
-    elements: Vec<Element>,
+    /// The elements as a read returns them, each serialized once when
+    /// written (serializing them on every read made reading a large ring
+    /// cost more than interpreting it).
+    document: RepositoryDocument,
 }
 
 impl InMemoryXmlRepository {
@@ -44,11 +47,10 @@ impl Stored {
     }
 
     fn snapshot(&self) -> Snapshot {
-        let mut document = RepositoryDocument::new();
-        for element in &self.elements {
-            document.push(element);
-        }
-        Snapshot::new(document, (self.generation > 0).then(|| self.version()))
+        Snapshot::new(
+            self.document.clone(),
+            (self.generation > 0).then(|| self.version()),
+        )
     }
 }
 
@@ -76,7 +78,13 @@ impl VersionedRepository for InMemoryXmlRepository {
         if !holds {
             return Err(StorageError::PreconditionFailed);
         }
-        stored.elements = document.elements();
+        // Rebuilt rather than cloned: what is stored carries no trace of the
+        // write (names of added elements, replacements).
+        let mut stored_document = RepositoryDocument::new();
+        for child in document.children() {
+            stored_document.push(child.element());
+        }
+        stored.document = stored_document;
         stored.generation += 1;
         Ok(stored.version())
     }
@@ -91,6 +99,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::repository::{Replacement, XmlRepository};
+    use crate::xml::Element;
 
     #[tokio::test]
     async fn replaces_in_place() {

@@ -7,7 +7,7 @@ mod convergence;
 mod default_location;
 mod file_system;
 mod memory;
-pub mod regular_file;
+mod regular_file;
 mod versioned;
 
 use std::fmt::Debug;
@@ -20,6 +20,7 @@ pub use default_location::{
 };
 pub use file_system::FileSystemXmlRepository;
 pub use memory::InMemoryXmlRepository;
+pub use regular_file::UnsafeFileError;
 pub use versioned::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };

@@ -7,10 +7,11 @@ mod key;
 mod repository;
 
 pub use date::{format_date, from_ticks, parse_date, to_ticks};
-pub use dom::{Attribute, DECLARATION, Element, Format, Node, UTF8_BOM};
+pub use dom::{Attribute, Element, Format, Node};
+pub(crate) use key::normalize_type_name;
 pub use key::{
     DATA_PROTECTION_NS, Descriptor, DescriptorKind, KeyXml, RevocationTarget, RevocationXml,
     StoredElement, contains_encrypted_secret, descriptor_element, master_key_element,
-    normalize_type_name, read_descriptor, read_descriptor_algorithm, read_master_key,
+    read_descriptor, read_descriptor_algorithm, read_master_key,
 };
 pub use repository::{RepositoryChild, RepositoryDocument};

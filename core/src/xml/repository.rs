@@ -209,6 +209,12 @@ impl RepositoryDocument {
         self.children.iter().map(|c| c.element.clone()).collect()
     }
 
+    /// The stored elements, parsed, moved out of the document: what a read
+    /// that only interprets them needs, without copying each element.
+    pub fn into_elements(self) -> Vec<Element> {
+        self.children.into_iter().map(|c| c.element).collect()
+    }
+
     /// Appends an element (written without formatting, as .NET does).
     pub fn push(&mut self, element: &Element) {
         self.children.push(RepositoryChild {
