@@ -343,15 +343,16 @@ fn valid_friendly_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<PathBuf> {
-    create_dir(dir)?;
-    let name = if valid_friendly_name(friendly_name) {
-        friendly_name.to_string()
-    } else {
-        Uuid::new_v4().hyphenated().to_string()
-    };
+/// A new temporary file name in `dir` (not `*.xml`, so never read as an element).
+fn temp_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()))
+}
+
+/// Creates `temp` (owner-only on Unix, never over an existing file) holding
+/// `element` as a document, flushed to disk before it is linked or renamed
+/// into place.
+fn write_temp(temp: &Path, element: &Element) -> Result<()> {
     let bytes = element.to_document_bytes(Format::Indented);
-    let temp = dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -359,12 +360,21 @@ fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<P
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
+    let mut file = options.open(temp).map_err(|e| io("creating", temp, e))?;
+    file.write_all(&bytes).map_err(|e| io("writing", temp, e))?;
+    file.sync_all().map_err(|e| io("writing", temp, e))
+}
+
+fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<PathBuf> {
+    create_dir(dir)?;
+    let name = if valid_friendly_name(friendly_name) {
+        friendly_name.to_string()
+    } else {
+        Uuid::new_v4().hyphenated().to_string()
+    };
+    let temp = temp_path(dir);
     let result = (|| {
-        let mut file = options.open(&temp).map_err(|e| io("creating", &temp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| io("writing", &temp, e))?;
-        file.sync_all().map_err(|e| io("writing", &temp, e))?;
-        drop(file);
+        write_temp(&temp, element)?;
         // Link into place: atomic, and fails rather than overwriting an existing file.
         let mut target = dir.join(format!("{name}.xml"));
         let mut attempt = 0;
@@ -396,21 +406,9 @@ fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<P
 /// permissions as [`write_element`]) and renames it over `path`: atomic on
 /// POSIX, so a reader sees the old file or the new one, never neither.
 fn replace_file(dir: &Path, path: &Path, element: &Element) -> Result<()> {
-    let bytes = element.to_document_bytes(Format::Indented);
-    let temp = dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
+    let temp = temp_path(dir);
     let result = (|| {
-        let mut file = options.open(&temp).map_err(|e| io("creating", &temp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| io("writing", &temp, e))?;
-        file.sync_all().map_err(|e| io("writing", &temp, e))?;
-        drop(file);
+        write_temp(&temp, element)?;
         fs::rename(&temp, path).map_err(|e| io("replacing", path, e))
     })();
     if result.is_err() {
