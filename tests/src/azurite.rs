@@ -440,6 +440,21 @@ impl Azurite {
         Ok(client)
     }
 
+    /// Creates a new container named from `prefix` (see [`unique_name`]) and returns its name
+    /// with a URL for `blob` in it carrying a `racwd` blob SAS valid for an hour: the empty key
+    /// ring most tests start from. The URL is a secret-bearing string.
+    pub async fn fresh_blob(
+        &self,
+        prefix: &str,
+        blob: &str,
+    ) -> Result<(String, Url), HarnessError> {
+        let container = unique_name(prefix);
+        self.create_container(&container).await?;
+        let expiry = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let url = self.blob_sas_url(&container, blob, "racwd", expiry)?;
+        Ok((container, url))
+    }
+
     /// The bytes of `blob` in `container`, read with a short-lived read-only SAS.
     pub async fn download(&self, container: &str, blob: &str) -> Result<Vec<u8>, HarnessError> {
         let url = self.blob_sas_url(

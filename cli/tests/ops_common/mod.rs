@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dataprotection::DataProtectionProvider;
 use dataprotection::repository::XmlRepository;
-use dataprotection_tests::azurite::{self, Azurite};
+use dataprotection_tests::azurite::Azurite;
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 use time::{Duration, OffsetDateTime};
 
@@ -134,11 +134,12 @@ impl Vault {
 
 /// A new container in the shared Azurite and a `racwd` SAS URL for `keys.xml` in it.
 pub async fn blob_ring() -> (String, String) {
-    let az = Azurite::shared().unwrap();
-    let container = azurite::unique_name("ops");
-    az.create_container(&container).await.unwrap();
-    let url = blob_url(&container, "racwd", Duration::hours(2));
-    (container, url)
+    let (container, url) = Azurite::shared()
+        .unwrap()
+        .fresh_blob("ops", "keys.xml")
+        .await
+        .unwrap();
+    (container, url.to_string())
 }
 
 /// A SAS URL for `keys.xml` in `container` with `permissions`, valid for `valid` (negative: expired).

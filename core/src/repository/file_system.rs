@@ -28,6 +28,9 @@ const LOCK_FILE: &str = ".dataprotection.lock";
 /// never sees a half-written key and an existing file is never overwritten.
 /// The directory is created owner-only on Unix. A file that cannot be read or
 /// parsed is an error naming the file: the ring is never silently shortened.
+/// A file another process deletes between the listing and its read (a
+/// `dpkeys prune` beside a running application) is not such a failure: the
+/// read lists the directory again, a bounded number of times.
 /// Nothing is ever deleted except through
 /// [`XmlRepository::delete_elements`](super::XmlRepository::delete_elements).
 ///

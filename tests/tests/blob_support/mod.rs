@@ -37,12 +37,7 @@ pub fn fast_options() -> BlobRepositoryOptions {
 
 /// A fresh container on `azurite` and a `racwd` blob SAS URL for [`BLOB`] in it.
 pub async fn fresh_blob(azurite: &Azurite, prefix: &str) -> (String, Url) {
-    let container = azurite::unique_name(prefix);
-    azurite.create_container(&container).await.unwrap();
-    let url = azurite
-        .blob_sas_url(&container, BLOB, "racwd", in_one_hour())
-        .unwrap();
-    (container, url)
+    azurite.fresh_blob(prefix, BLOB).await.unwrap()
 }
 
 /// A repository on `url` with [`fast_options`].
