@@ -63,9 +63,7 @@ fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
         &[],
         None,
     )
-    .code(0)
-    .trim()
-    .to_string();
+    .line();
     let text = ring_text(ring.path());
     assert!(
         text.contains("EncryptedXmlDecryptor") && !text.contains("<masterKey"),
@@ -149,9 +147,7 @@ fn app_service_thumbprint_from_a_directory_in_the_environment() {
         &envs,
         None,
     )
-    .code(0)
-    .trim()
-    .to_string();
+    .line();
     assert!(ring_text(ring.path()).contains("EncryptedXmlDecryptor"));
     // Options work after the subcommand too.
     let out = dpkeys(
@@ -186,9 +182,7 @@ fn rewrap_from_one_certificate_to_another() {
         &[],
         None,
     )
-    .code(0)
-    .trim()
-    .to_string();
+    .line();
     let pfx2 = cert_file("test-only-cert1.pfx").replace("cert1.pfx", "cert2-nopass.p12");
     let out = dpkeys(
         &[
@@ -268,9 +262,7 @@ async fn rewrap_between_key_vault_and_a_certificate() {
             &envs,
             None,
         )
-        .code(0)
-        .trim()
-        .to_string();
+        .line();
         // Key Vault -> certificate.
         let mut e = envs.clone();
         e.extend(password_env());
@@ -393,9 +385,7 @@ async fn key_vault_certificate_through_the_secrets_api() {
             &envs,
             None,
         )
-        .code(0)
-        .trim()
-        .to_string();
+        .line();
         let text = ring_text(std::path::Path::new(&dir));
         assert!(text.contains("EncryptedXmlDecryptor"), "{text}");
         // The same certificate from the PEM secret, versionless URL.

@@ -35,6 +35,11 @@ impl Out {
         &self.stdout
     }
 
+    /// Asserts success and returns stdout's one line (an id, a payload), trimmed.
+    pub fn line(&self) -> String {
+        self.code(0).trim().to_string()
+    }
+
     /// Asserts exit code 1 with `needle` on stderr.
     pub fn fails_naming(&self, needle: &str) {
         self.code(1);

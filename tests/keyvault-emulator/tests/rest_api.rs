@@ -46,15 +46,24 @@ async fn fetch(
     call(emu, http, Method::GET, url, None).await
 }
 
-/// Sends an authenticated request with a JSON body; returns (status, headers, JSON).
-async fn send(
+/// Sends an authenticated POST with a JSON body; returns (status, headers, JSON).
+async fn post(
     emu: &KeyVaultEmulator,
     http: &Client,
-    method: Method,
     url: &str,
     body: Value,
 ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-    call(emu, http, method, url, Some(body)).await
+    call(emu, http, Method::POST, url, Some(body)).await
+}
+
+/// Sends an authenticated PATCH with a JSON body; returns (status, headers, JSON).
+async fn patch(
+    emu: &KeyVaultEmulator,
+    http: &Client,
+    url: &str,
+    body: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    call(emu, http, Method::PATCH, url, Some(body)).await
 }
 
 fn assert_error(body: &Value, code: &str) {
@@ -159,10 +168,9 @@ async fn api_versions_and_error_shapes() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(body.as_object().unwrap().len(), 1);
     assert_error(&body, "KeyNotFound");
-    let (s, _, body) = send(
+    let (s, _, body) = post(
         &emu,
         &http,
-        Method::POST,
         &format!("{base}/keys/nope//unwrapkey?api-version=7.5"),
         json!({"alg": "RSA-OAEP", "value": "AAAA"}),
     )
@@ -175,10 +183,9 @@ async fn api_versions_and_error_shapes() {
 async fn create_get_paths_and_kid() {
     let (emu, http) = start().await;
     let base = emu.base_url().to_owned();
-    let (s, _, created) = send(
+    let (s, _, created) = post(
         &emu,
         &http,
-        Method::POST,
         &format!("{base}/keys/hsm/create?api-version=7.6"),
         json!({"kty": "RSA-HSM", "key_size": 3072, "key_ops": ["wrapKey", "unwrapKey"],
                     "attributes": {"enabled": true}, "tags": {"purpose": "test"}}),
@@ -218,10 +225,9 @@ async fn create_get_paths_and_kid() {
         "/keys/hsm//wrapkey",
         &format!("/keys/hsm/{version}/wrapkey"),
     ] {
-        let (s, _, w) = send(
+        let (s, _, w) = post(
             &emu,
             &http,
-            Method::POST,
             &format!("{base}{path}?api-version=7.6"),
             json!({"alg": "RSA1_5", "value": "AQIDBA=="}),
         )
@@ -230,10 +236,9 @@ async fn create_get_paths_and_kid() {
         assert_eq!(w["kid"], kid.as_str());
         let value = w["value"].as_str().unwrap();
         assert!(!value.contains('=') && !value.contains('+') && !value.contains('/'));
-        let (s, _, u) = send(
+        let (s, _, u) = post(
             &emu,
             &http,
-            Method::POST,
             &format!("{base}/keys/hsm/{version}/unwrapkey?api-version=7.6"),
             json!({"alg": "RSA1_5", "value": value}),
         )
@@ -264,7 +269,7 @@ async fn bad_parameters_and_forbidden() {
     let op = |path: &str, body: Value| {
         let url = format!("{base}/keys/k/{path}?api-version=2025-07-01");
         let (emu, http) = (&emu, &http);
-        async move { send(emu, http, Method::POST, &url, body).await }
+        async move { post(emu, http, &url, body).await }
     };
     let cases = [
         ("wrapkey", json!({"alg": "A256KW", "value": "AQID"})),
@@ -313,10 +318,9 @@ async fn bad_parameters_and_forbidden() {
         ("k2", json!({"key_size": 2048})),
         ("k2", json!({"kty": "RSA", "key_ops": ["fly"]})),
     ] {
-        let (s, _, resp) = send(
+        let (s, _, resp) = post(
             &emu,
             &http,
-            Method::POST,
             &format!("{base}/keys/{name}/create?api-version=7.5"),
             body.clone(),
         )
@@ -327,14 +331,7 @@ async fn bad_parameters_and_forbidden() {
 
     // PATCH: restrict key_ops, then disable.
     let url = format!("{base}/keys/k/{version}?api-version=7.5");
-    let (s, _, upd) = send(
-        &emu,
-        &http,
-        Method::PATCH,
-        &url,
-        json!({"key_ops": ["wrapKey"]}),
-    )
-    .await;
+    let (s, _, upd) = patch(&emu, &http, &url, json!({"key_ops": ["wrapKey"]})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(upd["key"]["key_ops"], json!(["wrapKey"]));
     let (s, _, resp) = op(
@@ -344,14 +341,7 @@ async fn bad_parameters_and_forbidden() {
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_error(&resp, "Forbidden");
-    let (s, _, upd) = send(
-        &emu,
-        &http,
-        Method::PATCH,
-        &url,
-        json!({"attributes": {"enabled": false}}),
-    )
-    .await;
+    let (s, _, upd) = patch(&emu, &http, &url, json!({"attributes": {"enabled": false}})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(upd["attributes"]["enabled"], false);
     let (s, _, resp) = fetch(&emu, &http, &url).await;
