@@ -30,7 +30,7 @@ const LOCK_FILE: &str = ".dataprotection.lock";
 /// parsed is an error naming the file: the ring is never silently shortened.
 /// A file another process deletes between the listing and its read (a
 /// `dpkeys prune` beside a running application) is not such a failure: the
-/// read lists the directory again, a bounded number of times.
+/// read lists the directory again (bounded: see `MAX_LISTINGS`).
 /// Nothing is ever deleted except through
 /// [`XmlRepository::delete_elements`](super::XmlRepository::delete_elements).
 ///
@@ -180,11 +180,13 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// How many times a read lists the directory again when a listed file was
-/// deleted before it could be read. Each deletion is a writer's completed
-/// change, so a few listings see a directory at rest; a directory that
-/// keeps changing ends in the error naming the vanished file.
-const MAX_LISTINGS: u32 = 16;
+/// How many times, beyond one per file first listed, a read lists the
+/// directory again when a listed file was deleted before it could be read.
+/// Each stale listing means at least one file was deleted, so a writer that
+/// only deletes (a prune) can make a read re-list at most once per file; a
+/// directory that keeps changing beyond that ends in the error naming the
+/// vanished file.
+const MAX_LISTINGS: usize = 16;
 
 /// Reads every element of `listing`, each with its file name and text. A
 /// file that cannot be read or parsed is a damaged element, its error naming
@@ -233,12 +235,13 @@ fn read_listing(
     mut listing: Vec<(PathBuf, Stamp)>,
     after_listing: &mut dyn FnMut(),
 ) -> Result<Snapshot> {
+    let most = MAX_LISTINGS.saturating_add(listing.len());
     let mut listings = 1;
     loop {
         after_listing();
         let version = version_of(&listing);
         let (snapshot, stale) = read_listed(&listing, version);
-        if !stale || listings >= MAX_LISTINGS {
+        if !stale || listings >= most {
             return Ok(snapshot);
         }
         tracing::debug!(
@@ -592,16 +595,47 @@ mod tests {
         assert_eq!(version, Some(version_of(&list(dir.path()).unwrap())));
     }
 
-    #[tokio::test]
-    async fn a_directory_that_keeps_losing_files_is_an_error_naming_one() {
-        let (dir, _repo) = directory_of(usize::try_from(MAX_LISTINGS).unwrap() + 2).await;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_beside_a_process_deleting_files_never_fail() {
+        const KEYS: usize = 200;
+        let (dir, repo) = directory_of(KEYS).await;
         let path = dir.path().to_path_buf();
-        // Every listing is stale by the time it is read.
+        // A pruning writer, deleting one file after another.
+        let pruner = std::thread::spawn(move || {
+            for i in 0..KEYS {
+                fs::remove_file(path.join(format!("key-{i}.xml"))).unwrap();
+            }
+        });
+        let mut reads = 0;
+        let mut last = KEYS + 1;
+        while !pruner.is_finished() || reads == 0 {
+            let elements = repo.get_all_elements().await.unwrap();
+            // Deletions only: each read sees at most what the previous one saw.
+            assert!(elements.len() <= last, "{} after {last}", elements.len());
+            last = elements.len();
+            reads += 1;
+        }
+        pruner.join().unwrap();
+        assert!(repo.get_all_elements().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_directory_that_never_settles_is_an_error_naming_a_vanished_file() {
+        const KEYS: usize = 4;
+        let (dir, _repo) = directory_of(KEYS).await;
+        let path = dir.path().to_path_buf();
+        // Every listing is stale by the time it is read: a file is deleted
+        // and another added, forever.
+        let mut added = 0;
         let snapshot = read_listing(&path, list(&path).unwrap(), &mut || {
             let first = list(&path).unwrap().remove(0).0;
             fs::remove_file(first).unwrap();
+            added += 1;
+            let element = Element::new("key").with_attr("n", (KEYS + added).to_string());
+            write_element(&path, &element, &format!("key-{}", KEYS + added)).unwrap();
         })
         .unwrap();
+        assert_eq!(added, MAX_LISTINGS + KEYS, "bounded");
         let err = snapshot.into_whole().unwrap_err();
         assert!(
             matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
