@@ -71,7 +71,7 @@ pub enum MasterKeyCheck {
 #[non_exhaustive]
 pub enum KeyState {
     /// A revocation applies (it only unprotects, and only through
-    /// `unprotect_detailed`'s dangerous path).
+    /// [`UnprotectOptions::ignore_revocation`](crate::UnprotectOptions::ignore_revocation)).
     Revoked,
     /// Past its expiration date: it still unprotects old payloads.
     Expired,
@@ -1054,6 +1054,48 @@ mod tests {
             d.findings
                 .iter()
                 .any(|f| matches!(f, Finding::NoDefaultKey { .. })),
+            "{:?}",
+            d.findings
+        );
+    }
+
+    #[tokio::test]
+    async fn a_loaded_ring_knows_its_mass_revocation_in_the_future() {
+        let repository = Arc::new(crate::repository::InMemoryXmlRepository::new());
+        let writer = crate::DataProtectionProvider::builder()
+            .repository(repository.clone())
+            .build()
+            .await
+            .unwrap();
+        let now = writer.key_ring().unwrap().loaded_at();
+        let future = now + Duration::days(3);
+        writer
+            .key_manager()
+            .revoke_all_keys(future, None)
+            .await
+            .unwrap();
+        // A reader that may not create keys loads the ring as it is.
+        let reader = crate::DataProtectionProvider::builder()
+            .repository(repository)
+            .unprotect_only(true)
+            .build()
+            .await
+            .unwrap();
+        let d = reader.key_ring().unwrap().diagnose(now);
+        assert!(
+            d.findings
+                .iter()
+                // Stored dates keep 100 ns ticks.
+                .any(|f| matches!(f, Finding::FutureMassRevocation { date }
+                    if (*date - future).abs() < Duration::microseconds(1))),
+            "{:?}",
+            d.findings
+        );
+        assert!(d.default_key.is_none(), "{:?}", d.default_key);
+        assert!(
+            d.findings
+                .iter()
+                .any(|f| matches!(f, Finding::RevokedDefault { .. })),
             "{:?}",
             d.findings
         );

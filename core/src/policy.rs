@@ -224,7 +224,7 @@ pub fn plan_new_key(
 /// Finding out may need I/O (a key vault), so the policy asks for it
 /// ([`RingDecision::CheckKey`]) rather than doing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Usability {
+pub enum Usability {
     /// The key's encryptor was built and may protect.
     Usable,
     /// The key cannot be used.
@@ -237,7 +237,7 @@ pub(crate) enum Usability {
 /// ring load, made without I/O by [`decide`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub(crate) enum RingDecision {
+pub enum RingDecision {
     /// Find out whether this key can be used, then decide again: the
     /// decision depends on it.
     CheckKey(Uuid),
@@ -294,7 +294,7 @@ pub(crate) enum RingDecision {
 ///     RingDecision::UseDefault(Uuid::from_u128(1))
 /// );
 /// ```
-pub(crate) fn decide(
+pub fn decide(
     keys: &[KeyInfo],
     now: OffsetDateTime,
     key_lifetime: Duration,
