@@ -7,31 +7,12 @@
 mod ops_common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration as StdDuration, Instant};
 
-use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{ClientOptions, Context, Request, RetryOptions};
 use dataprotection::{DataProtectionProvider, Error};
 use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_tests::azurite::CountRequests;
 use ops_common::{blob_ring, blocking, dpkeys};
-
-/// Counts every request the repository sends.
-#[derive(Debug, Default)]
-struct CountRequests(AtomicUsize);
-
-#[async_trait::async_trait]
-impl Policy for CountRequests {
-    async fn send(
-        &self,
-        ctx: &Context,
-        request: &mut Request,
-        next: &[Arc<dyn Policy>],
-    ) -> PolicyResult {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        next[0].send(ctx, request, &next[1..]).await
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
@@ -42,11 +23,7 @@ async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
     let (_, url) = blob_ring().await;
     let requests = Arc::new(CountRequests::default());
     let options = BlobRepositoryOptions {
-        client_options: ClientOptions {
-            retry: RetryOptions::none(),
-            per_call_policies: vec![requests.clone()],
-            ..Default::default()
-        },
+        client_options: CountRequests::client_options(&requests),
         ..Default::default()
     };
     let repository = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
@@ -63,13 +40,13 @@ async fn a_revocation_reaches_a_running_provider_within_the_check_interval() {
 
     // Idle: only the change checks go out (one conditional GET each, answered 304).
     let idle = StdDuration::from_secs(5);
-    let before = requests.0.load(Ordering::SeqCst);
+    let before = requests.total();
     tokio::time::sleep(idle).await;
-    let idle_requests = requests.0.load(Ordering::SeqCst) - before;
+    let idle_requests = requests.total() - before;
     // On a loaded machine the first check may come late: wait for it (a
     // generous deadline, not a timing).
     let deadline = Instant::now() + PATIENCE;
-    while requests.0.load(Ordering::SeqCst) == before {
+    while requests.total() == before {
         assert!(Instant::now() < deadline, "the change check never ran");
         tokio::time::sleep(StdDuration::from_millis(50)).await;
     }

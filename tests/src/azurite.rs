@@ -32,11 +32,12 @@ use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{ClientOptions, Context, Method, Request, RetryOptions, Transport, Url};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
@@ -1061,5 +1062,57 @@ mod tests {
     fn client_options_disable_retries() {
         let dbg = format!("{:?}", client_options().retry);
         assert!(dbg.contains("None"), "{dbg}");
+    }
+}
+
+/// A pipeline policy counting the requests a client sends, GETs apart from the others.
+#[derive(Debug, Default)]
+pub struct CountRequests {
+    gets: AtomicUsize,
+    others: AtomicUsize,
+}
+
+impl CountRequests {
+    /// Client options without SDK retries (each request counts once) sending every request
+    /// through `counter`.
+    pub fn client_options(counter: &Arc<CountRequests>) -> ClientOptions {
+        ClientOptions {
+            retry: RetryOptions::none(),
+            per_call_policies: vec![counter.clone()],
+            ..Default::default()
+        }
+    }
+
+    /// GET requests sent so far.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// Requests of any other method sent so far.
+    pub fn others(&self) -> usize {
+        self.others.load(Ordering::SeqCst)
+    }
+
+    /// All requests sent so far.
+    pub fn total(&self) -> usize {
+        self.gets() + self.others()
+    }
+}
+
+#[async_trait::async_trait]
+impl Policy for CountRequests {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let count = if request.method() == Method::Get {
+            &self.gets
+        } else {
+            &self.others
+        };
+        count.fetch_add(1, Ordering::SeqCst);
+        next[0].send(ctx, request, &next[1..]).await
     }
 }
