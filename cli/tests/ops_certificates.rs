@@ -63,9 +63,7 @@ fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
         &[],
         None,
     )
-    .code(0)
-    .trim()
-    .to_string();
+    .line();
     let text = ring_text(ring.path());
     assert!(
         text.contains("EncryptedXmlDecryptor") && !text.contains("<masterKey"),
@@ -97,8 +95,7 @@ fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
         &[],
         Some(&payload),
     );
-    out.code(1);
-    assert!(out.stderr.contains(&thumbprint(1)), "{}", out.stderr);
+    out.fails_naming(&thumbprint(1));
     let keys: Vec<_> = std::fs::read_dir(ring.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -120,12 +117,7 @@ fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
         &[],
         Some(&payload),
     );
-    out.code(1);
-    assert!(
-        out.stderr.contains("DPKEYS_TEST_UNSET_VAR"),
-        "{}",
-        out.stderr
-    );
+    out.fails_naming("DPKEYS_TEST_UNSET_VAR");
 }
 
 #[test]
@@ -155,9 +147,7 @@ fn app_service_thumbprint_from_a_directory_in_the_environment() {
         &envs,
         None,
     )
-    .code(0)
-    .trim()
-    .to_string();
+    .line();
     assert!(ring_text(ring.path()).contains("EncryptedXmlDecryptor"));
     // Options work after the subcommand too.
     let out = dpkeys(
@@ -178,12 +168,7 @@ fn app_service_thumbprint_from_a_directory_in_the_environment() {
         &envs,
         Some(&payload),
     );
-    out.code(1);
-    assert!(
-        out.stderr.contains("no certificate with thumbprint"),
-        "{}",
-        out.stderr
-    );
+    out.fails_naming("no certificate with thumbprint");
 }
 
 #[test]
@@ -197,9 +182,7 @@ fn rewrap_from_one_certificate_to_another() {
         &[],
         None,
     )
-    .code(0)
-    .trim()
-    .to_string();
+    .line();
     let pfx2 = cert_file("test-only-cert1.pfx").replace("cert1.pfx", "cert2-nopass.p12");
     let out = dpkeys(
         &[
@@ -262,8 +245,7 @@ fn rewrap_from_one_certificate_to_another() {
         &[],
         None,
     );
-    out.code(1);
-    assert!(out.stderr.contains("no private key"), "{}", out.stderr);
+    out.fails_naming("no private key");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -280,9 +262,7 @@ async fn rewrap_between_key_vault_and_a_certificate() {
             &envs,
             None,
         )
-        .code(0)
-        .trim()
-        .to_string();
+        .line();
         // Key Vault -> certificate.
         let mut e = envs.clone();
         e.extend(password_env());
@@ -405,9 +385,7 @@ async fn key_vault_certificate_through_the_secrets_api() {
             &envs,
             None,
         )
-        .code(0)
-        .trim()
-        .to_string();
+        .line();
         let text = ring_text(std::path::Path::new(&dir));
         assert!(text.contains("EncryptedXmlDecryptor"), "{text}");
         // The same certificate from the PEM secret, versionless URL.
@@ -437,8 +415,7 @@ async fn key_vault_certificate_through_the_secrets_api() {
             &envs,
             Some(&payload),
         );
-        out.code(1);
-        assert!(out.stderr.contains("nope"), "{}", out.stderr);
+        out.fails_naming("nope");
     })
     .await;
     assert!(

@@ -57,9 +57,7 @@ fn new_key(loc: &[&str], activation: OffsetDateTime, expiration: OffsetDateTime)
         &[],
         None,
     )
-    .code(0)
-    .trim()
-    .to_string()
+    .line()
 }
 
 fn xml_files(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -25,15 +25,9 @@ async fn a_directory_ring_moves_to_a_blob_and_back() {
     let src = dir.path().join("src");
     let s = src.to_str().unwrap().to_string();
     let base = ["--dir", s.as_str(), "--app-name", "mig"];
-    let payload = dpkeys(&args(&base, &["protect", "moving"]), &[], None)
-        .code(0)
-        .trim()
-        .to_string();
+    let payload = dpkeys(&args(&base, &["protect", "moving"]), &[], None).line();
     dpkeys(&args(&base, &["rotate"]), &[], None).code(0);
-    let revoked = dpkeys(&args(&base, &["keys", "new"]), &[], None)
-        .code(0)
-        .trim()
-        .to_string();
+    let revoked = dpkeys(&args(&base, &["keys", "new"]), &[], None).line();
     dpkeys(&args(&base, &["keys", "revoke", &revoked]), &[], None).code(0);
 
     let (container, url) = blob_ring().await;
@@ -135,10 +129,7 @@ async fn migrating_can_wrap_keys_with_key_vault_on_the_way() {
     let envs = vault.envs();
     let dir = tempfile::tempdir().unwrap();
     let s = dir.path().to_str().unwrap().to_string();
-    let payload = dpkeys(&["--dir", &s, "protect", "clear at rest"], &[], None)
-        .code(0)
-        .trim()
-        .to_string();
+    let payload = dpkeys(&["--dir", &s, "protect", "clear at rest"], &[], None).line();
     let (container, url) = blob_ring().await;
     let (s2, u2, k2, e2) = (s.clone(), url.clone(), vault.key_url.clone(), envs.clone());
     let out = blocking(move || {
@@ -213,12 +204,7 @@ fn a_different_key_with_the_same_id_fails_verification() {
         &[],
         None,
     );
-    out.code(1);
-    assert!(
-        out.stderr.contains("(verification failure)"),
-        "{}",
-        out.stderr
-    );
+    out.fails_naming("(verification failure)");
     // A usage error without a destination.
     assert_eq!(
         dpkeys(&["--dir", a.to_str().unwrap(), "migrate"], &[], None).code,

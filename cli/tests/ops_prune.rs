@@ -31,9 +31,7 @@ fn populate(location: &[&str]) -> (String, String) {
             &[],
             None,
         )
-        .code(0)
-        .trim()
-        .to_string()
+        .line()
     };
     let old = new_key(now - Duration::days(200), now - Duration::days(110));
     let recent = new_key(now - Duration::days(100), now - Duration::days(10));

@@ -14,12 +14,7 @@ use ops_common::*;
 fn payloads(base: &[String], envs: &[(String, String)], n: usize) -> Vec<String> {
     let b: Vec<&str> = base.iter().map(String::as_str).collect();
     (0..n)
-        .map(|i| {
-            dpkeys(&args(&b, &["protect", &format!("secret {i}")]), envs, None)
-                .code(0)
-                .trim()
-                .to_string()
-        })
+        .map(|i| dpkeys(&args(&b, &["protect", &format!("secret {i}")]), envs, None).line())
         .collect()
 }
 

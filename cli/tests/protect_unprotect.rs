@@ -168,6 +168,15 @@ fn standard_base64_is_accepted() {
     assert!(converted_any);
 }
 
+/// `dpkeys unprotect --purpose t --time-limited PAYLOAD` on `ring`.
+fn unprotect_time_limited(ring: &std::path::Path, payload: &str) -> Output {
+    run_in(
+        ring,
+        &["unprotect", "--purpose", "t", "--time-limited", payload],
+        None,
+    )
+}
+
 #[test]
 fn time_limited_payloads() {
     let (_tmp, ring) = fresh_ring();
@@ -176,33 +185,20 @@ fn time_limited_payloads() {
         &["--purpose", "t", "--expires", "2099-01-01T00:00:00Z"],
         "later",
     );
-    let back = run_in(
-        &ring,
-        &["unprotect", "--purpose", "t", "--time-limited", &future],
-        None,
-    );
+    let back = unprotect_time_limited(&ring, &future);
     assert_eq!(back.ok(), "later");
     // Without --time-limited the purpose chain differs.
     run_in(&ring, &["unprotect", "--purpose", "t", &future], None).fails_with("decryption failure");
     // A plain payload is not a time-limited one.
     let plain = protect(&ring, &["--purpose", "t"], "plain");
-    run_in(
-        &ring,
-        &["unprotect", "--purpose", "t", "--time-limited", &plain],
-        None,
-    )
-    .fails_with("decryption failure");
+    unprotect_time_limited(&ring, &plain).fails_with("decryption failure");
 
     let past = protect(
         &ring,
         &["--purpose", "t", "--expires", "2020-01-01T00:00:00+01:00"],
         "gone",
     );
-    let out = run_in(
-        &ring,
-        &["unprotect", "--purpose", "t", "--time-limited", &past],
-        None,
-    );
+    let out = unprotect_time_limited(&ring, &past);
     out.fails_with("payload expired");
     assert!(
         out.stderr.contains("unprotect failed (payload expired)"),

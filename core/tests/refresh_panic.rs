@@ -50,14 +50,17 @@ impl XmlRepository for Panicky {
     }
 }
 
+/// Waits for `done`, up to a deadline generous enough for a loaded 2-core
+/// CI machine (it catches a hang; it never measures a timing).
 async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..1000 {
-        if done() {
-            return;
-        }
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(120);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(StdDuration::from_millis(10)).await;
     }
-    panic!("timed out waiting for: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

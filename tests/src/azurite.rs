@@ -32,11 +32,12 @@ use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use azure_core::http::{ClientOptions, RetryOptions, Transport, Url};
+use azure_core::http::policies::{Policy, PolicyResult};
+use azure_core::http::{ClientOptions, Context, Method, Request, RetryOptions, Transport, Url};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions,
 };
@@ -438,6 +439,21 @@ impl Azurite {
             .await
             .map_err(|e| HarnessError::azure(&e))?;
         Ok(client)
+    }
+
+    /// Creates a new container named from `prefix` (see [`unique_name`]) and returns its name
+    /// with a URL for `blob` in it carrying a `racwd` blob SAS valid for an hour: the empty key
+    /// ring most tests start from. The URL is a secret-bearing string.
+    pub async fn fresh_blob(
+        &self,
+        prefix: &str,
+        blob: &str,
+    ) -> Result<(String, Url), HarnessError> {
+        let container = unique_name(prefix);
+        self.create_container(&container).await?;
+        let expiry = OffsetDateTime::now_utc() + time::Duration::hours(1);
+        let url = self.blob_sas_url(&container, blob, "racwd", expiry)?;
+        Ok((container, url))
     }
 
     /// The bytes of `blob` in `container`, read with a short-lived read-only SAS.
@@ -1046,5 +1062,57 @@ mod tests {
     fn client_options_disable_retries() {
         let dbg = format!("{:?}", client_options().retry);
         assert!(dbg.contains("None"), "{dbg}");
+    }
+}
+
+/// A pipeline policy counting the requests a client sends, GETs apart from the others.
+#[derive(Debug, Default)]
+pub struct CountRequests {
+    gets: AtomicUsize,
+    others: AtomicUsize,
+}
+
+impl CountRequests {
+    /// Client options without SDK retries (each request counts once) sending every request
+    /// through `counter`.
+    pub fn client_options(counter: &Arc<CountRequests>) -> ClientOptions {
+        ClientOptions {
+            retry: RetryOptions::none(),
+            per_call_policies: vec![counter.clone()],
+            ..Default::default()
+        }
+    }
+
+    /// GET requests sent so far.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// Requests of any other method sent so far.
+    pub fn others(&self) -> usize {
+        self.others.load(Ordering::SeqCst)
+    }
+
+    /// All requests sent so far.
+    pub fn total(&self) -> usize {
+        self.gets() + self.others()
+    }
+}
+
+#[async_trait::async_trait]
+impl Policy for CountRequests {
+    async fn send(
+        &self,
+        ctx: &Context,
+        request: &mut Request,
+        next: &[Arc<dyn Policy>],
+    ) -> PolicyResult {
+        let count = if request.method() == Method::Get {
+            &self.gets
+        } else {
+            &self.others
+        };
+        count.fetch_add(1, Ordering::SeqCst);
+        next[0].send(ctx, request, &next[1..]).await
     }
 }

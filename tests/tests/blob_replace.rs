@@ -9,6 +9,7 @@ mod blob_support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use azure_core::http::Url;
 use blob_support::*;
 use dataprotection::repository::{Replacement, XmlRepository, replace_where};
 use dataprotection::xml::{Element, Format};
@@ -36,6 +37,14 @@ fn chooser(pairs: &[(Element, Element)]) -> impl Fn(&[Element]) -> Vec<Replaceme
             .find(|(old, _)| old == e)
             .map(|(_, new)| new.clone())
     })
+}
+
+/// A repository on `url` for a writer among many: [`fast_options`] with enough attempts to
+/// outlast every other writer's conflicts.
+fn patient_repo(url: &Url) -> dataprotection_azure_blobs::BlobXmlRepository {
+    let mut options = fast_options();
+    options.max_attempts = 50;
+    dataprotection_azure_blobs::BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap()
 }
 
 #[tokio::test]
@@ -147,14 +156,7 @@ async fn replacements_racing_many_appends_lose_nothing() {
     for k in appended.clone() {
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let mut options = fast_options();
-            options.max_attempts = 50;
-            let r = dataprotection_azure_blobs::BlobXmlRepository::new(
-                url.as_str(),
-                None,
-                Some(options),
-            )
-            .unwrap();
+            let r = patient_repo(&url);
             r.store_element(&k, "key").await.unwrap();
             0usize
         }));
@@ -163,14 +165,7 @@ async fn replacements_racing_many_appends_lose_nothing() {
     for i in 0..seed.len() {
         let (url, pairs) = (url.clone(), pairs.clone());
         tasks.push(tokio::spawn(async move {
-            let mut options = fast_options();
-            options.max_attempts = 50;
-            let r = dataprotection_azure_blobs::BlobXmlRepository::new(
-                url.as_str(),
-                None,
-                Some(options),
-            )
-            .unwrap();
+            let r = patient_repo(&url);
             let one = [pairs[i].clone()];
             r.replace_elements(&chooser(&one)).await.unwrap()
         }));

@@ -18,7 +18,7 @@ use dataprotection::xml::{Element, RepositoryDocument};
 use dataprotection::{KeySet, KeySetProblem};
 use dataprotection_azure_blobs::sas::{self, Permissions, SasInfo, SasWindow};
 use dataprotection_azure_blobs::{
-    BlobError, BlobRepositoryOptions, BlobXmlRepository, CONTENT_TYPE, SasProvider, SasRequest,
+    BlobRepositoryOptions, BlobXmlRepository, CONTENT_TYPE, SasProvider, SasRequest,
 };
 use dataprotection_tests::azurite::{self, ACCOUNT_NAME, Azurite};
 use time::macros::datetime;
@@ -29,12 +29,6 @@ const DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 fn azurite() -> &'static Azurite {
     Azurite::shared().unwrap()
-}
-
-fn blob_error(err: &dataprotection::Error) -> &BlobError {
-    std::error::Error::source(err)
-        .and_then(|s| s.downcast_ref::<BlobError>())
-        .unwrap_or_else(|| panic!("no BlobError source in {err:?}"))
 }
 
 #[tokio::test]

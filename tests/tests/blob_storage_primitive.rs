@@ -7,16 +7,14 @@
 mod blob_support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use azure_core::http::policies::{Policy, PolicyResult};
-use azure_core::http::{ClientOptions, Context, Method, Request, RetryOptions, Url};
+use azure_core::http::Url;
 use blob_support::*;
 use dataprotection::repository::conformance::{self, ConformanceTarget};
 use dataprotection::repository::{VersionedRepository, XmlRepository};
 use dataprotection_azure_blobs::{BlobError, BlobRepositoryOptions, BlobXmlRepository};
-use dataprotection_tests::azurite::Azurite;
+use dataprotection_tests::azurite::{Azurite, CountRequests};
 use uuid::Uuid;
 
 fn azurite() -> &'static Azurite {
@@ -67,40 +65,12 @@ async fn blob_backend_passes_the_conformance_suite() {
     conformance::run_all(Blob::new).await;
 }
 
-/// Counts the requests sent, by method.
-#[derive(Debug, Default)]
-struct CountRequests {
-    gets: AtomicUsize,
-    others: AtomicUsize,
-}
-
-#[async_trait]
-impl Policy for CountRequests {
-    async fn send(
-        &self,
-        ctx: &Context,
-        request: &mut Request,
-        next: &[Arc<dyn Policy>],
-    ) -> PolicyResult {
-        if request.method() == Method::Get {
-            self.gets.fetch_add(1, Ordering::SeqCst);
-        } else {
-            self.others.fetch_add(1, Ordering::SeqCst);
-        }
-        next[0].send(ctx, request, &next[1..]).await
-    }
-}
-
 #[tokio::test]
 async fn change_check_is_one_conditional_get_answered_304() {
     let (_, url) = fresh_blob(azurite(), "changed").await;
     let counter = Arc::new(CountRequests::default());
     let options = BlobRepositoryOptions {
-        client_options: ClientOptions {
-            retry: RetryOptions::none(),
-            per_call_policies: vec![counter.clone()],
-            ..Default::default()
-        },
+        client_options: CountRequests::client_options(&counter),
         ..fast_options()
     };
     let watcher = BlobXmlRepository::new(url.as_str(), None, Some(options)).unwrap();
@@ -113,15 +83,11 @@ async fn change_check_is_one_conditional_get_answered_304() {
     assert_eq!(elements.len(), 1);
     let version = version.expect("a blob has a version (its ETag)");
 
-    let before = counter.gets.load(Ordering::SeqCst);
+    let before = counter.gets();
     assert!(!watcher.changed_since(&version).await.unwrap());
     assert!(!watcher.changed_since(&version).await.unwrap());
-    assert_eq!(
-        counter.gets.load(Ordering::SeqCst) - before,
-        2,
-        "one GET per check"
-    );
-    assert_eq!(counter.others.load(Ordering::SeqCst), 0);
+    assert_eq!(counter.gets() - before, 2, "one GET per check");
+    assert_eq!(counter.others(), 0);
 
     writer
         .store_element(&key_element(Uuid::new_v4()), "k")
@@ -129,12 +95,6 @@ async fn change_check_is_one_conditional_get_answered_304() {
         .unwrap();
     assert!(watcher.changed_since(&version).await.unwrap());
     assert_eq!(watcher.get_all_elements().await.unwrap().len(), 2);
-}
-
-fn source(err: &dataprotection::Error) -> &BlobError {
-    std::error::Error::source(err)
-        .and_then(|s| s.downcast_ref::<BlobError>())
-        .unwrap_or_else(|| panic!("no BlobError source in {err:?}"))
 }
 
 #[tokio::test]
@@ -155,7 +115,7 @@ async fn a_blob_larger_than_the_cap_is_refused_and_left_untouched() {
     )
     .unwrap();
     let err = capped.get_all_elements().await.unwrap_err();
-    match source(&err) {
+    match blob_error(&err) {
         BlobError::DocumentTooLarge {
             blob,
             size,
@@ -175,7 +135,7 @@ async fn a_blob_larger_than_the_cap_is_refused_and_left_untouched() {
         .store_element(&key_element(Uuid::new_v4()), "k")
         .await;
     assert!(matches!(
-        store.as_ref().map_err(source),
+        store.as_ref().map_err(blob_error),
         Err(BlobError::DocumentTooLarge { .. })
     ));
     assert_eq!(raw_text(&url).await, document, "left untouched");
@@ -196,7 +156,7 @@ async fn a_blob_that_is_not_a_key_ring_is_refused_and_left_untouched() {
         let r = repo(&url);
         let err = r.get_all_elements().await.unwrap_err();
         assert!(
-            matches!(source(&err), BlobError::NotAKeyRing { .. }),
+            matches!(blob_error(&err), BlobError::NotAKeyRing { .. }),
             "{document}: {err:?}"
         );
         assert!(err.to_string().contains("not a key ring"), "{err}");
@@ -204,7 +164,7 @@ async fn a_blob_that_is_not_a_key_ring_is_refused_and_left_untouched() {
             .store_element(&key_element(Uuid::new_v4()), "k")
             .await
             .unwrap_err();
-        assert!(matches!(source(&err), BlobError::NotAKeyRing { .. }));
+        assert!(matches!(blob_error(&err), BlobError::NotAKeyRing { .. }));
         assert_eq!(raw_text(&url).await, document, "left untouched");
     }
 }

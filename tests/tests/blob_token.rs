@@ -17,7 +17,7 @@ use azure_core::http::Url;
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use blob_support::{BLOB, key_element, key_ids};
+use blob_support::{BLOB, blob_error, error_texts, key_element, key_ids};
 use dataprotection::DataProtectionProvider;
 use dataprotection::repository::XmlRepository;
 use dataprotection_azure_blobs::sas;
@@ -148,24 +148,11 @@ async fn create_container_with_token(az: &Azurite, container: &str, cred: Arc<Fa
     client.create(None).await.unwrap();
 }
 
-fn blob_error(err: &dataprotection::Error) -> &BlobError {
-    std::error::Error::source(err)
-        .and_then(|s| s.downcast_ref::<BlobError>())
-        .unwrap_or_else(|| panic!("no BlobError source in {err:?}"))
-}
-
 /// Asserts that neither the error's text, its `Debug` nor its source chain contain the token
 /// (whole, or its claims part).
 fn assert_no_token(err: &dataprotection::Error, token: &str) {
     let claims = token.split('.').nth(1).unwrap();
-    let mut texts = vec![err.to_string(), format!("{err:?}")];
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        texts.push(s.to_string());
-        texts.push(format!("{s:?}"));
-        source = s.source();
-    }
-    for text in texts {
+    for text in error_texts(err) {
         assert!(!text.contains(token), "the token leaked into: {text}");
         assert!(
             !text.contains(claims),

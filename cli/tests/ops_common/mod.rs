@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use dataprotection::DataProtectionProvider;
 use dataprotection::repository::XmlRepository;
-use dataprotection_tests::azurite::{self, Azurite};
+use dataprotection_tests::azurite::Azurite;
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 use time::{Duration, OffsetDateTime};
 
@@ -33,6 +33,17 @@ impl Out {
             self.code, self.stdout, self.stderr
         );
         &self.stdout
+    }
+
+    /// Asserts success and returns stdout's one line (an id, a payload), trimmed.
+    pub fn line(&self) -> String {
+        self.code(0).trim().to_string()
+    }
+
+    /// Asserts exit code 1 with `needle` on stderr.
+    pub fn fails_naming(&self, needle: &str) {
+        self.code(1);
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
     }
 }
 
@@ -75,6 +86,8 @@ pub struct Vault {
     pub emulator: KeyVaultEmulator,
     /// The versionless key URL.
     pub key_url: String,
+    /// The id (with its version) of the key as created.
+    pub kid: String,
     pub ca: tempfile::TempPath,
 }
 
@@ -90,6 +103,7 @@ impl Vault {
         Vault {
             emulator,
             key_url,
+            kid,
             ca,
         }
     }
@@ -125,11 +139,12 @@ impl Vault {
 
 /// A new container in the shared Azurite and a `racwd` SAS URL for `keys.xml` in it.
 pub async fn blob_ring() -> (String, String) {
-    let az = Azurite::shared().unwrap();
-    let container = azurite::unique_name("ops");
-    az.create_container(&container).await.unwrap();
-    let url = blob_url(&container, "racwd", Duration::hours(2));
-    (container, url)
+    let (container, url) = Azurite::shared()
+        .unwrap()
+        .fresh_blob("ops", "keys.xml")
+        .await
+        .unwrap();
+    (container, url.to_string())
 }
 
 /// A SAS URL for `keys.xml` in `container` with `permissions`, valid for `valid` (negative: expired).

@@ -28,6 +28,9 @@ const LOCK_FILE: &str = ".dataprotection.lock";
 /// never sees a half-written key and an existing file is never overwritten.
 /// The directory is created owner-only on Unix. A file that cannot be read or
 /// parsed is an error naming the file: the ring is never silently shortened.
+/// A file another process deletes between the listing and its read (a
+/// `dpkeys prune` beside a running application) is not such a failure: the
+/// read lists the directory again (bounded: see `MAX_LISTINGS`).
 /// Nothing is ever deleted except through
 /// [`XmlRepository::delete_elements`](super::XmlRepository::delete_elements).
 ///
@@ -99,6 +102,12 @@ fn stamp(path: &Path) -> Result<Stamp> {
     })
 }
 
+/// Whether `path` no longer exists at all: not even a dangling symlink is
+/// left, so a writer deleted it after the directory was listed.
+fn vanished(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
 /// Every `*.xml` file directly in `dir`, sorted by name, with its stamp.
 fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
     let entries = match fs::read_dir(dir) {
@@ -123,21 +132,28 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
     // By file name: the same order as sorting the full paths (one
     // directory), without comparing every path component by component.
     names.sort_unstable();
-    names
-        .into_iter()
-        .map(|name| {
-            let path = dir.join(name);
+    let mut listing = Vec::with_capacity(names.len());
+    for name in names {
+        let path = dir.join(name);
+        match stamp(&path) {
+            Ok(stamp) => listing.push((path, stamp)),
+            // Deleted between reading the directory and this look: it is
+            // gone, not unreadable, so it is not part of the ring.
+            Err(_) if vanished(&path) => {}
             // A file whose metadata cannot be read (a dangling symlink) is
             // still listed: reading it fails later, as a damaged element,
             // which leaves appends beside it possible.
-            let stamp = stamp(&path).unwrap_or(Stamp {
-                len: 0,
-                modified_nanos: 0,
-                inode: 0,
-            });
-            Ok((path, stamp))
-        })
-        .collect()
+            Err(_) => listing.push((
+                path,
+                Stamp {
+                    len: 0,
+                    modified_nanos: 0,
+                    inode: 0,
+                },
+            )),
+        }
+    }
+    Ok(listing)
 }
 
 /// The version of a listing: a hash of every file's name and stamp.
@@ -164,12 +180,23 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// How many times, beyond one per file first listed, a read lists the
+/// directory again when a listed file was deleted before it could be read.
+/// Each stale listing means at least one file was deleted, so a writer that
+/// only deletes (a prune) can make a read re-list at most once per file; a
+/// directory that keeps changing beyond that ends in the error naming the
+/// vanished file.
+const MAX_LISTINGS: usize = 16;
+
 /// Reads every element of `listing`, each with its file name and text. A
 /// file that cannot be read or parsed is a damaged element, its error naming
-/// the file.
-fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> Snapshot {
+/// the file. Also returns whether a listed file vanished before it was read
+/// (another process deleted it): then the listing is stale, not the ring
+/// damaged.
+fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> (Snapshot, bool) {
     let mut children = Vec::with_capacity(listing.len());
     let mut damaged = Vec::new();
+    let mut stale = false;
     for (path, _) in listing {
         let read = read_regular_file(path, MAX_KEY_FILE_LEN).and_then(|bytes| {
             // UTF-8 checked once; the bytes become the stored text uncopied.
@@ -186,20 +213,52 @@ fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> Snapshot {
         });
         match read {
             Ok((raw, element)) => children.push((file_name(path), raw, element)),
-            Err(e) => damaged.push(e),
+            Err(e) => {
+                stale |= vanished(path);
+                damaged.push(e);
+            }
         }
     }
-    Snapshot {
+    let snapshot = Snapshot {
         document: RepositoryDocument::from_stored(children),
         version: Some(version),
         damaged,
+    };
+    (snapshot, stale)
+}
+
+/// Reads every file of `listing`, a fresh listing of `dir`. A file deleted
+/// between the listing and its read (a writer pruning the ring meanwhile)
+/// makes the listing stale: the directory is listed and read again, so the
+/// snapshot is the ring as one listing saw it, rather than a read failure
+/// or a silently shorter ring. `after_listing` runs between each listing and
+/// its reads (tests delete a file at exactly that moment).
+fn read_listing(
+    dir: &Path,
+    mut listing: Vec<(PathBuf, Stamp)>,
+    after_listing: &mut dyn FnMut(),
+) -> Result<Snapshot> {
+    let most = MAX_LISTINGS.saturating_add(listing.len());
+    let mut listings = 1;
+    loop {
+        after_listing();
+        let version = version_of(&listing);
+        let (snapshot, stale) = read_listed(&listing, version);
+        if !stale || listings >= most {
+            return Ok(snapshot);
+        }
+        tracing::debug!(
+            directory = %dir.display(),
+            listings,
+            "a key file was deleted while the directory was read; listing it again"
+        );
+        listing = list(dir)?;
+        listings += 1;
     }
 }
 
 fn read_snapshot(dir: &Path) -> Result<Snapshot> {
-    let listing = list(dir)?;
-    let version = version_of(&listing);
-    Ok(read_listed(&listing, version))
+    read_listing(dir, list(dir)?, &mut || {})
 }
 
 /// The file of a child whose location is `name`: only a plain file name in
@@ -293,15 +352,16 @@ fn valid_friendly_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<PathBuf> {
-    create_dir(dir)?;
-    let name = if valid_friendly_name(friendly_name) {
-        friendly_name.to_string()
-    } else {
-        Uuid::new_v4().hyphenated().to_string()
-    };
+/// A new temporary file name in `dir` (not `*.xml`, so never read as an element).
+fn temp_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()))
+}
+
+/// Creates `temp` (owner-only on Unix, never over an existing file) holding
+/// `element` as a document, flushed to disk before it is linked or renamed
+/// into place.
+fn write_temp(temp: &Path, element: &Element) -> Result<()> {
     let bytes = element.to_document_bytes(Format::Indented);
-    let temp = dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -309,12 +369,21 @@ fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<P
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
+    let mut file = options.open(temp).map_err(|e| io("creating", temp, e))?;
+    file.write_all(&bytes).map_err(|e| io("writing", temp, e))?;
+    file.sync_all().map_err(|e| io("writing", temp, e))
+}
+
+fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<PathBuf> {
+    create_dir(dir)?;
+    let name = if valid_friendly_name(friendly_name) {
+        friendly_name.to_string()
+    } else {
+        Uuid::new_v4().hyphenated().to_string()
+    };
+    let temp = temp_path(dir);
     let result = (|| {
-        let mut file = options.open(&temp).map_err(|e| io("creating", &temp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| io("writing", &temp, e))?;
-        file.sync_all().map_err(|e| io("writing", &temp, e))?;
-        drop(file);
+        write_temp(&temp, element)?;
         // Link into place: atomic, and fails rather than overwriting an existing file.
         let mut target = dir.join(format!("{name}.xml"));
         let mut attempt = 0;
@@ -346,21 +415,9 @@ fn write_element(dir: &Path, element: &Element, friendly_name: &str) -> Result<P
 /// permissions as [`write_element`]) and renames it over `path`: atomic on
 /// POSIX, so a reader sees the old file or the new one, never neither.
 fn replace_file(dir: &Path, path: &Path, element: &Element) -> Result<()> {
-    let bytes = element.to_document_bytes(Format::Indented);
-    let temp = dir.join(format!("{}.tmp", Uuid::new_v4().hyphenated()));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
+    let temp = temp_path(dir);
     let result = (|| {
-        let mut file = options.open(&temp).map_err(|e| io("creating", &temp, e))?;
-        file.write_all(&bytes)
-            .map_err(|e| io("writing", &temp, e))?;
-        file.sync_all().map_err(|e| io("writing", &temp, e))?;
-        drop(file);
+        write_temp(&temp, element)?;
         fs::rename(&temp, path).map_err(|e| io("replacing", path, e))
     })();
     if result.is_err() {
@@ -392,11 +449,10 @@ impl VersionedRepository for FileSystemXmlRepository {
         let known = known.clone();
         self.blocking(move |dir| {
             let listing = list(dir)?;
-            let version = version_of(&listing);
-            if version == known {
+            if version_of(&listing) == known {
                 return Ok(None);
             }
-            Ok(Some(read_listed(&listing, version)))
+            read_listing(dir, listing, &mut || {}).map(Some)
         })
         .await
         .map_err(StorageError::Fatal)
@@ -499,6 +555,96 @@ mod tests {
         let missing = FileSystemXmlRepository::new(dir.path().join("missing"));
         assert_eq!(missing.replace_elements(&choose).await.unwrap(), 0);
         assert!(!dir.path().join("missing").exists());
+    }
+
+    /// A directory holding `key-0.xml` .. `key-{n-1}.xml`.
+    async fn directory_of(n: usize) -> (tempfile::TempDir, FileSystemXmlRepository) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FileSystemXmlRepository::new(dir.path());
+        for i in 0..n {
+            repo.store_element(
+                &Element::new("key").with_attr("n", i.to_string()),
+                &format!("key-{i}"),
+            )
+            .await
+            .unwrap();
+        }
+        (dir, repo)
+    }
+
+    #[tokio::test]
+    async fn a_file_deleted_between_listing_and_reading_is_read_as_deleted_not_as_damage() {
+        let (dir, _repo) = directory_of(3).await;
+        let deleted = dir.path().join("key-1.xml");
+        let mut deletions = 0;
+        // What `dpkeys prune` does while an application refreshes: the
+        // listing still names key-1.xml when it is deleted.
+        let snapshot = read_listing(dir.path(), list(dir.path()).unwrap(), &mut || {
+            if deletions == 0 {
+                fs::remove_file(&deleted).unwrap();
+            }
+            deletions += 1;
+        })
+        .unwrap();
+        let (document, version) = snapshot.into_whole().unwrap();
+        assert_eq!(deletions, 2, "the directory is listed again");
+        let numbers: Vec<_> = document
+            .elements()
+            .iter()
+            .map(|e| e.attr("n").unwrap().to_string())
+            .collect();
+        assert_eq!(numbers, ["0", "2"]);
+        // The version is the directory's as read, so a write conditioned on it holds.
+        assert_eq!(version, Some(version_of(&list(dir.path()).unwrap())));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_beside_a_process_deleting_files_never_fail() {
+        const KEYS: usize = 200;
+        let (dir, repo) = directory_of(KEYS).await;
+        let path = dir.path().to_path_buf();
+        // A pruning writer, deleting one file after another.
+        let pruner = std::thread::spawn(move || {
+            for i in 0..KEYS {
+                fs::remove_file(path.join(format!("key-{i}.xml"))).unwrap();
+            }
+        });
+        let mut reads = 0;
+        let mut last = KEYS + 1;
+        while !pruner.is_finished() || reads == 0 {
+            let elements = repo.get_all_elements().await.unwrap();
+            // Deletions only: each read sees at most what the previous one saw.
+            assert!(elements.len() <= last, "{} after {last}", elements.len());
+            last = elements.len();
+            reads += 1;
+        }
+        pruner.join().unwrap();
+        assert!(repo.get_all_elements().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_directory_that_never_settles_is_an_error_naming_a_vanished_file() {
+        const KEYS: usize = 4;
+        let (dir, _repo) = directory_of(KEYS).await;
+        let path = dir.path().to_path_buf();
+        // Every listing is stale by the time it is read: a file is deleted
+        // and another added, forever.
+        let mut added = 0;
+        let snapshot = read_listing(&path, list(&path).unwrap(), &mut || {
+            let first = list(&path).unwrap().remove(0).0;
+            fs::remove_file(first).unwrap();
+            added += 1;
+            let element = Element::new("key").with_attr("n", (KEYS + added).to_string());
+            write_element(&path, &element, &format!("key-{}", KEYS + added)).unwrap();
+        })
+        .unwrap();
+        assert_eq!(added, MAX_LISTINGS + KEYS, "bounded");
+        let err = snapshot.into_whole().unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{err}"
+        );
+        assert!(err.to_string().contains("key-"), "{err}");
     }
 
     #[cfg(unix)]

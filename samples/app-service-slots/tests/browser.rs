@@ -19,6 +19,10 @@ use common::App;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 
+/// How long to wait for something a loaded 2-core CI machine makes slow (a
+/// browser starting, a page loading): a deadline for a hang, never a timing.
+const PATIENCE: StdDuration = StdDuration::from_secs(120);
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const COOKIE_NAME: &str = ".AspNetCore.Cookies";
@@ -55,8 +59,10 @@ impl ChromeDriver {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
-        // Ready when it accepts connections (bounded: 30 s).
-        for _ in 0..300 {
+        // Ready when it accepts connections (bounded by a deadline, not a count
+        // of attempts, which a loaded machine makes slower).
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::time::Instant::now() < deadline {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
@@ -124,10 +130,10 @@ async fn start_slots(key_dir: &str, production: &str, staging: &str) -> (App, Ap
 async fn wait_for(browser: &Client, id: &str) -> fantoccini::elements::Element {
     browser
         .wait()
-        .at_most(std::time::Duration::from_secs(30))
+        .at_most(PATIENCE)
         .for_element(Locator::Id(id))
         .await
-        .unwrap_or_else(|e| panic!("no #{id} on the page after 30 s: {e}"))
+        .unwrap_or_else(|e| panic!("no #{id} on the page after {PATIENCE:?}: {e}"))
 }
 
 async fn text(browser: &Client, id: &str) -> String {

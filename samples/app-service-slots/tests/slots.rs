@@ -20,7 +20,7 @@ use dataprotection_azure_blobs::BlobXmlRepository;
 use dataprotection_azure_keyvault::{
     KeyVaultOptions, credential_from_environment, key_vault_protection,
 };
-use dataprotection_tests::azurite::{self, Azurite};
+use dataprotection_tests::azurite::Azurite;
 use keyvault_emulator::isolated::{self, MsiScheme};
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 use reqwest::StatusCode;
@@ -141,17 +141,8 @@ fn two_slots_share_sign_in_across_rotation_restart_and_swap() {
             let first_kid = emulator.create_key("ring", 2048).await.unwrap();
             let key_url = format!("{}/keys/ring", emulator.base_url());
             let az = Azurite::shared().unwrap();
-            let container = azurite::unique_name("slots");
-            az.create_container(&container).await.unwrap();
-            let blob_url = az
-                .blob_sas_url(
-                    &container,
-                    "keys.xml",
-                    "racwd",
-                    OffsetDateTime::now_utc() + Duration::hours(1),
-                )
-                .unwrap()
-                .to_string();
+            let (container, blob_url) = az.fresh_blob("slots", "keys.xml").await.unwrap();
+            let blob_url = blob_url.to_string();
             // The app settings both slots share (non-sticky), as the infra sets them.
             let shared = |app_name: &'static str| {
                 vec![
@@ -290,17 +281,8 @@ fn two_slots_share_sign_in_across_rotation_restart_and_swap() {
 #[tokio::test]
 async fn local_mode_against_azurite_without_a_vault() {
     let az = Azurite::shared().unwrap();
-    let container = azurite::unique_name("slots-local");
-    az.create_container(&container).await.unwrap();
-    let blob_url = az
-        .blob_sas_url(
-            &container,
-            "keys.xml",
-            "racwd",
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        )
-        .unwrap()
-        .to_string();
+    let (_, blob_url) = az.fresh_blob("slots-local", "keys.xml").await.unwrap();
+    let blob_url = blob_url.to_string();
     let app = App::start(&[("LOCAL_MODE", "1"), ("DATAPROTECTION_BLOB_URL", &blob_url)]).await;
     // Local mode listens on loopback and defaults the app name and slot.
     assert!(app.url.starts_with("http://127.0.0.1:"), "{}", app.url);

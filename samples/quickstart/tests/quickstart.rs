@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use dataprotection_tests::azurite::{self, Azurite};
+use dataprotection_tests::azurite::Azurite;
 use keyvault_emulator::{EmulatorOptions, KeyVaultEmulator};
 use time::{Duration, OffsetDateTime};
 
@@ -73,17 +73,8 @@ fn file_system_step_and_how_to_run_the_others() {
 #[tokio::test(flavor = "multi_thread")]
 async fn azure_step_against_azurite_and_the_key_vault_emulator() {
     let az = Azurite::shared().unwrap();
-    let container = azurite::unique_name("quickstart");
-    az.create_container(&container).await.unwrap();
-    let blob_url = az
-        .blob_sas_url(
-            &container,
-            "keys.xml",
-            "racwd",
-            OffsetDateTime::now_utc() + Duration::hours(1),
-        )
-        .unwrap()
-        .to_string();
+    let (container, blob_url) = az.fresh_blob("quickstart", "keys.xml").await.unwrap();
+    let blob_url = blob_url.to_string();
     let emulator = KeyVaultEmulator::start(EmulatorOptions::default())
         .await
         .unwrap();

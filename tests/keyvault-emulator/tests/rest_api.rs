@@ -37,6 +37,35 @@ async fn call(
     (status, headers, json)
 }
 
+/// Sends an authenticated GET; returns (status, headers, JSON).
+async fn fetch(
+    emu: &KeyVaultEmulator,
+    http: &Client,
+    url: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    call(emu, http, Method::GET, url, None).await
+}
+
+/// Sends an authenticated POST with a JSON body; returns (status, headers, JSON).
+async fn post(
+    emu: &KeyVaultEmulator,
+    http: &Client,
+    url: &str,
+    body: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    call(emu, http, Method::POST, url, Some(body)).await
+}
+
+/// Sends an authenticated PATCH with a JSON body; returns (status, headers, JSON).
+async fn patch(
+    emu: &KeyVaultEmulator,
+    http: &Client,
+    url: &str,
+    body: Value,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    call(emu, http, Method::PATCH, url, Some(body)).await
+}
+
 fn assert_error(body: &Value, code: &str) {
     let err = body
         .get("error")
@@ -115,14 +144,7 @@ async fn api_versions_and_error_shapes() {
     emu.create_key("k", 2048).await.unwrap();
     let base = emu.base_url();
     for v in ["7.4", "7.5", "7.6", "2025-07-01"] {
-        let (s, h, body) = call(
-            &emu,
-            &http,
-            Method::GET,
-            &format!("{base}/keys/k?api-version={v}"),
-            None,
-        )
-        .await;
+        let (s, h, body) = fetch(&emu, &http, &format!("{base}/keys/k?api-version={v}")).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert!(
             h["content-type"]
@@ -138,27 +160,19 @@ async fn api_versions_and_error_shapes() {
         );
     }
     for q in ["", "?api-version=1.0", "?api-version=2026-03-01-preview"] {
-        let (s, _, body) = call(&emu, &http, Method::GET, &format!("{base}/keys/k{q}"), None).await;
+        let (s, _, body) = fetch(&emu, &http, &format!("{base}/keys/k{q}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
         assert_error(&body, "BadParameter");
     }
-    let (s, _, body) = call(
-        &emu,
-        &http,
-        Method::GET,
-        &format!("{base}/keys/nope?api-version=7.5"),
-        None,
-    )
-    .await;
+    let (s, _, body) = fetch(&emu, &http, &format!("{base}/keys/nope?api-version=7.5")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(body.as_object().unwrap().len(), 1);
     assert_error(&body, "KeyNotFound");
-    let (s, _, body) = call(
+    let (s, _, body) = post(
         &emu,
         &http,
-        Method::POST,
         &format!("{base}/keys/nope//unwrapkey?api-version=7.5"),
-        Some(json!({"alg": "RSA-OAEP", "value": "AAAA"})),
+        json!({"alg": "RSA-OAEP", "value": "AAAA"}),
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -169,15 +183,12 @@ async fn api_versions_and_error_shapes() {
 async fn create_get_paths_and_kid() {
     let (emu, http) = start().await;
     let base = emu.base_url().to_owned();
-    let (s, _, created) = call(
+    let (s, _, created) = post(
         &emu,
         &http,
-        Method::POST,
         &format!("{base}/keys/hsm/create?api-version=7.6"),
-        Some(
-            json!({"kty": "RSA-HSM", "key_size": 3072, "key_ops": ["wrapKey", "unwrapKey"],
+        json!({"kty": "RSA-HSM", "key_size": 3072, "key_ops": ["wrapKey", "unwrapKey"],
                     "attributes": {"enabled": true}, "tags": {"purpose": "test"}}),
-        ),
     )
     .await;
     assert_eq!(s, StatusCode::OK);
@@ -198,28 +209,14 @@ async fn create_get_paths_and_kid() {
         assert!(created["key"].get(private).is_none());
     }
     for path in ["/keys/hsm", "/keys/hsm/", &format!("/keys/hsm/{version}")] {
-        let (s, _, got) = call(
-            &emu,
-            &http,
-            Method::GET,
-            &format!("{base}{path}?api-version=7.6"),
-            None,
-        )
-        .await;
+        let (s, _, got) = fetch(&emu, &http, &format!("{base}{path}?api-version=7.6")).await;
         assert_eq!(s, StatusCode::OK, "{path}");
         assert_eq!(got["key"]["kid"], kid.as_str());
         assert_eq!(got["key"]["n"], created["key"]["n"]);
     }
     // The kid echoes the host the client used.
     let local = emu.localhost_url();
-    let (_, _, got) = call(
-        &emu,
-        &http,
-        Method::GET,
-        &format!("{local}/keys/hsm?api-version=7.6"),
-        None,
-    )
-    .await;
+    let (_, _, got) = fetch(&emu, &http, &format!("{local}/keys/hsm?api-version=7.6")).await;
     assert_eq!(got["key"]["kid"], format!("{local}/keys/hsm/{version}"));
 
     // Wrap via all three path shapes; padded input accepted; output unpadded.
@@ -228,24 +225,22 @@ async fn create_get_paths_and_kid() {
         "/keys/hsm//wrapkey",
         &format!("/keys/hsm/{version}/wrapkey"),
     ] {
-        let (s, _, w) = call(
+        let (s, _, w) = post(
             &emu,
             &http,
-            Method::POST,
             &format!("{base}{path}?api-version=7.6"),
-            Some(json!({"alg": "RSA1_5", "value": "AQIDBA=="})),
+            json!({"alg": "RSA1_5", "value": "AQIDBA=="}),
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{path} {w}");
         assert_eq!(w["kid"], kid.as_str());
         let value = w["value"].as_str().unwrap();
         assert!(!value.contains('=') && !value.contains('+') && !value.contains('/'));
-        let (s, _, u) = call(
+        let (s, _, u) = post(
             &emu,
             &http,
-            Method::POST,
             &format!("{base}/keys/hsm/{version}/unwrapkey?api-version=7.6"),
-            Some(json!({"alg": "RSA1_5", "value": value})),
+            json!({"alg": "RSA1_5", "value": value}),
         )
         .await;
         assert_eq!(s, StatusCode::OK);
@@ -254,23 +249,14 @@ async fn create_get_paths_and_kid() {
     }
     // Versions listing and key listing.
     emu.create_key("hsm", 2048).await.unwrap();
-    let (_, _, list) = call(
+    let (_, _, list) = fetch(
         &emu,
         &http,
-        Method::GET,
         &format!("{base}/keys/hsm/versions?api-version=7.6"),
-        None,
     )
     .await;
     assert_eq!(list["value"].as_array().unwrap().len(), 2);
-    let (_, _, list) = call(
-        &emu,
-        &http,
-        Method::GET,
-        &format!("{base}/keys?api-version=7.6"),
-        None,
-    )
-    .await;
+    let (_, _, list) = fetch(&emu, &http, &format!("{base}/keys?api-version=7.6")).await;
     assert_eq!(list["value"][0]["kid"], format!("{base}/keys/hsm"));
 }
 
@@ -283,7 +269,7 @@ async fn bad_parameters_and_forbidden() {
     let op = |path: &str, body: Value| {
         let url = format!("{base}/keys/k/{path}?api-version=2025-07-01");
         let (emu, http) = (&emu, &http);
-        async move { call(emu, http, Method::POST, &url, Some(body)).await }
+        async move { post(emu, http, &url, body).await }
     };
     let cases = [
         ("wrapkey", json!({"alg": "A256KW", "value": "AQID"})),
@@ -332,12 +318,11 @@ async fn bad_parameters_and_forbidden() {
         ("k2", json!({"key_size": 2048})),
         ("k2", json!({"kty": "RSA", "key_ops": ["fly"]})),
     ] {
-        let (s, _, resp) = call(
+        let (s, _, resp) = post(
             &emu,
             &http,
-            Method::POST,
             &format!("{base}/keys/{name}/create?api-version=7.5"),
-            Some(body.clone()),
+            body.clone(),
         )
         .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
@@ -346,14 +331,7 @@ async fn bad_parameters_and_forbidden() {
 
     // PATCH: restrict key_ops, then disable.
     let url = format!("{base}/keys/k/{version}?api-version=7.5");
-    let (s, _, upd) = call(
-        &emu,
-        &http,
-        Method::PATCH,
-        &url,
-        Some(json!({"key_ops": ["wrapKey"]})),
-    )
-    .await;
+    let (s, _, upd) = patch(&emu, &http, &url, json!({"key_ops": ["wrapKey"]})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(upd["key"]["key_ops"], json!(["wrapKey"]));
     let (s, _, resp) = op(
@@ -363,17 +341,10 @@ async fn bad_parameters_and_forbidden() {
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_error(&resp, "Forbidden");
-    let (s, _, upd) = call(
-        &emu,
-        &http,
-        Method::PATCH,
-        &url,
-        Some(json!({"attributes": {"enabled": false}})),
-    )
-    .await;
+    let (s, _, upd) = patch(&emu, &http, &url, json!({"attributes": {"enabled": false}})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(upd["attributes"]["enabled"], false);
-    let (s, _, resp) = call(&emu, &http, Method::GET, &url, None).await;
+    let (s, _, resp) = fetch(&emu, &http, &url).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert_error(&resp, "Forbidden");
     assert_eq!(resp["error"]["innererror"]["code"], "KeyDisabled");
@@ -474,17 +445,17 @@ async fn control_api_drives_faults_log_and_keys() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let (s, h, body) = call(&emu, &http, Method::GET, &get, None).await;
+    let (s, h, body) = fetch(&emu, &http, &get).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(h["retry-after"], "2");
     assert_error(&body, "Throttled");
-    let (s, h, _) = call(&emu, &http, Method::GET, &get, None).await;
+    let (s, h, _) = fetch(&emu, &http, &get).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     assert!(!h.contains_key("retry-after"));
-    let (s, _, body) = call(&emu, &http, Method::GET, &get, None).await;
+    let (s, _, body) = fetch(&emu, &http, &get).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_error(&body, "ServiceUnavailable");
-    let (s, _, _) = call(&emu, &http, Method::GET, &get, None).await;
+    let (s, _, _) = fetch(&emu, &http, &get).await;
     assert_eq!(s, StatusCode::OK);
     let left: Value = http
         .get(format!("{ctl}/faults"))
@@ -503,7 +474,7 @@ async fn control_api_drives_faults_log_and_keys() {
         .await
         .unwrap();
     let t = std::time::Instant::now();
-    call(&emu, &http, Method::GET, &get, None).await;
+    fetch(&emu, &http, &get).await;
     assert!(t.elapsed() >= std::time::Duration::from_millis(250));
     http.delete(format!("{ctl}/faults")).send().await.unwrap();
 
@@ -515,7 +486,7 @@ async fn control_api_drives_faults_log_and_keys() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    let (s, _, _) = call(&emu, &http, Method::GET, &get, None).await;
+    let (s, _, _) = fetch(&emu, &http, &get).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // The log over the control API.

@@ -9,7 +9,7 @@ use azure_core::http::{ClientOptions, RequestContent, RetryOptions, StatusCode, 
 use azure_storage_blob::models::BlobClientUploadOptions;
 use dataprotection::repository::XmlRepository;
 use dataprotection::xml::Element;
-use dataprotection_azure_blobs::{BlobRepositoryOptions, BlobXmlRepository};
+use dataprotection_azure_blobs::{BlobError, BlobRepositoryOptions, BlobXmlRepository};
 use dataprotection_tests::azurite::{self, Azurite};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -37,12 +37,7 @@ pub fn fast_options() -> BlobRepositoryOptions {
 
 /// A fresh container on `azurite` and a `racwd` blob SAS URL for [`BLOB`] in it.
 pub async fn fresh_blob(azurite: &Azurite, prefix: &str) -> (String, Url) {
-    let container = azurite::unique_name(prefix);
-    azurite.create_container(&container).await.unwrap();
-    let url = azurite
-        .blob_sas_url(&container, BLOB, "racwd", in_one_hour())
-        .unwrap();
-    (container, url)
+    azurite.fresh_blob(prefix, BLOB).await.unwrap()
 }
 
 /// A repository on `url` with [`fast_options`].
@@ -114,6 +109,25 @@ pub fn sig_of(url: &Url) -> String {
         .to_owned()
 }
 
+/// Every text an error shows: its message and `Debug`, and those of each source in its chain.
+pub fn error_texts(err: &dataprotection::Error) -> Vec<String> {
+    let mut texts = vec![err.to_string(), format!("{err:?}")];
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        texts.push(s.to_string());
+        texts.push(format!("{s:?}"));
+        source = s.source();
+    }
+    texts
+}
+
+/// The [`BlobError`] an error wraps (its direct source); panics naming the error otherwise.
+pub fn blob_error(err: &dataprotection::Error) -> &BlobError {
+    std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<BlobError>())
+        .unwrap_or_else(|| panic!("no BlobError source in {err:?}"))
+}
+
 /// Asserts that neither the error's text, its source chain nor its `Debug` contain `sig`
 /// (percent-encoded as in a URL, or decoded).
 pub fn assert_no_secret(err: &dataprotection::Error, sig: &str) {
@@ -123,14 +137,7 @@ pub fn assert_no_secret(err: &dataprotection::Error, sig: &str) {
         .replace("%3D", "=");
     // Long enough fragments that a match cannot be a coincidence.
     let needles = [&sig[..20.min(sig.len())], &decoded[..20.min(decoded.len())]];
-    let mut texts = vec![err.to_string(), format!("{err:?}")];
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        texts.push(s.to_string());
-        texts.push(format!("{s:?}"));
-        source = s.source();
-    }
-    for t in texts {
+    for t in error_texts(err) {
         for n in needles {
             assert!(!t.contains(n), "secret leaked: {t}");
         }

@@ -67,7 +67,7 @@ impl App {
             }
         });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(StdDuration::from_secs(60), lines.next_line()).await;
+        let first = tokio::time::timeout(StdDuration::from_secs(120), lines.next_line()).await;
         let app_stderr = stderr.lock().unwrap().clone();
         let line = match first {
             Ok(Ok(Some(line))) => line,
