@@ -158,7 +158,9 @@ impl From<BlobError> for dataprotection::Error {
             | BlobError::Configuration(_)
             | BlobError::ConnectionString(_)
             | BlobError::UnsupportedConnectionString(_)
-            | BlobError::Sas(_) => dataprotection::Error::InvalidArgument(e.to_string()),
+            | BlobError::Sas(_) => dataprotection::Error::Configuration {
+                source: Box::new(e),
+            },
             other => dataprotection::Error::Repository {
                 message: other.to_string(),
                 source: Some(Box::new(other)),

@@ -142,6 +142,8 @@ pub fn open_key_encryption(args: &KeyEncryptionArgs) -> Result<KeyEncryption> {
 fn key_vault_setup(e: KeyVaultError) -> crate::error::CliError {
     crate::error::CliError::Operation {
         action: "setting up Azure Key Vault",
-        source: dataprotection::Error::InvalidArgument(e.to_string()),
+        source: dataprotection::Error::Configuration {
+            source: Box::new(e),
+        },
     }
 }

@@ -154,6 +154,15 @@ pub enum Error {
     /// An argument is out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A component could not be set up as configured (a storage URL,
+    /// connection string, credential or vault key that is malformed or
+    /// inconsistent); the typed cause is kept as the source.
+    #[error("invalid configuration: {source}")]
+    Configuration {
+        /// The cause, safe to show (no secrets).
+        #[source]
+        source: BoxError,
+    },
     /// The operation is not supported by this repository or configuration.
     #[error("not supported: {0}")]
     NotSupported(String),
@@ -194,7 +203,7 @@ impl Error {
             Error::KeyRingUnavailable { .. } => "key ring unavailable",
             Error::Io { .. } => "i/o error",
             Error::Repository { .. } => "repository error",
-            Error::InvalidArgument(_) => "invalid argument",
+            Error::InvalidArgument(_) | Error::Configuration { .. } => "invalid argument",
             Error::NotSupported(_) => "not supported",
         }
     }
@@ -268,6 +277,7 @@ impl Error {
                 source: source.as_ref().map(|_| shared()),
             },
             Error::InvalidArgument(what) => Error::InvalidArgument(what.clone()),
+            Error::Configuration { .. } => Error::Configuration { source: shared() },
             Error::NotSupported(what) => Error::NotSupported(what.clone()),
         }
     }

@@ -307,10 +307,16 @@ fn token_credential_over_plain_http_is_refused() {
     assert!(!text.contains(&cred.token) && !format!("{err:?}").contains(&cred.token));
     assert!(cred.scopes_seen().is_empty(), "no token was requested");
 
-    // As a dataprotection::Error it is an invalid argument.
+    // As a dataprotection::Error it is a configuration error of the
+    // invalid-argument class that keeps the typed blob error as its source.
     let err: dataprotection::Error = err.into();
+    assert_eq!(err.class(), "invalid argument");
+    let source = std::error::Error::source(&err).expect("the blob error is kept");
     assert!(
-        matches!(err, dataprotection::Error::InvalidArgument(_)),
+        matches!(
+            source.downcast_ref::<BlobError>(),
+            Some(BlobError::InvalidUrl { .. })
+        ),
         "{err:?}"
     );
 }
