@@ -274,10 +274,18 @@ impl RepositoryDocument {
     /// returns how many were removed.
     pub fn remove_indices(&mut self, indices: &[usize]) -> usize {
         let before = self.children.len();
+        // A mask, not `indices.contains` per child: pruning most of a large
+        // ring would otherwise be quadratic.
+        let mut doomed = vec![false; before];
+        for &i in indices {
+            if let Some(slot) = doomed.get_mut(i) {
+                *slot = true;
+            }
+        }
         let mut index = 0;
         let mut removed = Vec::new();
         self.children.retain(|c| {
-            let keep = !indices.contains(&index);
+            let keep = !doomed[index];
             index += 1;
             if !keep && let Some(location) = &c.location {
                 removed.push(location.clone());
@@ -362,6 +370,23 @@ mod tests {
         let again = RepositoryDocument::parse(out.as_bytes()).unwrap();
         assert_eq!(again.elements(), doc.elements());
         assert_eq!(again.children()[1].element(), &Element::new("n"));
+    }
+
+    #[test]
+    fn remove_indices_removes_each_named_child_once_and_ignores_the_rest() {
+        let mut doc =
+            RepositoryDocument::parse(b"<repository><a/><b/><c/><d/><e/></repository>").unwrap();
+        // Duplicates and an index past the end change nothing more.
+        assert_eq!(doc.remove_indices(&[3, 1, 3, 99]), 2);
+        let names: Vec<_> = doc
+            .children()
+            .iter()
+            .map(|c| c.element().name().to_string())
+            .collect();
+        assert_eq!(names, ["a", "c", "e"]);
+        assert_eq!(doc.remove_indices(&[]), 0);
+        assert_eq!(doc.remove_indices(&[0, 1, 2]), 3);
+        assert!(doc.children().is_empty());
     }
 
     #[test]
