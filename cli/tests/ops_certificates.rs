@@ -52,18 +52,35 @@ fn ring_text(dir: &std::path::Path) -> String {
     all
 }
 
-#[test]
-fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
+/// A fresh directory ring holding one payload protected with certificate 1
+/// (a PEM with its key): the ring, the scratch directory holding the PEM,
+/// the PEM's path and the payload.
+fn protected_with_certificate_1(
+    plaintext: &str,
+) -> (tempfile::TempDir, tempfile::TempDir, String, String) {
     let ring = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let dir = ring.path().to_str().unwrap();
     let pem1 = combined_pem(tmp.path(), 1);
     let payload = dpkeys(
-        &["--dir", dir, "--certificate", &pem1, "protect", "hello"],
+        &[
+            "--dir",
+            ring.path().to_str().unwrap(),
+            "--certificate",
+            &pem1,
+            "protect",
+            plaintext,
+        ],
         &[],
         None,
     )
     .line();
+    (ring, tmp, pem1, payload)
+}
+
+#[test]
+fn protect_with_pem_read_with_pfx_and_name_a_missing_certificate() {
+    let (ring, tmp, _, payload) = protected_with_certificate_1("hello");
+    let dir = ring.path().to_str().unwrap();
     let text = ring_text(ring.path());
     assert!(
         text.contains("EncryptedXmlDecryptor") && !text.contains("<masterKey"),
@@ -173,16 +190,8 @@ fn app_service_thumbprint_from_a_directory_in_the_environment() {
 
 #[test]
 fn rewrap_from_one_certificate_to_another() {
-    let ring = tempfile::tempdir().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    let (ring, _tmp, pem1, payload) = protected_with_certificate_1("moved");
     let dir = ring.path().to_str().unwrap();
-    let pem1 = combined_pem(tmp.path(), 1);
-    let payload = dpkeys(
-        &["--dir", dir, "--certificate", &pem1, "protect", "moved"],
-        &[],
-        None,
-    )
-    .line();
     let pfx2 = cert_file("test-only-cert1.pfx").replace("cert1.pfx", "cert2-nopass.p12");
     let out = dpkeys(
         &[
