@@ -1,6 +1,7 @@
 //! A directory of XML files, one element per file, as ASP.NET Core's
 //! `FileSystemXmlRepository` writes it.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::regular_file::{MAX_KEY_FILE_LEN, open_lock_file, read_regular_file};
+use super::regular_file::{
+    MAX_KEY_FILE_LEN, open_for_reading, open_lock_file, read_checked_regular_file,
+    read_opened_regular_file,
+};
 use super::versioned::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
@@ -77,29 +81,73 @@ fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
 
 /// What identifies one version of a file: a change to the file, or its
 /// replacement by a rename, changes it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     len: u64,
     modified_nanos: i128,
     inode: u64,
 }
 
-fn stamp(path: &Path) -> Result<Stamp> {
-    let meta = fs::metadata(path).map_err(|e| io("reading", path, e))?;
-    let modified_nanos = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
-    #[cfg(unix)]
-    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
-    #[cfg(not(unix))]
-    let inode = 0;
-    Ok(Stamp {
-        len: meta.len(),
-        modified_nanos,
-        inode,
-    })
+impl Stamp {
+    /// The stamp of a listed file whose metadata cannot be read (a dangling
+    /// symlink): it is still listed, so reading it fails as a damaged element.
+    const UNREADABLE: Stamp = Stamp {
+        len: 0,
+        modified_nanos: 0,
+        inode: 0,
+    };
+
+    fn of(meta: &fs::Metadata) -> Stamp {
+        let modified_nanos = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Stamp {
+            len: meta.len(),
+            modified_nanos,
+            inode,
+        }
+    }
+}
+
+/// A `*.xml` name found in the directory.
+#[derive(Debug)]
+struct Entry {
+    name: OsString,
+    entry: fs::DirEntry,
+    /// The directory said it is a regular file (not a symlink), so it can
+    /// be opened, or its metadata read, without looking up the path first.
+    regular: bool,
+}
+
+impl Entry {
+    /// The metadata of the file the entry names, following symlinks (as a
+    /// read does). A regular file's comes from the directory handle (no path
+    /// lookup), unless it was swapped for a symlink since the listing.
+    fn metadata(&self, dir: &Path) -> std::io::Result<fs::Metadata> {
+        if self.regular
+            && let Ok(meta) = self.entry.metadata()
+            && !meta.file_type().is_symlink()
+        {
+            return Ok(meta);
+        }
+        fs::metadata(dir.join(&self.name))
+    }
+
+    /// The entry's stamp as a listing sees it, or `None` if the file no
+    /// longer exists (deleted since the directory was read).
+    fn stamp(&self, dir: &Path) -> Option<Stamp> {
+        match self.metadata(dir) {
+            Ok(meta) => Some(Stamp::of(&meta)),
+            Err(_) if vanished(&dir.join(&self.name)) => None,
+            Err(_) => Some(Stamp::UNREADABLE),
+        }
+    }
 }
 
 /// Whether `path` no longer exists at all: not even a dangling symlink is
@@ -108,15 +156,16 @@ fn vanished(path: &Path) -> bool {
     fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// Every `*.xml` file directly in `dir`, sorted by name, with its stamp.
-fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
+/// Every `*.xml` entry directly in `dir`, sorted by name. Nothing is looked
+/// up beyond the directory itself (its entries carry their type).
+fn list_entries(dir: &Path) -> Result<Vec<Entry>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         // A directory that does not exist yet holds no keys; any other failure is an error.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io("reading directory", dir, e)),
     };
-    let mut names = Vec::new();
+    let mut listed = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io("reading directory", dir, e))?;
         let name = entry.file_name();
@@ -126,41 +175,43 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Stamp)>> {
         // Everything named *.xml is read, so a planted FIFO or device is
         // reported (naming it) rather than skipped or waited on.
         if is_xml {
-            names.push(name);
+            // The type as the directory reports it (no system call where the
+            // file system fills it in); anything but a plain regular file is
+            // looked up by path before it is opened.
+            let regular = entry.file_type().is_ok_and(|t| t.is_file());
+            listed.push(Entry {
+                name,
+                entry,
+                regular,
+            });
         }
     }
     // By file name: the same order as sorting the full paths (one
     // directory), without comparing every path component by component.
-    names.sort_unstable();
-    let mut listing = Vec::with_capacity(names.len());
-    for name in names {
-        let path = dir.join(name);
-        match stamp(&path) {
-            Ok(stamp) => listing.push((path, stamp)),
-            // Deleted between reading the directory and this look: it is
-            // gone, not unreadable, so it is not part of the ring.
-            Err(_) if vanished(&path) => {}
-            // A file whose metadata cannot be read (a dangling symlink) is
-            // still listed: reading it fails later, as a damaged element,
-            // which leaves appends beside it possible.
-            Err(_) => listing.push((
-                path,
-                Stamp {
-                    len: 0,
-                    modified_nanos: 0,
-                    inode: 0,
-                },
-            )),
+    listed.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    Ok(listed)
+}
+
+/// Every `*.xml` file directly in `dir`, sorted by name, with its stamp.
+fn list(dir: &Path) -> Result<Vec<(Entry, Stamp)>> {
+    let entries = list_entries(dir)?;
+    let mut listing = Vec::with_capacity(entries.len());
+    for entry in entries {
+        // Deleted between reading the directory and this look: it is gone,
+        // not unreadable, so it is not part of the ring.
+        if let Some(stamp) = entry.stamp(dir) {
+            listing.push((entry, stamp));
         }
     }
     Ok(listing)
 }
 
-/// The version of a listing: a hash of every file's name and stamp.
-fn version_of(listing: &[(PathBuf, Stamp)]) -> Version {
+/// The version of a listing: a hash of every file's name and stamp, in
+/// name order.
+fn version_of<'a>(listing: impl IntoIterator<Item = (&'a OsStr, &'a Stamp)>) -> Version {
     let mut hash = Sha256::new();
-    for (path, stamp) in listing {
-        hash.update(path.file_name().map_or(&[][..], |n| n.as_encoded_bytes()));
+    for (name, stamp) in listing {
+        hash.update(name.as_encoded_bytes());
         hash.update([0]);
         hash.update(stamp.len.to_le_bytes());
         hash.update(stamp.modified_nanos.to_le_bytes());
@@ -174,10 +225,8 @@ fn version_of(listing: &[(PathBuf, Stamp)]) -> Version {
     Version::new(token)
 }
 
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+fn listing_version(listing: &[(Entry, Stamp)]) -> Version {
+    version_of(listing.iter().map(|(entry, stamp)| (&*entry.name, stamp)))
 }
 
 /// How many times, beyond one per file first listed, a read lists the
@@ -188,33 +237,142 @@ fn file_name(path: &Path) -> String {
 /// vanished file.
 const MAX_LISTINGS: usize = 16;
 
-/// Reads every element of `listing`, each with its file name and text. A
-/// file that cannot be read or parsed is a damaged element, its error naming
-/// the file. Also returns whether a listed file vanished before it was read
-/// (another process deleted it): then the listing is stale, not the ring
-/// damaged.
-fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> (Snapshot, bool) {
-    let mut children = Vec::with_capacity(listing.len());
+/// One listed file as read: a stored child, or the error naming the file.
+type ReadChild = Result<(String, String, Element)>;
+
+/// One listed file, read.
+struct FileRead {
+    /// Its stamp: from the opened handle when it was read (the file whose
+    /// bytes these are), else as a listing sees it.
+    stamp: Stamp,
+    child: ReadChild,
+    /// It was deleted after the directory was read.
+    vanished: bool,
+}
+
+/// Reads and parses the file `entry` names. A file the directory types as
+/// regular is opened at once and checked on the handle; anything else
+/// (a symlink, a FIFO, a device) is looked up by path first and only a
+/// regular file opened, so opening a device never happens.
+fn read_entry(dir: &Path, entry: &Entry) -> FileRead {
+    let path = dir.join(&entry.name);
+    let read = if entry.regular {
+        open_for_reading(&path)
+            .map_err(|e| io("reading", &path, e))
+            .and_then(|file| read_opened_regular_file(&path, &file, MAX_KEY_FILE_LEN))
+    } else {
+        fs::metadata(&path)
+            .map_err(|e| io("reading", &path, e))
+            .and_then(|meta| read_checked_regular_file(&path, &meta, MAX_KEY_FILE_LEN))
+    };
+    match read.and_then(|(meta, bytes)| parse_file(&path, bytes).map(|parsed| (meta, parsed))) {
+        Ok((meta, (raw, element))) => FileRead {
+            stamp: Stamp::of(&meta),
+            child: Ok((entry.name.to_string_lossy().into_owned(), raw, element)),
+            vanished: false,
+        },
+        Err(e) => {
+            let stamp = entry.stamp(dir);
+            FileRead {
+                stamp: stamp.unwrap_or(Stamp::UNREADABLE),
+                child: Err(e),
+                vanished: stamp.is_none(),
+            }
+        }
+    }
+}
+
+/// The text and element of a key file's `bytes`; a parse error names `path`.
+fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(String, Element)> {
+    // UTF-8 checked once; the bytes become the stored text uncopied.
+    let parsed = String::from_utf8(bytes)
+        .map_err(|_| Error::malformed("document", "the XML is not valid UTF-8"))
+        .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)));
+    parsed.map_err(|e| match e {
+        Error::MalformedXml { element, reason } => Error::MalformedXml {
+            element,
+            reason: format!("{reason} (in {})", path.display()),
+        },
+        other => other,
+    })
+}
+
+/// Files per reading thread below which another thread costs more than it
+/// saves (starting one costs about what reading a dozen key files does).
+const FILES_PER_THREAD: usize = 128;
+/// Reading threads at most, however many cores there are: beyond a few,
+/// the directory and the allocator are shared and gain little.
+const MAX_READING_THREADS: usize = 4;
+
+/// How many threads read `files` files: one for a small ring, else up to
+/// one per core.
+fn reading_threads(files: usize) -> usize {
+    let wanted = (files / FILES_PER_THREAD).min(MAX_READING_THREADS);
+    if wanted <= 1 {
+        return 1;
+    }
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().min(wanted))
+}
+
+/// Reads every entry, in order, on up to `threads` threads (this one
+/// included), each taking a contiguous run of the entries. Reading and
+/// parsing a file is independent of every other file; the results are put
+/// back in listing order, so the outcome is the same as one thread's.
+fn read_entries(dir: &Path, entries: &[Entry], threads: usize) -> Vec<FileRead> {
+    let read_run = |run: &[Entry]| -> Vec<FileRead> {
+        run.iter().map(|entry| read_entry(dir, entry)).collect()
+    };
+    if threads <= 1 || entries.len() < 2 {
+        return read_run(entries);
+    }
+    let run_len = entries.len().div_ceil(threads);
+    let mut runs = entries.chunks(run_len);
+    let first = runs.next().unwrap_or_default();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = runs
+            .map(|run| {
+                let spawned = std::thread::Builder::new()
+                    .name("dataprotection-read".into())
+                    .spawn_scoped(scope, move || read_run(run));
+                // A thread that cannot be started: its run is read here.
+                (run, spawned.ok())
+            })
+            .collect();
+        let mut reads = read_run(first);
+        for (run, thread) in others {
+            match thread.map(|thread| thread.join()) {
+                Some(Ok(run_reads)) => reads.extend(run_reads),
+                // A panic is a bug, not an input: resumed here as on one thread.
+                Some(Err(panic)) => std::panic::resume_unwind(panic),
+                None => reads.extend(read_run(run)),
+            }
+        }
+        reads
+    })
+}
+
+/// Reads every file of `entries`, each child with its file name and text.
+/// A file that cannot be read or parsed is a damaged element, its error
+/// naming the file. The version is the hash of the entries' names and
+/// stamps, as [`list`] gives them for a directory that did not change. Also
+/// returns whether a listed file vanished before it was read (another
+/// process deleted it): then the listing is stale, not the ring damaged.
+fn read_listed(dir: &Path, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
+    let reads = read_entries(dir, entries, threads);
+    let version = version_of(
+        entries
+            .iter()
+            .zip(&reads)
+            .map(|(entry, read)| (&*entry.name, &read.stamp)),
+    );
+    let mut children = Vec::with_capacity(entries.len());
     let mut damaged = Vec::new();
     let mut stale = false;
-    for (path, _) in listing {
-        let read = read_regular_file(path, MAX_KEY_FILE_LEN).and_then(|bytes| {
-            // UTF-8 checked once; the bytes become the stored text uncopied.
-            let parsed = String::from_utf8(bytes)
-                .map_err(|_| Error::malformed("document", "the XML is not valid UTF-8"))
-                .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)));
-            parsed.map_err(|e| match e {
-                Error::MalformedXml { element, reason } => Error::MalformedXml {
-                    element,
-                    reason: format!("{reason} (in {})", path.display()),
-                },
-                other => other,
-            })
-        });
-        match read {
-            Ok((raw, element)) => children.push((file_name(path), raw, element)),
+    for read in reads {
+        match read.child {
+            Ok(child) => children.push(child),
             Err(e) => {
-                stale |= vanished(path);
+                stale |= read.vanished;
                 damaged.push(e);
             }
         }
@@ -227,7 +385,7 @@ fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> (Snapshot, boo
     (snapshot, stale)
 }
 
-/// Reads every file of `listing`, a fresh listing of `dir`. A file deleted
+/// Reads every file of `entries`, a fresh listing of `dir`. A file deleted
 /// between the listing and its read (a writer pruning the ring meanwhile)
 /// makes the listing stale: the directory is listed and read again, so the
 /// snapshot is the ring as one listing saw it, rather than a read failure
@@ -235,15 +393,15 @@ fn read_listed(listing: &[(PathBuf, Stamp)], version: Version) -> (Snapshot, boo
 /// its reads (tests delete a file at exactly that moment).
 fn read_listing(
     dir: &Path,
-    mut listing: Vec<(PathBuf, Stamp)>,
+    mut entries: Vec<Entry>,
+    threads: usize,
     after_listing: &mut dyn FnMut(),
 ) -> Result<Snapshot> {
-    let most = MAX_LISTINGS.saturating_add(listing.len());
+    let most = MAX_LISTINGS.saturating_add(entries.len());
     let mut listings = 1;
     loop {
         after_listing();
-        let version = version_of(&listing);
-        let (snapshot, stale) = read_listed(&listing, version);
+        let (snapshot, stale) = read_listed(dir, &entries, threads);
         if !stale || listings >= most {
             return Ok(snapshot);
         }
@@ -252,13 +410,15 @@ fn read_listing(
             listings,
             "a key file was deleted while the directory was read; listing it again"
         );
-        listing = list(dir)?;
+        entries = list_entries(dir)?;
         listings += 1;
     }
 }
 
 fn read_snapshot(dir: &Path) -> Result<Snapshot> {
-    read_listing(dir, list(dir)?, &mut || {})
+    let entries = list_entries(dir)?;
+    let threads = reading_threads(entries.len());
+    read_listing(dir, entries, threads, &mut || {})
 }
 
 /// The file of a child whose location is `name`: only a plain file name in
@@ -285,7 +445,7 @@ fn write_locked(
     let listing = list(dir).map_err(StorageError::Fatal)?;
     let holds = match condition {
         WriteCondition::Create => listing.is_empty(),
-        WriteCondition::Update(version) => &version_of(&listing) == version,
+        WriteCondition::Update(version) => &listing_version(&listing) == version,
     };
     if !holds {
         return Err(StorageError::PreconditionFailed);
@@ -323,7 +483,7 @@ fn write_locked(
     };
     apply().map_err(StorageError::Fatal)?;
     let version = list(dir)
-        .map(|l| version_of(&l))
+        .map(|l| listing_version(&l))
         .map_err(StorageError::Fatal);
     drop(lock);
     version
@@ -449,10 +609,12 @@ impl VersionedRepository for FileSystemXmlRepository {
         let known = known.clone();
         self.blocking(move |dir| {
             let listing = list(dir)?;
-            if version_of(&listing) == known {
+            if listing_version(&listing) == known {
                 return Ok(None);
             }
-            read_listing(dir, listing, &mut || {}).map(Some)
+            let entries: Vec<Entry> = listing.into_iter().map(|(entry, _)| entry).collect();
+            let threads = reading_threads(entries.len());
+            read_listing(dir, entries, threads, &mut || {}).map(Some)
         })
         .await
         .map_err(StorageError::Fatal)
@@ -572,6 +734,165 @@ mod tests {
         (dir, repo)
     }
 
+    /// The numbers (`n` attributes) of the elements read, in order.
+    fn numbers(snapshot: &Snapshot) -> Vec<String> {
+        snapshot
+            .document
+            .children()
+            .iter()
+            .map(|c| c.element().attr("n").unwrap().to_string())
+            .collect()
+    }
+
+    #[cfg(unix)]
+    fn mkfifo(path: &Path) {
+        let status = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mkfifo {}", path.display());
+    }
+
+    /// Whatever the number of reading threads, the elements come in name
+    /// order, every bad file is a damaged element naming it, in name order,
+    /// and the version is the one a listing of the unchanged directory gives
+    /// (so `read_if_changed` answers "unchanged").
+    #[tokio::test]
+    async fn reads_on_several_threads_keep_the_order_and_name_every_bad_file() {
+        let (dir, repo) = directory_of(40).await;
+        let path = dir.path();
+        let target = path.join("elsewhere");
+        fs::write(
+            &target,
+            Element::new("key")
+                .with_attr("n", "linked")
+                .to_document_bytes(Format::Indented),
+        )
+        .unwrap();
+        let mut bad = vec![
+            "key-10-broken.xml".to_string(),
+            "key-20-oversized.xml".to_string(),
+            "key-30-latin1.xml".to_string(),
+        ];
+        fs::write(path.join(&bad[0]), b"<key n='broken'>").unwrap();
+        let oversized = usize::try_from(MAX_KEY_FILE_LEN).unwrap() + 1;
+        fs::write(path.join(&bad[1]), vec![b' '; oversized]).unwrap();
+        fs::write(path.join(&bad[2]), b"<key n='\xFC'/>").unwrap();
+        #[cfg(unix)]
+        {
+            // A symlink to a regular file is followed; a FIFO is refused
+            // without blocking; so is a directory.
+            std::os::unix::fs::symlink(&target, path.join("key-35-link.xml")).unwrap();
+            mkfifo(&path.join("key-05-fifo.xml"));
+            fs::create_dir(path.join("key-25-dir.xml")).unwrap();
+            bad.extend(["key-05-fifo.xml".to_string(), "key-25-dir.xml".to_string()]);
+        }
+        bad.sort();
+        let one_thread = read_listed(path, &list_entries(path).unwrap(), 1).0;
+        let expected = numbers(&one_thread);
+        assert_eq!(expected.len(), 40 + usize::from(cfg!(unix)));
+        let mut sorted = expected.clone();
+        sorted.sort_by_key(|n| {
+            let name = if n == "linked" { "35-link" } else { n };
+            format!("key-{name}.xml")
+        });
+        assert_eq!(expected, sorted, "name order");
+        #[cfg(unix)]
+        assert!(expected.contains(&"linked".to_string()));
+        let listed = Some(listing_version(&list(path).unwrap()));
+        assert_eq!(one_thread.version, listed);
+        for threads in [2, 3, 7, 64] {
+            let snapshot = read_listed(path, &list_entries(path).unwrap(), threads).0;
+            assert_eq!(numbers(&snapshot), expected, "{threads} threads");
+            assert_eq!(snapshot.version, listed, "{threads} threads");
+            let named: Vec<String> = snapshot
+                .damaged
+                .iter()
+                .map(|e| {
+                    let text = e.to_string();
+                    bad.iter()
+                        .find(|name| text.contains(name.as_str()))
+                        .unwrap_or_else(|| panic!("{text} names no bad file"))
+                        .clone()
+                })
+                .collect();
+            assert_eq!(named, bad, "{threads} threads");
+        }
+        // The repository's own read: the same elements and damage.
+        let known = one_thread.version.clone().unwrap();
+        assert!(repo.read_if_changed(&known).await.unwrap().is_none());
+        let snapshot = repo.read().await.unwrap();
+        assert_eq!(snapshot.damaged.len(), bad.len());
+        assert_eq!(numbers(&snapshot), expected);
+    }
+
+    /// The version of a read is the listing's: it changes with any change to
+    /// a file, read from its handle or looked up by path.
+    #[tokio::test]
+    async fn every_change_to_a_file_changes_the_version_of_a_read() {
+        let (dir, repo) = directory_of(3).await;
+        let path = dir.path();
+        let version = || {
+            read_listed(path, &list_entries(path).unwrap(), 2)
+                .0
+                .version
+                .unwrap()
+        };
+        let mut seen = vec![version()];
+        let file = path.join("key-1.xml");
+        let key = |n: &str| {
+            Element::new("key")
+                .with_attr("n", n)
+                .to_document_bytes(Format::Indented)
+        };
+        // Same size, new content: the modification time moves.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&file, key("9")).unwrap();
+        seen.push(version());
+        // Replaced by a rename (a new inode).
+        fs::write(path.join("new.tmp"), key("8")).unwrap();
+        fs::rename(path.join("new.tmp"), &file).unwrap();
+        seen.push(version());
+        // Another file added.
+        fs::write(path.join("key-3.xml"), key("3")).unwrap();
+        seen.push(version());
+        for (i, v) in seen.iter().enumerate() {
+            assert_eq!(seen.iter().filter(|w| *w == v).count(), 1, "version {i}");
+        }
+        let last = seen.pop().unwrap();
+        assert!(repo.read_if_changed(&last).await.unwrap().is_none());
+        assert!(repo.read_if_changed(&seen[0]).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_file_deleted_before_a_read_on_several_threads_lists_again() {
+        let (dir, _repo) = directory_of(12).await;
+        let deleted = dir.path().join("key-7.xml");
+        let mut listings = 0;
+        let snapshot = read_listing(
+            dir.path(),
+            list_entries(dir.path()).unwrap(),
+            3,
+            &mut || {
+                if listings == 0 {
+                    fs::remove_file(&deleted).unwrap();
+                }
+                listings += 1;
+            },
+        )
+        .unwrap();
+        assert_eq!(listings, 2, "the directory is listed again");
+        assert!(snapshot.damaged.is_empty());
+        let mut expected: Vec<String> =
+            (0..12).filter(|i| *i != 7).map(|i| i.to_string()).collect();
+        expected.sort_by_key(|n| format!("key-{n}.xml"));
+        assert_eq!(numbers(&snapshot), expected);
+        assert_eq!(
+            snapshot.version,
+            Some(listing_version(&list(dir.path()).unwrap()))
+        );
+    }
+
     #[tokio::test]
     async fn a_file_deleted_between_listing_and_reading_is_read_as_deleted_not_as_damage() {
         let (dir, _repo) = directory_of(3).await;
@@ -579,12 +900,17 @@ mod tests {
         let mut deletions = 0;
         // What `dpkeys prune` does while an application refreshes: the
         // listing still names key-1.xml when it is deleted.
-        let snapshot = read_listing(dir.path(), list(dir.path()).unwrap(), &mut || {
-            if deletions == 0 {
-                fs::remove_file(&deleted).unwrap();
-            }
-            deletions += 1;
-        })
+        let snapshot = read_listing(
+            dir.path(),
+            list_entries(dir.path()).unwrap(),
+            1,
+            &mut || {
+                if deletions == 0 {
+                    fs::remove_file(&deleted).unwrap();
+                }
+                deletions += 1;
+            },
+        )
         .unwrap();
         let (document, version) = snapshot.into_whole().unwrap();
         assert_eq!(deletions, 2, "the directory is listed again");
@@ -595,7 +921,7 @@ mod tests {
             .collect();
         assert_eq!(numbers, ["0", "2"]);
         // The version is the directory's as read, so a write conditioned on it holds.
-        assert_eq!(version, Some(version_of(&list(dir.path()).unwrap())));
+        assert_eq!(version, Some(listing_version(&list(dir.path()).unwrap())));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,9 +956,9 @@ mod tests {
         // Every listing is stale by the time it is read: a file is deleted
         // and another added, forever.
         let mut added = 0;
-        let snapshot = read_listing(&path, list(&path).unwrap(), &mut || {
-            let first = list(&path).unwrap().remove(0).0;
-            fs::remove_file(first).unwrap();
+        let snapshot = read_listing(&path, list_entries(&path).unwrap(), 1, &mut || {
+            let first = list_entries(&path).unwrap().remove(0).name;
+            fs::remove_file(path.join(first)).unwrap();
             added += 1;
             let element = Element::new("key").with_attr("n", (KEYS + added).to_string());
             write_element(&path, &element, &format!("key-{}", KEYS + added)).unwrap();

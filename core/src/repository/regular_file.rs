@@ -3,7 +3,7 @@
 //! secret and config-map mounts are symlinks), never blocking on a FIFO or
 //! device, and never more than a cap.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -88,56 +88,77 @@ fn guarded(options: &mut OpenOptions, no_follow: bool) -> &mut OpenOptions {
 }
 
 /// Checks, on the opened handle (so a file swapped after a path check is
-/// still caught), that `file` is a regular file.
-fn ensure_regular(action: &'static str, path: &Path, file: &File) -> Result<u64> {
+/// still caught), that `file` is a regular file; returns its metadata.
+fn ensure_regular(action: &'static str, path: &Path, file: &File) -> Result<Metadata> {
     let metadata = file.metadata().map_err(|e| io_error(action, path, e))?;
-    if !metadata.is_file() {
-        return Err(refuse(
+    refuse_unless_regular(action, path, &metadata)?;
+    Ok(metadata)
+}
+
+/// Refuses what `metadata` describes unless it is a regular file.
+fn refuse_unless_regular(action: &'static str, path: &Path, metadata: &Metadata) -> Result<()> {
+    if metadata.is_file() {
+        Ok(())
+    } else {
+        Err(refuse(
             action,
             path,
             UnsafeFileError::NotRegular {
                 kind: kind_of(metadata.file_type()),
             },
-        ));
+        ))
     }
-    Ok(metadata.len())
 }
 
+const READING: &str = "reading";
+
 /// Reads `path` if it is a regular file (following symlinks) of at most
-/// `cap` bytes. FIFOs, sockets, devices and directories are refused without
-/// blocking; larger files are refused without reading past the cap. Errors
-/// are [`Error::Io`] naming the file, with an [`UnsafeFileError`] source for
-/// refused files.
-pub fn read_regular_file(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    const ACTION: &str = "reading";
-    // Refuse what the path names before opening: opening some devices has
-    // effects of its own.
-    let metadata = std::fs::metadata(path).map_err(|e| io_error(ACTION, path, e))?;
-    if !metadata.is_file() {
-        return Err(refuse(
-            ACTION,
-            path,
-            UnsafeFileError::NotRegular {
-                kind: kind_of(metadata.file_type()),
-            },
-        ));
-    }
-    let file = guarded(OpenOptions::new().read(true), false)
-        .open(path)
-        .map_err(|e| io_error(ACTION, path, e))?;
-    let len = ensure_regular(ACTION, path, &file)?;
+/// `cap` bytes, given the `metadata` of `path` (following symlinks): what it
+/// describes is refused before opening (opening some devices has effects of
+/// its own), and the opened handle is checked again. FIFOs, sockets, devices
+/// and directories are refused without blocking; larger files are refused
+/// without reading past the cap. Errors are [`Error::Io`] naming the file,
+/// with an [`UnsafeFileError`] source for refused files. Also returns the
+/// handle's metadata.
+pub fn read_checked_regular_file(
+    path: &Path,
+    metadata: &Metadata,
+    cap: u64,
+) -> Result<(Metadata, Vec<u8>)> {
+    refuse_unless_regular(READING, path, metadata)?;
+    let file = open_for_reading(path).map_err(|e| io_error(READING, path, e))?;
+    read_opened_regular_file(path, &file, cap)
+}
+
+/// Opens `path` for reading (following symlinks) without blocking on a
+/// FIFO: for a name the directory listing already typed as a regular file,
+/// so that no stat precedes the open. Read it with
+/// [`read_opened_regular_file`], which checks the handle.
+pub fn open_for_reading(path: &Path) -> io::Result<File> {
+    guarded(OpenOptions::new().read(true), false).open(path)
+}
+
+/// Reads an opened `file` (named `path` in errors) if the handle is a
+/// regular file of at most `cap` bytes: the type and size are checked on
+/// the handle, and nothing past the cap is read. Returns the handle's
+/// metadata (what a stat of the path would have said) and the bytes.
+pub fn read_opened_regular_file(path: &Path, file: &File, cap: u64) -> Result<(Metadata, Vec<u8>)> {
+    let metadata = ensure_regular(READING, path, file)?;
+    let len = metadata.len();
     if len > cap {
-        return Err(refuse(ACTION, path, UnsafeFileError::TooLarge { cap }));
+        return Err(refuse(READING, path, UnsafeFileError::TooLarge { cap }));
     }
-    // The file may grow between the check and the read: never read past the cap.
+    // Sized from the handle's length, so a file that did not change is read
+    // with one read plus the read that finds its end. The file may grow
+    // between the check and the read: never read past the cap.
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(cap.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| io_error(ACTION, path, e))?;
+        .map_err(|e| io_error(READING, path, e))?;
     if bytes.len() as u64 > cap {
-        return Err(refuse(ACTION, path, UnsafeFileError::TooLarge { cap }));
+        return Err(refuse(READING, path, UnsafeFileError::TooLarge { cap }));
     }
-    Ok(bytes)
+    Ok((metadata, bytes))
 }
 
 /// Opens (creating it if missing) a lock file for writing: never through a
@@ -159,6 +180,11 @@ pub fn open_lock_file(path: &Path) -> Result<File> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn read_regular_file(path: &Path, cap: u64) -> Result<Vec<u8>> {
+        let metadata = std::fs::metadata(path).map_err(|e| io_error(READING, path, e))?;
+        read_checked_regular_file(path, &metadata, cap).map(|(_, bytes)| bytes)
+    }
 
     fn refused_as(e: &Error) -> Option<&UnsafeFileError> {
         match e {

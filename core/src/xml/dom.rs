@@ -417,14 +417,19 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    // Stack of open elements with the scope length to restore when they close.
-    let mut stack: Vec<(Element, usize)> = Vec::new();
+    // The elements open, innermost last.
+    let mut stack: Vec<Open> = Vec::new();
     let mut root: Option<Element> = None;
+    // The text read since the innermost open element's last other child
+    // (text and entity references run together into one text node).
+    let mut text = String::new();
 
     loop {
         let event = reader.read_event().map_err(|e| {
             Error::malformed(
-                stack.last().map_or("document", |(e, _)| e.local_name()),
+                stack
+                    .last()
+                    .map_or("document", |open| open.element.local_name()),
                 format!("{e} at byte {}", reader.error_position()),
             )
         })?;
@@ -454,13 +459,19 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(Error::malformed("document", "elements nested too deeply"));
                 }
+                if let Some(parent) = stack.last_mut() {
+                    parent.end_text(&mut text, true);
+                }
                 let mark = scope.mark();
                 let element = open_element(&start, scope)?;
-                stack.push((element, mark));
+                stack.push(Open::new(element, mark));
             }
             Event::Empty(start) => {
                 if root.is_some() {
                     return Err(Error::malformed("document", "more than one root element"));
+                }
+                if let Some(parent) = stack.last_mut() {
+                    parent.end_text(&mut text, true);
                 }
                 let mark = scope.mark();
                 let element = open_element(&start, scope)?;
@@ -468,17 +479,18 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                 attach(&mut stack, &mut root, element);
             }
             Event::End(_) => {
-                let Some((element, mark)) = stack.pop() else {
+                let Some(mut open) = stack.pop() else {
                     return Err(Error::malformed("document", "unexpected end tag"));
                 };
-                scope.truncate(mark);
-                attach(&mut stack, &mut root, element);
+                open.end_text(&mut text, false);
+                scope.truncate(open.mark);
+                attach(&mut stack, &mut root, open.close());
             }
             Event::Text(t) => {
                 let content = t
                     .xml10_content()
                     .map_err(|e| Error::malformed("document", e.to_string()))?;
-                push_text(&mut stack, &root, content)?;
+                push_text(&stack, &root, &mut text, &content)?;
             }
             Event::GeneralRef(r) => {
                 let resolved: Cow<'_, str> = if let Some(ch) = r
@@ -504,7 +516,7 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                         }
                     }
                 };
-                push_text(&mut stack, &root, resolved)?;
+                push_text(&stack, &root, &mut text, &resolved)?;
             }
             Event::CData(c) => {
                 let content = c
@@ -512,7 +524,10 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                     .map_err(|e| Error::malformed("document", e.to_string()))?
                     .into_owned();
                 match stack.last_mut() {
-                    Some((parent, _)) => parent.children.push(Node::CData(content)),
+                    Some(parent) => {
+                        parent.end_text(&mut text, false);
+                        parent.element.children.push(Node::CData(content));
+                    }
                     None => return Err(Error::malformed("document", "CDATA outside the root")),
                 }
             }
@@ -521,64 +536,111 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                     .decode()
                     .map_err(|e| Error::malformed("document", e.to_string()))?
                     .into_owned();
-                if let Some((parent, _)) = stack.last_mut() {
-                    parent.children.push(Node::Comment(content));
+                if let Some(parent) = stack.last_mut() {
+                    parent.end_text(&mut text, true);
+                    parent.element.children.push(Node::Comment(content));
                 }
             }
             Event::Eof => break,
         }
     }
-    if let Some((open, _)) = stack.last() {
+    if let Some(open) = stack.last() {
         return Err(Error::malformed(
-            open.local_name(),
+            open.element.local_name(),
             "the document ends before this element is closed",
         ));
     }
-    let mut root = root.ok_or_else(|| Error::malformed("document", "no root element"))?;
-    drop_insignificant_whitespace(&mut root);
-    Ok(root)
+    root.ok_or_else(|| Error::malformed("document", "no root element"))
 }
 
-fn push_text(
-    stack: &mut [(Element, usize)],
-    root: &Option<Element>,
-    text: Cow<'_, str>,
-) -> Result<()> {
-    match stack.last_mut() {
-        Some((parent, _)) => {
-            if let Some(Node::Text(prev)) = parent.children.last_mut() {
-                prev.push_str(&text);
-            } else {
-                parent.children.push(Node::Text(text.into_owned()));
-            }
-            Ok(())
+/// An element being read.
+///
+/// Whitespace-only text in an element that also has element or comment
+/// children is formatting, dropped as `XElement.Load` drops it. It is
+/// dropped as it is read where that is already known (most of it, in
+/// indented XML: no allocation for it), and once the element closes for
+/// text read before its first such child.
+struct Open {
+    element: Element,
+    /// The scope's length to restore when the element closes.
+    mark: usize,
+    /// It has an element or comment child.
+    structured: bool,
+    /// It holds a whitespace-only text node kept while not `structured`.
+    blank_text: bool,
+}
+
+impl Open {
+    fn new(element: Element, mark: usize) -> Self {
+        Open {
+            element,
+            mark,
+            structured: false,
+            blank_text: false,
         }
-        None if text.trim().is_empty() => Ok(()),
-        None if root.is_some() => Err(Error::malformed("document", "text after the root element")),
-        None => Err(Error::malformed("document", "text before the root element")),
+    }
+
+    /// Ends the run of `text` read in this element (leaving `text` empty),
+    /// before another child or the end tag; `structure_follows` when that
+    /// child is an element or a comment.
+    fn end_text(&mut self, text: &mut String, structure_follows: bool) {
+        if !text.is_empty() {
+            let blank = is_blank(text);
+            if blank && (self.structured || structure_follows) {
+                text.clear();
+            } else {
+                self.blank_text |= blank;
+                self.element.children.push(Node::Text(std::mem::take(text)));
+            }
+        }
+        self.structured |= structure_follows;
+    }
+
+    /// The element, without the formatting whitespace kept before it was
+    /// known to be formatting.
+    fn close(mut self) -> Element {
+        if self.structured && self.blank_text {
+            self.element
+                .children
+                .retain(|n| !matches!(n, Node::Text(t) if is_blank(t)));
+        }
+        self.element
     }
 }
 
-fn attach(stack: &mut [(Element, usize)], root: &mut Option<Element>, element: Element) {
+/// Whitespace only (as `char::is_whitespace` has it).
+fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
+}
+
+/// Adds `content` to the text run of the innermost open element; outside
+/// the root only whitespace is allowed.
+fn push_text(
+    stack: &[Open],
+    root: &Option<Element>,
+    text: &mut String,
+    content: &str,
+) -> Result<()> {
+    if !stack.is_empty() {
+        text.push_str(content);
+        return Ok(());
+    }
+    if content.trim().is_empty() {
+        Ok(())
+    } else if root.is_some() {
+        Err(Error::malformed("document", "text after the root element"))
+    } else {
+        Err(Error::malformed("document", "text before the root element"))
+    }
+}
+
+fn attach(stack: &mut [Open], root: &mut Option<Element>, element: Element) {
     match stack.last_mut() {
-        Some((parent, _)) => parent.children.push(Node::Element(element)),
+        Some(parent) => {
+            parent.structured = true;
+            parent.element.children.push(Node::Element(element));
+        }
         None => *root = Some(element),
-    }
-}
-
-/// Removes whitespace-only text nodes from elements that also have element
-/// or comment children (i.e. formatting), keeping text-only content intact.
-fn drop_insignificant_whitespace(e: &mut Element) {
-    let has_structure = e
-        .children
-        .iter()
-        .any(|n| matches!(n, Node::Element(_) | Node::Comment(_)));
-    if has_structure {
-        e.children
-            .retain(|n| !matches!(n, Node::Text(t) if t.chars().all(char::is_whitespace)));
-    }
-    for child in e.elements_mut() {
-        drop_insignificant_whitespace(child);
     }
 }
 
@@ -902,6 +964,42 @@ mod tests {
         assert!(Element::parse("<ünï-code_1.x/>").is_ok());
         let deep = "<a>".repeat(200) + &"</a>".repeat(200);
         assert!(Element::parse(&deep).is_err());
+    }
+
+    /// Whitespace-only text is formatting, dropped, in an element with
+    /// element or comment children, wherever it stands among them; it is
+    /// kept in a text-only element, and text made of whitespace and
+    /// references runs together before it is judged.
+    #[test]
+    fn formatting_whitespace_is_dropped_beside_elements_and_comments_only() {
+        let children = |xml: &str| Element::parse(xml).unwrap().children;
+        let text = |t: &str| Node::Text(t.into());
+        let b = || Node::Element(Element::new("b"));
+        assert_eq!(children("<r>\n  <b/>\n  <b></b>\n</r>"), [b(), b()]);
+        assert_eq!(
+            children("<r> <![CDATA[ ]]> <b/> </r>"),
+            [Node::CData(" ".into()), b()]
+        );
+        assert_eq!(
+            children("<r> \t<![CDATA[x]]>  </r>"),
+            [text(" \t"), Node::CData("x".into()), text("  ")]
+        );
+        assert_eq!(
+            children("<r>  <!--c-->\u{a0}</r>"),
+            [Node::Comment("c".into())]
+        );
+        assert_eq!(children("<r> &#32; </r>"), [text("   ")]);
+        assert_eq!(children("<r><b/> &#32; <b/></r>"), [b(), b()]);
+        assert_eq!(children("<r><b/> &amp; <b/></r>"), [b(), text(" & "), b()]);
+        assert_eq!(
+            children("<r>a<?pi?> <b/>c</r>"),
+            [text("a "), b(), text("c")]
+        );
+        assert_eq!(
+            children("<r> <b> </b> </r>"),
+            [Node::Element(Element::new("b").with_text(" "))]
+        );
+        assert!(children("<r/>").is_empty());
     }
 
     #[test]
