@@ -387,6 +387,10 @@ impl Scope {
         if prefix == "xml" {
             return Some(XML_NS);
         }
+        if self.bindings.is_empty() {
+            // Most elements of key XML: nothing declared, nothing to hash.
+            return None;
+        }
         self.bindings
             .get(prefix)
             .and_then(|uris| uris.last())
@@ -435,14 +439,15 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
         })?;
         match event {
             Event::Decl(decl) => {
-                if let Some(Ok(enc)) = decl.encoding() {
+                if let Some(Ok(enc)) = decl.encoding()
+                    && !enc.eq_ignore_ascii_case(b"utf-8")
+                    && !enc.eq_ignore_ascii_case(b"utf8")
+                {
                     let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    if enc != "utf-8" && enc != "utf8" {
-                        return Err(Error::malformed(
-                            "document",
-                            format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
-                        ));
-                    }
+                    return Err(Error::malformed(
+                        "document",
+                        format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
+                    ));
                 }
             }
             Event::DocType(_) => {
@@ -590,7 +595,10 @@ impl Open {
                 text.clear();
             } else {
                 self.blank_text |= blank;
-                self.element.children.push(Node::Text(std::mem::take(text)));
+                // A copy of exactly its length; the buffer keeps its
+                // capacity for the next run.
+                self.element.children.push(Node::Text(text.as_str().into()));
+                text.clear();
             }
         }
         self.structured |= structure_follows;
@@ -647,18 +655,40 @@ fn attach(stack: &mut [Open], root: &mut Option<Element>, element: Element) {
 /// Whether `name` is a valid (qualified) XML name. quick-xml does not check
 /// names, and a name with control characters would not survive a rewrite.
 fn is_xml_name(name: &str) -> bool {
-    if name.is_ascii() {
-        // The same rules on ASCII, byte by byte (every name in key XML).
-        let bytes = name.as_bytes();
-        return bytes
-            .first()
-            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'));
+    let Some((first, rest)) = name.as_bytes().split_first() else {
+        return false;
+    };
+    // The rules on ASCII, a table look-up per byte (every name in key XML).
+    if NAME_BYTES[usize::from(*first)] == NAME_START
+        && rest.iter().all(|b| NAME_BYTES[usize::from(*b)] != 0)
+    {
+        return true;
     }
-    is_xml_name_by_chars(name)
+    !name.is_ascii() && is_xml_name_by_chars(name)
 }
+
+/// A byte that may start a name (and continue one).
+const NAME_START: u8 = 1;
+/// A byte that may continue a name but not start it.
+const NAME_REST: u8 = 2;
+/// [`is_xml_name_by_chars`]'s rules for each ASCII byte (0: not in a name);
+/// every byte past ASCII is 0 here, and such names are judged by `char`.
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        let b = byte as u8;
+        table[byte] = if b.is_ascii_alphabetic() || b == b'_' {
+            NAME_START
+        } else if b.is_ascii_digit() || b == b'-' || b == b'.' || b == b':' {
+            NAME_REST
+        } else {
+            0
+        };
+        byte += 1;
+    }
+    table
+};
 
 /// [`is_xml_name`]'s rules on `char`s, for any name.
 fn is_xml_name_by_chars(name: &str) -> bool {
@@ -685,15 +715,14 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             format!("invalid element name {name:?}"),
         ));
     }
-    let mut raw_attrs = Vec::new();
+    let mut attributes: Vec<Attribute> = Vec::new();
     // quick-xml's duplicate check compares each attribute with every earlier
     // one (quadratic); duplicates are found below with a hash set instead.
     for attr in start.attributes().with_checks(false) {
         let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
         let key = std::str::from_utf8(attr.key.as_ref())
-            .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?
-            .to_string();
-        if !is_xml_name(&key) {
+            .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?;
+        if !is_xml_name(key) {
             return Err(Error::malformed(
                 local(&name),
                 format!("invalid attribute name {key:?}"),
@@ -714,7 +743,13 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             }
             scope.push(p.to_string(), value.clone());
         }
-        raw_attrs.push((key, value));
+        // Its namespace is resolved below, once every declaration on this
+        // element is in scope.
+        attributes.push(Attribute {
+            name: key.to_string(),
+            namespace: None,
+            value,
+        });
     }
     let namespace = match prefix(&name) {
         Some(p) => Some(
@@ -730,16 +765,20 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             .filter(|u| !u.is_empty())
             .map(str::to_string),
     };
-    let mut attributes = Vec::with_capacity(raw_attrs.len());
     // Duplicates: a scan of the attributes so far for the usual handful,
     // a hash set beyond that (so that many attributes stay linear).
     let mut seen: Option<HashSet<String>> =
-        (raw_attrs.len() > 8).then(|| HashSet::with_capacity(raw_attrs.len()));
-    for (key, value) in raw_attrs {
+        (attributes.len() > 8).then(|| HashSet::with_capacity(attributes.len()));
+    for index in 0..attributes.len() {
+        let (earlier, rest) = attributes.split_at_mut(index);
+        let Some(attribute) = rest.first_mut() else {
+            break;
+        };
+        let key = attribute.name.as_str();
         let namespace = if key == "xmlns" || key.starts_with("xmlns:") {
             Some(XMLNS_NS.to_string())
         } else {
-            match prefix(&key) {
+            match prefix(key) {
                 Some(p) => Some(
                     scope
                         .lookup(p)
@@ -755,8 +794,8 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             }
         };
         let duplicate = match &mut seen {
-            Some(seen) => !seen.insert(key.clone()),
-            None => attributes.iter().any(|a: &Attribute| a.name == key),
+            Some(seen) => !seen.insert(key.to_string()),
+            None => earlier.iter().any(|a| a.name == key),
         };
         if duplicate {
             return Err(Error::malformed(
@@ -764,11 +803,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                 format!("duplicate attribute {key:?}"),
             ));
         }
-        attributes.push(Attribute {
-            name: key,
-            namespace,
-            value,
-        });
+        attribute.namespace = namespace;
     }
     Ok(Element {
         name,
