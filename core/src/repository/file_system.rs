@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -41,7 +42,13 @@ const LOCK_FILE: &str = ".dataprotection.lock";
 /// Its version is a hash of the directory listing (each `*.xml` file's name,
 /// size, modification time and inode), checked under the directory's
 /// advisory lock file before every write, so processes sharing the
-/// directory coordinate like writers of one blob.
+/// directory coordinate like writers of one blob. A read takes each file's
+/// size, time and inode from the handle it reads the file through, so a
+/// file changed after it was read changes the version.
+///
+/// A large directory (hundreds of files) is read, and stat'ed for a change
+/// check, on up to four threads (no more than the cores available); the
+/// elements, the errors and the version are the same as on one.
 #[derive(Debug, Clone)]
 pub struct FileSystemXmlRepository {
     dir: Arc<PathBuf>,
@@ -195,15 +202,21 @@ fn list_entries(dir: &Path) -> Result<Vec<Entry>> {
 /// Every `*.xml` file directly in `dir`, sorted by name, with its stamp.
 fn list(dir: &Path) -> Result<Vec<(Entry, Stamp)>> {
     let entries = list_entries(dir)?;
-    let mut listing = Vec::with_capacity(entries.len());
-    for entry in entries {
+    let threads = working_threads(entries.len());
+    Ok(stamped(dir, entries, threads))
+}
+
+/// `entries` with their stamps, looked up on up to `threads` threads (a
+/// stat per file is most of the cost of a change check).
+fn stamped(dir: &Path, entries: Vec<Entry>, threads: usize) -> Vec<(Entry, Stamp)> {
+    let stamps = in_order(&entries, threads, |entry| entry.stamp(dir));
+    entries
+        .into_iter()
+        .zip(stamps)
         // Deleted between reading the directory and this look: it is gone,
         // not unreadable, so it is not part of the ring.
-        if let Some(stamp) = entry.stamp(dir) {
-            listing.push((entry, stamp));
-        }
-    }
-    Ok(listing)
+        .filter_map(|(entry, stamp)| Some((entry, stamp?)))
+        .collect()
 }
 
 /// The version of a listing: a hash of every file's name and stamp, in
@@ -297,57 +310,72 @@ fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(String, Element)> {
     })
 }
 
-/// Files per reading thread below which another thread costs more than it
-/// saves (starting one costs about what reading a dozen key files does).
+/// Files per thread below which another thread costs more than it saves
+/// (starting one costs about what reading a dozen key files does).
 const FILES_PER_THREAD: usize = 128;
-/// Reading threads at most, however many cores there are: beyond a few,
-/// the directory and the allocator are shared and gain little.
-const MAX_READING_THREADS: usize = 4;
+/// Threads at most, however many cores there are: beyond a few, the
+/// directory and the allocator are shared and gain little.
+const MAX_THREADS: usize = 4;
+/// Files a thread takes at a time: threads take blocks as they go, so one
+/// that is slowed down (preempted) does not hold back the others.
+const FILES_PER_BLOCK: usize = 32;
 
-/// How many threads read `files` files: one for a small ring, else up to
-/// one per core.
-fn reading_threads(files: usize) -> usize {
-    let wanted = (files / FILES_PER_THREAD).min(MAX_READING_THREADS);
+/// How many threads read or stat `files` files: one for a small ring, else
+/// up to one per core.
+fn working_threads(files: usize) -> usize {
+    let wanted = (files / FILES_PER_THREAD).min(MAX_THREADS);
     if wanted <= 1 {
         return 1;
     }
     std::thread::available_parallelism().map_or(1, |cores| cores.get().min(wanted))
 }
 
-/// Reads every entry, in order, on up to `threads` threads (this one
-/// included), each taking a contiguous run of the entries. Reading and
-/// parsing a file is independent of every other file; the results are put
-/// back in listing order, so the outcome is the same as one thread's.
-fn read_entries(dir: &Path, entries: &[Entry], threads: usize) -> Vec<FileRead> {
-    let read_run = |run: &[Entry]| -> Vec<FileRead> {
-        run.iter().map(|entry| read_entry(dir, entry)).collect()
-    };
-    if threads <= 1 || entries.len() < 2 {
-        return read_run(entries);
+/// `look` applied to every entry, on up to `threads` threads (this one
+/// included), the results in entry order. Looking at a file (a stat, or a
+/// read and parse) is independent of every other file, so the outcome is
+/// the same as on one thread.
+fn in_order<T: Send>(
+    entries: &[Entry],
+    threads: usize,
+    look: impl Fn(&Entry) -> T + Sync,
+) -> Vec<T> {
+    if threads <= 1 || entries.len() <= FILES_PER_BLOCK {
+        return entries.iter().map(&look).collect();
     }
-    let run_len = entries.len().div_ceil(threads);
-    let mut runs = entries.chunks(run_len);
-    let first = runs.next().unwrap_or_default();
+    let next = AtomicUsize::new(0);
+    // Blocks taken by one thread, each with the index of its first entry.
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let start = next.fetch_add(FILES_PER_BLOCK, Ordering::Relaxed);
+            let block = entries.get(start..).unwrap_or_default();
+            if block.is_empty() {
+                return done;
+            }
+            let block = block.get(..FILES_PER_BLOCK).unwrap_or(block);
+            done.push((start, block.iter().map(&look).collect::<Vec<T>>()));
+        }
+    };
     std::thread::scope(|scope| {
-        let others: Vec<_> = runs
-            .map(|run| {
-                let spawned = std::thread::Builder::new()
-                    .name("dataprotection-read".into())
-                    .spawn_scoped(scope, move || read_run(run));
-                // A thread that cannot be started: its run is read here.
-                (run, spawned.ok())
+        // A thread that cannot be started leaves its share to the others.
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("dataprotection-files".into())
+                    .spawn_scoped(scope, work)
+                    .ok()
             })
             .collect();
-        let mut reads = read_run(first);
-        for (run, thread) in others {
-            match thread.map(|thread| thread.join()) {
-                Some(Ok(run_reads)) => reads.extend(run_reads),
+        let mut blocks = work();
+        for helper in helpers {
+            match helper.join() {
+                Ok(theirs) => blocks.extend(theirs),
                 // A panic is a bug, not an input: resumed here as on one thread.
-                Some(Err(panic)) => std::panic::resume_unwind(panic),
-                None => reads.extend(read_run(run)),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        reads
+        blocks.sort_unstable_by_key(|(start, _)| *start);
+        blocks.into_iter().flat_map(|(_, block)| block).collect()
     })
 }
 
@@ -358,7 +386,7 @@ fn read_entries(dir: &Path, entries: &[Entry], threads: usize) -> Vec<FileRead> 
 /// returns whether a listed file vanished before it was read (another
 /// process deleted it): then the listing is stale, not the ring damaged.
 fn read_listed(dir: &Path, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
-    let reads = read_entries(dir, entries, threads);
+    let reads = in_order(entries, threads, |entry| read_entry(dir, entry));
     let version = version_of(
         entries
             .iter()
@@ -417,7 +445,7 @@ fn read_listing(
 
 fn read_snapshot(dir: &Path) -> Result<Snapshot> {
     let entries = list_entries(dir)?;
-    let threads = reading_threads(entries.len());
+    let threads = working_threads(entries.len());
     read_listing(dir, entries, threads, &mut || {})
 }
 
@@ -613,7 +641,7 @@ impl VersionedRepository for FileSystemXmlRepository {
                 return Ok(None);
             }
             let entries: Vec<Entry> = listing.into_iter().map(|(entry, _)| entry).collect();
-            let threads = reading_threads(entries.len());
+            let threads = working_threads(entries.len());
             read_listing(dir, entries, threads, &mut || {}).map(Some)
         })
         .await
@@ -759,8 +787,19 @@ mod tests {
     /// (so `read_if_changed` answers "unchanged").
     #[tokio::test]
     async fn reads_on_several_threads_keep_the_order_and_name_every_bad_file() {
-        let (dir, repo) = directory_of(40).await;
+        const KEYS: usize = 200;
+        let dir = tempfile::tempdir().unwrap();
+        let repo = FileSystemXmlRepository::new(dir.path());
         let path = dir.path();
+        // Written directly (no fsync per file), as a writer would leave them.
+        for i in 0..KEYS {
+            let key = Element::new("key").with_attr("n", i.to_string());
+            fs::write(
+                path.join(format!("key-{i}.xml")),
+                key.to_document_bytes(Format::Indented),
+            )
+            .unwrap();
+        }
         let target = path.join("elsewhere");
         fs::write(
             &target,
@@ -772,7 +811,7 @@ mod tests {
         let mut bad = vec![
             "key-10-broken.xml".to_string(),
             "key-20-oversized.xml".to_string(),
-            "key-30-latin1.xml".to_string(),
+            "key-130-latin1.xml".to_string(),
         ];
         fs::write(path.join(&bad[0]), b"<key n='broken'>").unwrap();
         let oversized = usize::try_from(MAX_KEY_FILE_LEN).unwrap() + 1;
@@ -790,7 +829,7 @@ mod tests {
         bad.sort();
         let one_thread = read_listed(path, &list_entries(path).unwrap(), 1).0;
         let expected = numbers(&one_thread);
-        assert_eq!(expected.len(), 40 + usize::from(cfg!(unix)));
+        assert_eq!(expected.len(), KEYS + usize::from(cfg!(unix)));
         let mut sorted = expected.clone();
         sorted.sort_by_key(|n| {
             let name = if n == "linked" { "35-link" } else { n };
@@ -801,10 +840,13 @@ mod tests {
         assert!(expected.contains(&"linked".to_string()));
         let listed = Some(listing_version(&list(path).unwrap()));
         assert_eq!(one_thread.version, listed);
+        const { assert!(KEYS > 3 * FILES_PER_BLOCK, "several blocks per thread") };
         for threads in [2, 3, 7, 64] {
             let snapshot = read_listed(path, &list_entries(path).unwrap(), threads).0;
             assert_eq!(numbers(&snapshot), expected, "{threads} threads");
             assert_eq!(snapshot.version, listed, "{threads} threads");
+            let stamps = stamped(path, list_entries(path).unwrap(), threads);
+            assert_eq!(Some(listing_version(&stamps)), listed, "{threads} threads");
             let named: Vec<String> = snapshot
                 .damaged
                 .iter()
