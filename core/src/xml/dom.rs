@@ -54,7 +54,7 @@ pub struct Attribute {
 /// compared by namespace and local name regardless of prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Element {
-    name: String,
+    name: Name,
     namespace: Option<String>,
     /// Attributes in document order, namespace declarations included.
     pub attributes: Vec<Attribute>,
@@ -75,7 +75,7 @@ impl Element {
     /// A new element without a namespace.
     pub fn new(name: impl Into<String>) -> Self {
         Element {
-            name: name.into(),
+            name: Cow::Owned(name.into()),
             namespace: None,
             attributes: Vec::new(),
             children: Vec::new(),
@@ -86,7 +86,7 @@ impl Element {
     /// (`enc:encryptedSecret`, or a bare name plus an `xmlns` attribute).
     pub fn new_ns(name: impl Into<String>, namespace: impl Into<String>) -> Self {
         Element {
-            name: name.into(),
+            name: Cow::Owned(name.into()),
             namespace: Some(namespace.into()),
             attributes: Vec::new(),
             children: Vec::new(),
@@ -320,6 +320,32 @@ impl Element {
 pub const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
 /// The UTF-8 byte order mark.
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// An element's qualified name as written.
+type Name = Cow<'static, str>;
+
+/// `name`, shared rather than allocated when it is one of the names of
+/// ASP.NET Core's key XML: a ring of 10,000 keys holds about 100,000
+/// elements, each otherwise an allocation to make and later to free.
+fn shared_name(name: &str) -> Name {
+    Cow::Borrowed(match name {
+        "key" => "key",
+        "creationDate" => "creationDate",
+        "activationDate" => "activationDate",
+        "expirationDate" => "expirationDate",
+        "descriptor" => "descriptor",
+        "encryption" => "encryption",
+        "validation" => "validation",
+        "masterKey" => "masterKey",
+        "value" => "value",
+        "revocation" => "revocation",
+        "revocationDate" => "revocationDate",
+        "reason" => "reason",
+        "encryptedSecret" => "encryptedSecret",
+        "encryptedKey" => "encryptedKey",
+        _ => return Cow::Owned(name.to_string()),
+    })
+}
 
 fn local(name: &str) -> &str {
     name.rsplit_once(':').map_or(name, |(_, l)| l)
@@ -706,15 +732,16 @@ fn is_xml_name_by_chars(name: &str) -> bool {
 }
 
 fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
-    let name = std::str::from_utf8(start.name().as_ref())
-        .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?
-        .to_string();
-    if !is_xml_name(&name) {
+    let qualified = start.name();
+    let name = std::str::from_utf8(qualified.as_ref())
+        .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?;
+    if !is_xml_name(name) {
         return Err(Error::malformed(
             "document",
             format!("invalid element name {name:?}"),
         ));
     }
+    let name = shared_name(name);
     let mut attributes: Vec<Attribute> = Vec::new();
     // quick-xml's duplicate check compares each attribute with every earlier
     // one (quadratic); duplicates are found below with a hash set instead.
