@@ -4,8 +4,9 @@
 //! The modules form a DAG, from the bottom up: `algorithm` (plain data),
 //! `kdf`, `random`, `secret`, `primitives` (bare AES-CBC, HMAC and AES-GCM);
 //! `context_header` (uses the KDF and the primitives); `encryptor` (the
-//! trait); `cbc` and `gcm` (the encryptors); and this module, which only
-//! re-exports and builds an encryptor for an algorithm.
+//! traits); `keyed` (the encryptor for one master key: the KDF around a body
+//! format); `cbc` and `gcm` (the two body formats); and this module, which
+//! only re-exports and builds an encryptor for an algorithm.
 
 mod algorithm;
 mod cbc;
@@ -13,18 +14,21 @@ mod context_header;
 mod encryptor;
 mod gcm;
 mod kdf;
+mod keyed;
 mod primitives;
 mod random;
 mod secret;
 
 use std::sync::Arc;
 
+use cbc::CbcHmac;
+use gcm::Gcm;
+use keyed::KeyedEncryptor;
+
 pub use algorithm::{AesKeySize, Algorithm, ValidationAlgorithm};
-pub(crate) use cbc::CbcHmacEncryptor;
 pub use context_header::context_header;
 pub(crate) use encryptor::MASTER_KEY_LEN;
 pub use encryptor::{AuthenticatedEncryptor, BoundEncryptor, MIN_MASTER_KEY_LEN};
-pub(crate) use gcm::GcmEncryptor;
 pub use kdf::sp800_108_ctr_hmac_sha512;
 pub use random::{OsRandom, RandomSource};
 pub use secret::Secret;
@@ -42,10 +46,13 @@ impl Algorithm {
         random: Arc<dyn RandomSource>,
     ) -> Arc<dyn AuthenticatedEncryptor> {
         match self {
-            Algorithm::CbcHmac { aes, mac } => {
-                Arc::new(CbcHmacEncryptor::new(master_key, aes, mac, random))
+            Algorithm::CbcHmac { aes, mac } => Arc::new(KeyedEncryptor::new(
+                master_key,
+                CbcHmac { aes, mac, random },
+            )),
+            Algorithm::Gcm { aes } => {
+                Arc::new(KeyedEncryptor::new(master_key, Gcm { aes, random }))
             }
-            Algorithm::Gcm { aes } => Arc::new(GcmEncryptor::new(master_key, aes, random)),
         }
     }
 }
@@ -105,7 +112,7 @@ mod tests {
     fn bound_encryptors_show_no_key_material() {
         let encryptor = Algorithm::default().encryptor(&Secret::new(vec![0x5A; 64]));
         let shown = format!("{:?}", encryptor.bind(&[b"aad"]).unwrap());
-        assert!(shown.starts_with("BoundCbcHmac"), "{shown}");
+        assert!(shown.starts_with("Bound { format: CbcHmac"), "{shown}");
         assert!(!shown.contains("prf") && !shown.contains("90"), "{shown}");
     }
 }
