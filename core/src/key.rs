@@ -272,7 +272,10 @@ impl KeyIndex {
 #[derive(Clone)]
 pub(crate) struct DefaultKey {
     pub id: Uuid,
-    pub id_bytes: [u8; 16],
+    /// The first 20 bytes of every payload this key protects (the version 0
+    /// magic header and the key id), so that recognising a payload of the
+    /// default key is one comparison.
+    pub header: [u8; crate::payload::HEADER_LEN],
     pub encryptor: Arc<dyn AuthenticatedEncryptor>,
 }
 

@@ -17,6 +17,15 @@ pub fn key_id_bytes(id: &Uuid) -> [u8; 16] {
     id.to_bytes_le()
 }
 
+/// The 20 bytes every payload protected with `id` starts with: the version 0
+/// magic header, then the key id in .NET `Guid` byte order.
+pub(crate) fn payload_header(id: &Uuid) -> [u8; HEADER_LEN] {
+    let mut header = [0u8; HEADER_LEN];
+    header[..4].copy_from_slice(&MAGIC_HEADER);
+    header[4..].copy_from_slice(&key_id_bytes(id));
+    header
+}
+
 /// Reads and validates the header of a protected payload, returning the key id.
 ///
 /// # Errors
@@ -89,8 +98,7 @@ impl PurposeTail {
 pub fn additional_authenticated_data<S: AsRef<str>>(key_id: &Uuid, purposes: &[S]) -> Vec<u8> {
     let tail = PurposeTail::new(purposes);
     let mut out = Vec::with_capacity(HEADER_LEN + tail.0.len());
-    out.extend_from_slice(&MAGIC_HEADER);
-    out.extend_from_slice(&key_id_bytes(key_id));
+    out.extend_from_slice(&payload_header(key_id));
     out.extend_from_slice(&tail.0);
     out
 }

@@ -29,7 +29,7 @@ use crate::key::{
 };
 use crate::key_slot::KeyFailure;
 use crate::manager::KeyManager;
-use crate::payload::key_id_bytes;
+use crate::payload::{key_id_bytes, payload_header};
 use crate::policy::{self, KeyInfo, NewKeyPlan, RingDecision, Usability};
 use crate::repository::Version;
 use crate::ring_cache::{Loaded, RingLoader, RingState};
@@ -326,7 +326,7 @@ impl KeyRingLoader {
                         })?;
                 Some(DefaultKey {
                     id,
-                    id_bytes: key_id_bytes(&id),
+                    header: payload_header(&id),
                     encryptor,
                 })
             }

@@ -623,3 +623,65 @@ async fn decrypt_all_keys_decrypts_concurrently_within_a_bound() {
     let ring = provider.key_ring().unwrap();
     assert!(ring.keys().iter().all(|k| k.can_decrypt == Some(true)));
 }
+
+/// A protector (and its clones) keeps its default key's encryptor bound to
+/// its purposes between calls: when the default key changes (here by
+/// revocation) the very same protector must protect with the new key at
+/// once, and still open the old key's payloads only as the ring allows.
+/// Purposes long enough that the bound key derivation holds a whole hashed
+/// block, and short ones.
+#[tokio::test]
+async fn one_protector_follows_the_default_key_when_it_changes() {
+    let long = "Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationMiddleware";
+    for purposes in [vec!["p"], vec![long, "Cookies", "v2"]] {
+        let repo: Arc<dyn XmlRepository> = Arc::new(InMemoryXmlRepository::new());
+        let c = clock();
+        let p = build(repo.clone(), c.clone()).await.unwrap();
+        let mut protector = p.create_protector(purposes[0]);
+        for purpose in &purposes[1..] {
+            protector = protector.create_protector(*purpose);
+        }
+        let clone = protector.clone();
+        let first = p.key_ring().unwrap().default_key_id().unwrap();
+        let before = protector.protect(b"before").unwrap();
+        assert_eq!(
+            dataprotection::payload::read_header(&before).unwrap(),
+            first
+        );
+        assert_eq!(clone.unprotect(&before).unwrap(), b"before");
+
+        c.advance(Duration::hours(1));
+        p.key_manager().revoke_key(first, None).await.unwrap();
+        p.refresh().await.unwrap();
+        let second = p.key_ring().unwrap().default_key_id().unwrap();
+        assert_ne!(second, first);
+
+        for writer in [&protector, &clone] {
+            let after = writer.protect(b"after").unwrap();
+            assert_eq!(
+                dataprotection::payload::read_header(&after).unwrap(),
+                second
+            );
+            assert_eq!(protector.unprotect(&after).unwrap(), b"after");
+            assert_eq!(clone.unprotect(&after).unwrap(), b"after");
+            // Another protector with other purposes never opens it.
+            assert!(p.create_protector("other").unprotect(&after).is_err());
+        }
+        assert!(matches!(
+            protector.unprotect(&before),
+            Err(Error::KeyRevoked { key_id }) if key_id == first
+        ));
+        // A fresh provider over the same ring reads what this one wrote.
+        let reader = build(repo.clone(), c.clone()).await.unwrap();
+        let mut reading = reader.create_protector(purposes[0]);
+        for purpose in &purposes[1..] {
+            reading = reading.create_protector(*purpose);
+        }
+        assert_eq!(
+            reading
+                .unprotect(&protector.protect(b"shared").unwrap())
+                .unwrap(),
+            b"shared"
+        );
+    }
+}

@@ -150,8 +150,12 @@ pub async fn run(context: &Context, args: MigrateArgs) -> Result<u8> {
     let after_set = KeySet::from_elements(&after).during(ACTION)?;
     let mut compared = 0usize;
     let mut presence_only: Vec<String> = Vec::new();
+    // By id: looking each key up with `KeySet::get` would scan the whole
+    // destination per key.
+    let copies: std::collections::HashMap<_, _> =
+        after_set.keys.iter().map(|k| (k.id(), k)).collect();
     for key in &source_set.keys {
-        let Some(copy) = after_set.get(key.id()) else {
+        let Some(copy) = copies.get(&key.id()) else {
             return Err(verification(format!(
                 "key {} is not in the destination",
                 key.id()

@@ -1,61 +1,41 @@
 //! AES-CBC + HMAC authenticated encryption (ASP.NET Core's
 //! `ManagedAuthenticatedEncryptor` and CNG `CbcAuthenticatedEncryptor`, which
-//! are byte-compatible).
+//! are byte-compatible): the body format, once the subkeys are derived.
 
 use std::fmt;
 use std::sync::Arc;
 
 use super::algorithm::{AesKeySize, Algorithm, ValidationAlgorithm};
-use super::context_header::shared_context_header;
-use super::encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN};
-use super::kdf::{self, DerivedKeys, Prf};
+use super::encryptor::KEY_MODIFIER_LEN;
+use super::keyed::{BodyFormat, Subkeys};
 use super::primitives::{BLOCK, cbc_decrypt, cbc_encrypt, cbc_padded_len, hmac_into, hmac_verify};
 use super::random::RandomSource;
-use super::secret::Secret;
 use crate::error::{Error, Result};
 
-/// Largest encryption + validation subkey length (AES-256 + HMAC-SHA512).
-const MAX_SUBKEYS: usize = 32 + 64;
-
-/// The CBC + HMAC encryptor for one master key.
-///
 /// Body: `keyModifier(16) || IV(16) || AES-CBC(K_E, IV, PKCS7(plaintext)) || HMAC(K_H, IV || C)`,
-/// with `K_E || K_H` derived per payload by SP800-108 from the master key,
-/// label = AAD, context = context header || key modifier.
-pub struct CbcHmacEncryptor {
-    prf: Prf,
-    aes: AesKeySize,
-    mac: ValidationAlgorithm,
-    context_header: Arc<[u8]>,
-    random: Arc<dyn RandomSource>,
-    master_key_len: usize,
+/// with `K_E || K_H` derived per payload from the master key (label = AAD,
+/// context = context header || key modifier).
+#[derive(Clone)]
+pub(crate) struct CbcHmac {
+    pub aes: AesKeySize,
+    pub mac: ValidationAlgorithm,
+    pub random: Arc<dyn RandomSource>,
 }
 
-impl fmt::Debug for CbcHmacEncryptor {
+impl fmt::Debug for CbcHmac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CbcHmacEncryptor")
+        f.debug_struct("CbcHmac")
             .field("aes", &self.aes)
             .field("mac", &self.mac)
             .finish_non_exhaustive()
     }
 }
 
-impl CbcHmacEncryptor {
-    /// Creates the encryptor (the context header is shared by every key of
-    /// the algorithm).
-    pub fn new(
-        master_key: &Secret,
-        aes: AesKeySize,
-        mac: ValidationAlgorithm,
-        random: Arc<dyn RandomSource>,
-    ) -> Self {
-        CbcHmacEncryptor {
-            prf: kdf::prf_for(master_key.expose()),
-            master_key_len: master_key.expose().len(),
-            aes,
-            mac,
-            context_header: shared_context_header(Algorithm::CbcHmac { aes, mac }),
-            random,
+impl BodyFormat for CbcHmac {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::CbcHmac {
+            aes: self.aes,
+            mac: self.mac,
         }
     }
 
@@ -63,27 +43,17 @@ impl CbcHmacEncryptor {
         self.aes.bytes() + self.mac.digest_len()
     }
 
-    /// `K_E || K_H` for one payload.
-    fn derive(&self, aad: &[&[u8]], key_modifier: &[u8]) -> DerivedKeys<MAX_SUBKEYS> {
-        DerivedKeys::derive(
-            &self.prf,
-            aad,
-            &[&self.context_header, key_modifier],
-            self.subkey_len(),
-        )
-    }
-}
-
-impl AuthenticatedEncryptor for CbcHmacEncryptor {
-    fn master_key_len(&self) -> Option<usize> {
-        Some(self.master_key_len)
-    }
-
     fn body_len(&self, len: usize) -> usize {
         KEY_MODIFIER_LEN + BLOCK + cbc_padded_len(len) + self.mac.digest_len()
     }
 
-    fn encrypt_to(&self, plaintext: &[u8], aad: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
+    #[inline]
+    fn seal(
+        &self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+        subkeys: impl FnOnce(&[u8]) -> Subkeys,
+    ) -> Result<()> {
         let start = out.len();
         let padded = cbc_padded_len(plaintext.len());
         let digest = self.mac.digest_len();
@@ -97,7 +67,7 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
         let (key_modifier, iv) = header.split_at(KEY_MODIFIER_LEN);
         let (ciphertext, tag) = rest.split_at_mut(padded);
 
-        let subkeys = self.derive(aad, key_modifier);
+        let subkeys = subkeys(key_modifier);
         let (k_e, k_h) = subkeys.as_slice().split_at(self.aes.bytes());
 
         cbc_encrypt(self.aes, k_e, iv, plaintext, ciphertext);
@@ -105,7 +75,8 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
         Ok(())
     }
 
-    fn decrypt(&self, body: &[u8], aad: &[&[u8]]) -> Result<Vec<u8>> {
+    #[inline]
+    fn open(&self, body: &[u8], subkeys: impl FnOnce(&[u8]) -> Subkeys) -> Result<Vec<u8>> {
         let digest = self.mac.digest_len();
         let overhead = KEY_MODIFIER_LEN + BLOCK + digest;
         if body.len() < overhead + BLOCK || !(body.len() - overhead).is_multiple_of(BLOCK) {
@@ -119,7 +90,7 @@ impl AuthenticatedEncryptor for CbcHmacEncryptor {
         let (iv, rest) = rest.split_at(BLOCK);
         let (ciphertext, tag) = rest.split_at(rest.len() - digest);
 
-        let subkeys = self.derive(aad, key_modifier);
+        let subkeys = subkeys(key_modifier);
         let (k_e, k_h) = subkeys.as_slice().split_at(self.aes.bytes());
 
         // The MAC is checked, in constant time, before anything is decrypted.

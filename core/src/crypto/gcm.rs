@@ -1,73 +1,55 @@
 //! AES-GCM authenticated encryption (ASP.NET Core's `AesGcmAuthenticatedEncryptor`
-//! and CNG `CngGcmAuthenticatedEncryptor`).
+//! and CNG `CngGcmAuthenticatedEncryptor`): the body format, once the key is
+//! derived.
 
 use std::fmt;
 use std::sync::Arc;
 
 use super::algorithm::{AesKeySize, Algorithm};
-use super::context_header::shared_context_header;
-use super::encryptor::{AuthenticatedEncryptor, KEY_MODIFIER_LEN};
-use super::kdf::{self, DerivedKeys, Prf};
+use super::encryptor::KEY_MODIFIER_LEN;
+use super::keyed::{BodyFormat, Subkeys};
 use super::primitives::{NONCE, TAG, gcm_open, gcm_seal};
 use super::random::RandomSource;
-use super::secret::Secret;
 use crate::error::{Error, Result};
 
-/// The AES-GCM encryptor for one master key.
-///
 /// Body: `keyModifier(16) || nonce(12) || ciphertext || tag(16)`. The key is
-/// derived per payload by SP800-108 (label = AAD, context = context header ||
-/// key modifier); GCM's own associated data is empty, as in ASP.NET Core.
-pub struct GcmEncryptor {
-    prf: Prf,
-    aes: AesKeySize,
-    context_header: Arc<[u8]>,
-    random: Arc<dyn RandomSource>,
-    master_key_len: usize,
+/// derived per payload from the master key (label = AAD, context = context
+/// header || key modifier); GCM's own associated data is empty, as in
+/// ASP.NET Core.
+#[derive(Clone)]
+pub(crate) struct Gcm {
+    pub aes: AesKeySize,
+    pub random: Arc<dyn RandomSource>,
 }
 
-impl fmt::Debug for GcmEncryptor {
+impl fmt::Debug for Gcm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GcmEncryptor")
+        f.debug_struct("Gcm")
             .field("aes", &self.aes)
             .finish_non_exhaustive()
     }
 }
 
-impl GcmEncryptor {
-    /// Creates the encryptor (the context header is shared by every key of
-    /// the algorithm).
-    pub fn new(master_key: &Secret, aes: AesKeySize, random: Arc<dyn RandomSource>) -> Self {
-        GcmEncryptor {
-            prf: kdf::prf_for(master_key.expose()),
-            master_key_len: master_key.expose().len(),
-            aes,
-            context_header: shared_context_header(Algorithm::Gcm { aes }),
-            random,
-        }
+impl BodyFormat for Gcm {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Gcm { aes: self.aes }
     }
 
-    /// The AES key for one payload.
-    fn derive(&self, aad: &[&[u8]], key_modifier: &[u8]) -> DerivedKeys<32> {
-        DerivedKeys::derive(
-            &self.prf,
-            aad,
-            &[&self.context_header, key_modifier],
-            self.aes.bytes(),
-        )
-    }
-}
-
-impl AuthenticatedEncryptor for GcmEncryptor {
-    fn master_key_len(&self) -> Option<usize> {
-        Some(self.master_key_len)
+    fn subkey_len(&self) -> usize {
+        self.aes.bytes()
     }
 
     fn body_len(&self, len: usize) -> usize {
         KEY_MODIFIER_LEN + NONCE + len + TAG
     }
 
-    fn encrypt_to(&self, plaintext: &[u8], aad: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
+    #[inline]
+    fn seal(
+        &self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+        key: impl FnOnce(&[u8]) -> Subkeys,
+    ) -> Result<()> {
         let start = out.len();
         out.reserve(self.body_len(plaintext.len()));
         // Only the random part is zero-filled; the plaintext is copied once
@@ -80,13 +62,14 @@ impl AuthenticatedEncryptor for GcmEncryptor {
         out.extend_from_slice(plaintext);
         let (header, ciphertext) = out[start..].split_at_mut(KEY_MODIFIER_LEN + NONCE);
         let (key_modifier, nonce) = header.split_at(KEY_MODIFIER_LEN);
-        let key = self.derive(aad, key_modifier);
+        let key = key(key_modifier);
         let tag = gcm_seal(self.aes, key.as_slice(), nonce, ciphertext);
         out.extend_from_slice(&tag);
         Ok(())
     }
 
-    fn decrypt(&self, body: &[u8], aad: &[&[u8]]) -> Result<Vec<u8>> {
+    #[inline]
+    fn open(&self, body: &[u8], key: impl FnOnce(&[u8]) -> Subkeys) -> Result<Vec<u8>> {
         if body.len() < KEY_MODIFIER_LEN + NONCE + TAG {
             tracing::debug!(len = body.len(), "GCM payload body too short");
             return Err(Error::DecryptionFailed);
@@ -95,10 +78,9 @@ impl AuthenticatedEncryptor for GcmEncryptor {
         let (nonce, rest) = rest.split_at(NONCE);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG);
 
-        let key = self.derive(aad, key_modifier);
-        let key = key.as_slice();
+        let key = key(key_modifier);
         let mut plaintext = ciphertext.to_vec();
-        if gcm_open(self.aes, key, nonce, &mut plaintext, tag) {
+        if gcm_open(self.aes, key.as_slice(), nonce, &mut plaintext, tag) {
             Ok(plaintext)
         } else {
             tracing::debug!(
