@@ -234,6 +234,50 @@ mod tests {
         assert_eq!(read_regular_file(&big, 11).unwrap().len(), 11);
     }
 
+    /// What a file typed as regular by the directory listing but swapped
+    /// since (for a FIFO, a directory, a larger file) meets: the open does
+    /// not wait and the handle is refused, naming the file.
+    #[test]
+    fn an_opened_handle_is_checked_not_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.xml");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // No writer: without O_NONBLOCK this open would wait forever.
+        let file = open_for_reading(&fifo).unwrap();
+        let e = read_opened_regular_file(&fifo, &file, MAX_KEY_FILE_LEN).unwrap_err();
+        assert!(matches!(
+            refused_as(&e),
+            Some(UnsafeFileError::NotRegular {
+                kind: "a FIFO (named pipe)"
+            })
+        ));
+        assert!(e.to_string().contains("fifo.xml"), "{e}");
+        let file = open_for_reading(dir.path()).unwrap();
+        let e = read_opened_regular_file(dir.path(), &file, MAX_KEY_FILE_LEN).unwrap_err();
+        assert!(matches!(
+            refused_as(&e),
+            Some(UnsafeFileError::NotRegular {
+                kind: "a directory"
+            })
+        ));
+        let big = dir.path().join("big.xml");
+        std::fs::write(&big, vec![b' '; 11]).unwrap();
+        let file = open_for_reading(&big).unwrap();
+        let e = read_opened_regular_file(&big, &file, 10).unwrap_err();
+        assert!(matches!(
+            refused_as(&e),
+            Some(UnsafeFileError::TooLarge { cap: 10 })
+        ));
+        assert!(e.to_string().contains("big.xml"), "{e}");
+        let file = open_for_reading(&big).unwrap();
+        let (metadata, bytes) = read_opened_regular_file(&big, &file, 11).unwrap();
+        assert_eq!((metadata.len(), bytes.len()), (11, 11));
+    }
+
     #[test]
     fn lock_file_is_never_a_symlink() {
         let dir = tempfile::tempdir().unwrap();
