@@ -176,9 +176,7 @@ fn list_entries(dir: &Path) -> Result<Vec<Entry>> {
     for entry in entries {
         let entry = entry.map_err(|e| io("reading directory", dir, e))?;
         let name = entry.file_name();
-        let is_xml = Path::new(&name)
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"));
+        let is_xml = has_xml_extension(&name);
         // Everything named *.xml is read, so a planted FIFO or device is
         // reported (naming it) rather than skipped or waited on.
         if is_xml {
@@ -197,6 +195,18 @@ fn list_entries(dir: &Path) -> Result<Vec<Entry>> {
     // directory), without comparing every path component by component.
     listed.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     Ok(listed)
+}
+
+/// Whether `name` has the extension `xml` in any case, as `Path::extension`
+/// has it (`.xml` alone is a hidden file without one), comparing bytes
+/// rather than parsing a path for each of thousands of names.
+fn has_xml_extension(name: &OsStr) -> bool {
+    let bytes = name.as_encoded_bytes();
+    // At least one byte before the dot.
+    bytes.len() > 4
+        && bytes
+            .get(bytes.len() - 4..)
+            .is_some_and(|ext| ext.eq_ignore_ascii_case(b".xml"))
 }
 
 /// Every `*.xml` file directly in `dir`, sorted by name, with its stamp.
@@ -933,6 +943,34 @@ mod tests {
             snapshot.version,
             Some(listing_version(&list(dir.path()).unwrap()))
         );
+    }
+
+    #[test]
+    fn xml_names_are_those_with_the_extension_xml() {
+        for name in [
+            "key-1.xml",
+            "K.XML",
+            "a.Xml",
+            "..xml",
+            "a.b.xml",
+            ".xml",
+            "xml",
+            "a.xml.tmp",
+            "a.xmll",
+            "a.xm",
+            ".",
+            "..",
+            "",
+            "axml",
+            "é.xml",
+            "a .xml",
+            "a.xml ",
+        ] {
+            let expected = Path::new(name)
+                .extension()
+                .is_some_and(|ext| ext.eq_ignore_ascii_case("xml"));
+            assert_eq!(has_xml_extension(OsStr::new(name)), expected, "{name:?}");
+        }
     }
 
     #[tokio::test]
