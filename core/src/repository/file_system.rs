@@ -772,6 +772,21 @@ mod tests {
         (dir, repo)
     }
 
+    /// A directory holding `key-0.xml` .. `key-{n-1}.xml`, written directly
+    /// (no fsync per file), as a writer would leave them.
+    fn written_directory(n: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..n {
+            let key = Element::new("key").with_attr("n", i.to_string());
+            fs::write(
+                dir.path().join(format!("key-{i}.xml")),
+                key.to_document_bytes(Format::Indented),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
     /// The numbers (`n` attributes) of the elements read, in order.
     fn numbers(snapshot: &Snapshot) -> Vec<String> {
         snapshot
@@ -798,18 +813,9 @@ mod tests {
     #[tokio::test]
     async fn reads_on_several_threads_keep_the_order_and_name_every_bad_file() {
         const KEYS: usize = 200;
-        let dir = tempfile::tempdir().unwrap();
+        let dir = written_directory(KEYS);
         let repo = FileSystemXmlRepository::new(dir.path());
         let path = dir.path();
-        // Written directly (no fsync per file), as a writer would leave them.
-        for i in 0..KEYS {
-            let key = Element::new("key").with_attr("n", i.to_string());
-            fs::write(
-                path.join(format!("key-{i}.xml")),
-                key.to_document_bytes(Format::Indented),
-            )
-            .unwrap();
-        }
         let target = path.join("elsewhere");
         fs::write(
             &target,
@@ -916,35 +922,6 @@ mod tests {
         assert!(repo.read_if_changed(&seen[0]).await.unwrap().is_some());
     }
 
-    #[tokio::test]
-    async fn a_file_deleted_before_a_read_on_several_threads_lists_again() {
-        let (dir, _repo) = directory_of(12).await;
-        let deleted = dir.path().join("key-7.xml");
-        let mut listings = 0;
-        let snapshot = read_listing(
-            dir.path(),
-            list_entries(dir.path()).unwrap(),
-            3,
-            &mut || {
-                if listings == 0 {
-                    fs::remove_file(&deleted).unwrap();
-                }
-                listings += 1;
-            },
-        )
-        .unwrap();
-        assert_eq!(listings, 2, "the directory is listed again");
-        assert!(snapshot.damaged.is_empty());
-        let mut expected: Vec<String> =
-            (0..12).filter(|i| *i != 7).map(|i| i.to_string()).collect();
-        expected.sort_by_key(|n| format!("key-{n}.xml"));
-        assert_eq!(numbers(&snapshot), expected);
-        assert_eq!(
-            snapshot.version,
-            Some(listing_version(&list(dir.path()).unwrap()))
-        );
-    }
-
     #[test]
     fn xml_names_are_those_with_the_extension_xml() {
         for name in [
@@ -973,35 +950,38 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_file_deleted_between_listing_and_reading_is_read_as_deleted_not_as_damage() {
-        let (dir, _repo) = directory_of(3).await;
-        let deleted = dir.path().join("key-1.xml");
-        let mut deletions = 0;
-        // What `dpkeys prune` does while an application refreshes: the
-        // listing still names key-1.xml when it is deleted.
-        let snapshot = read_listing(
-            dir.path(),
-            list_entries(dir.path()).unwrap(),
-            1,
-            &mut || {
-                if deletions == 0 {
-                    fs::remove_file(&deleted).unwrap();
-                }
-                deletions += 1;
-            },
-        )
-        .unwrap();
-        let (document, version) = snapshot.into_whole().unwrap();
-        assert_eq!(deletions, 2, "the directory is listed again");
-        let numbers: Vec<_> = document
-            .elements()
-            .iter()
-            .map(|e| e.attr("n").unwrap().to_string())
-            .collect();
-        assert_eq!(numbers, ["0", "2"]);
-        // The version is the directory's as read, so a write conditioned on it holds.
-        assert_eq!(version, Some(listing_version(&list(dir.path()).unwrap())));
+    #[test]
+    fn a_file_deleted_between_listing_and_reading_is_read_as_deleted_not_as_damage() {
+        // On one thread, and on three taking several blocks of files each.
+        for threads in [1, 3] {
+            let dir = written_directory(4 * FILES_PER_BLOCK);
+            let deleted = dir.path().join("key-7.xml");
+            let mut listings = 0;
+            // What `dpkeys prune` does while an application refreshes: the
+            // listing still names key-7.xml when it is deleted.
+            let snapshot = read_listing(
+                dir.path(),
+                list_entries(dir.path()).unwrap(),
+                threads,
+                &mut || {
+                    if listings == 0 {
+                        fs::remove_file(&deleted).unwrap();
+                    }
+                    listings += 1;
+                },
+            )
+            .unwrap();
+            assert_eq!(listings, 2, "the directory is listed again");
+            let mut expected: Vec<String> = (0..4 * FILES_PER_BLOCK)
+                .filter(|i| *i != 7)
+                .map(|i| i.to_string())
+                .collect();
+            expected.sort_by_key(|n| format!("key-{n}.xml"));
+            assert_eq!(numbers(&snapshot), expected);
+            let (_, version) = snapshot.into_whole().unwrap();
+            // The version is the directory's as read, so a write conditioned on it holds.
+            assert_eq!(version, Some(listing_version(&list(dir.path()).unwrap())));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -246,33 +246,37 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        // No writer: without O_NONBLOCK this open would wait forever.
-        let file = open_for_reading(&fifo).unwrap();
-        let e = read_opened_regular_file(&fifo, &file, MAX_KEY_FILE_LEN).unwrap_err();
-        assert!(matches!(
-            refused_as(&e),
-            Some(UnsafeFileError::NotRegular {
-                kind: "a FIFO (named pipe)"
-            })
-        ));
-        assert!(e.to_string().contains("fifo.xml"), "{e}");
-        let file = open_for_reading(dir.path()).unwrap();
-        let e = read_opened_regular_file(dir.path(), &file, MAX_KEY_FILE_LEN).unwrap_err();
-        assert!(matches!(
-            refused_as(&e),
-            Some(UnsafeFileError::NotRegular {
-                kind: "a directory"
-            })
-        ));
         let big = dir.path().join("big.xml");
         std::fs::write(&big, vec![b' '; 11]).unwrap();
-        let file = open_for_reading(&big).unwrap();
-        let e = read_opened_regular_file(&big, &file, 10).unwrap_err();
-        assert!(matches!(
-            refused_as(&e),
-            Some(UnsafeFileError::TooLarge { cap: 10 })
-        ));
-        assert!(e.to_string().contains("big.xml"), "{e}");
+        type Expected = fn(&UnsafeFileError) -> bool;
+        let cases: [(&Path, u64, Expected); 3] = [
+            // No writer: without O_NONBLOCK this open would wait forever.
+            (&fifo, MAX_KEY_FILE_LEN, |r| {
+                matches!(
+                    r,
+                    UnsafeFileError::NotRegular {
+                        kind: "a FIFO (named pipe)"
+                    }
+                )
+            }),
+            (dir.path(), MAX_KEY_FILE_LEN, |r| {
+                matches!(
+                    r,
+                    UnsafeFileError::NotRegular {
+                        kind: "a directory"
+                    }
+                )
+            }),
+            (&big, 10, |r| {
+                matches!(r, UnsafeFileError::TooLarge { cap: 10 })
+            }),
+        ];
+        for (path, cap, expected) in cases {
+            let file = open_for_reading(path).unwrap();
+            let e = read_opened_regular_file(path, &file, cap).unwrap_err();
+            assert!(refused_as(&e).is_some_and(expected), "{e}");
+            assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+        }
         let file = open_for_reading(&big).unwrap();
         let (metadata, bytes) = read_opened_regular_file(&big, &file, 11).unwrap();
         assert_eq!((metadata.len(), bytes.len()), (11, 11));
