@@ -517,6 +517,13 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                 scope.truncate(open.mark);
                 attach(&mut stack, &mut root, open.close());
             }
+            Event::Text(t) if is_ascii_blank(&t) => {
+                // Formatting (most text in key XML): its line ends are
+                // normalized here, without decoding.
+                if !stack.is_empty() {
+                    push_normalized_blank(&mut text, &t);
+                }
+            }
             Event::Text(t) => {
                 let content = t
                     .xml10_content()
@@ -644,7 +651,29 @@ impl Open {
 
 /// Whitespace only (as `char::is_whitespace` has it).
 fn is_blank(text: &str) -> bool {
-    text.chars().all(char::is_whitespace)
+    is_ascii_blank(text.as_bytes()) || text.chars().all(char::is_whitespace)
+}
+
+/// Spaces, tabs and line ends only (XML's whitespace, all of it
+/// `char::is_whitespace`).
+fn is_ascii_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// Appends ASCII whitespace with XML 1.0's line-end normalization (`\r\n`
+/// and a lone `\r` read as `\n`), as `xml10_content` would give it.
+fn push_normalized_blank(text: &mut String, blank: &[u8]) {
+    let mut bytes = blank.iter().peekable();
+    while let Some(&byte) = bytes.next() {
+        if byte == b'\r' {
+            bytes.next_if_eq(&&b'\n');
+            text.push('\n');
+        } else {
+            text.push(char::from(byte));
+        }
+    }
 }
 
 /// Adds `content` to the text run of the innermost open element; outside
@@ -1062,6 +1091,10 @@ mod tests {
             [Node::Element(Element::new("b").with_text(" "))]
         );
         assert!(children("<r/>").is_empty());
+        // Line ends read as `\n`, in whitespace as in other text.
+        assert_eq!(children("<r> \r\n\t\r\r\n </r>"), [text(" \n\t\n\n ")]);
+        assert_eq!(children("<r>x\r\n\ry</r>"), [text("x\n\ny")]);
+        assert_eq!(children("<r>\r<b/>\u{2028}</r>"), [b()]);
     }
 
     #[test]
