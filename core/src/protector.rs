@@ -2,6 +2,7 @@
 //! time-limited protector.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwapOption;
@@ -31,8 +32,17 @@ pub struct DataProtector {
     purposes: Arc<Vec<String>>,
     tail: Arc<PurposeTail>,
     /// The default key's encryptor bound to this protector's AAD, shared by
-    /// clones, made on first use and again after the default key changes.
-    bound: Arc<ArcSwapOption<BoundDefault>>,
+    /// clones.
+    bound: Arc<BoundCache>,
+}
+
+/// A protector's [`BoundDefault`], made on its second payload (a protector
+/// made per request and used once never pays for binding) and again after
+/// the default key changes.
+#[derive(Default)]
+struct BoundCache {
+    entry: ArcSwapOption<BoundDefault>,
+    used: AtomicBool,
 }
 
 /// A default key's encryptor bound to a protector's AAD (the key's payload
@@ -50,10 +60,10 @@ struct BoundDefault {
 }
 
 impl BoundDefault {
-    fn new(default: &DefaultKey, tail: &PurposeTail) -> Self {
+    fn new(default: &DefaultKey, aad: &[&[u8]]) -> Self {
         BoundDefault {
             source: Arc::downgrade(&default.encryptor),
-            bound: default.encryptor.bind(&[&default.header, tail.as_bytes()]),
+            bound: default.encryptor.bind(aad),
         }
     }
 
@@ -156,14 +166,14 @@ impl DataProtector {
             cache,
             purposes: Arc::new(purposes),
             tail: Arc::new(tail),
-            bound: Arc::new(ArcSwapOption::empty()),
+            bound: Arc::default(),
         }
     }
 
     /// Runs `bound` with the default key's encryptor bound to this
-    /// protector's AAD, or `unbound` with the encryptor and the AAD when it
-    /// does not bind, handing either `input`. The bound encryptor is cached
-    /// for the next call.
+    /// protector's AAD, or `unbound` with the encryptor and the AAD (on the
+    /// protector's first payload, or when the encryptor does not bind),
+    /// handing either `input`.
     #[inline]
     fn with_default<I, T>(
         &self,
@@ -172,23 +182,23 @@ impl DataProtector {
         bound: impl FnOnce(&dyn BoundEncryptor, I) -> T,
         unbound: impl FnOnce(&dyn AuthenticatedEncryptor, &[&[u8]], I) -> T,
     ) -> T {
-        let cached = self.bound.load();
+        let aad: &[&[u8]] = &[&default.header, self.tail.as_bytes()];
+        let cached = self.bound.entry.load();
         let fresh;
         let entry = match cached.as_deref() {
             Some(entry) if entry.is_for(default) => entry,
+            _ if !self.bound.used.swap(true, Ordering::Relaxed) => {
+                return unbound(default.encryptor.as_ref(), aad, input);
+            }
             _ => {
-                fresh = Arc::new(BoundDefault::new(default, &self.tail));
-                self.bound.store(Some(fresh.clone()));
+                fresh = Arc::new(BoundDefault::new(default, aad));
+                self.bound.entry.store(Some(fresh.clone()));
                 &fresh
             }
         };
         match &entry.bound {
             Some(encryptor) => bound(encryptor.as_ref(), input),
-            None => unbound(
-                default.encryptor.as_ref(),
-                &[&default.header, self.tail.as_bytes()],
-                input,
-            ),
+            None => unbound(default.encryptor.as_ref(), aad, input),
         }
     }
 
