@@ -288,9 +288,12 @@ fn benches(c: &mut Criterion) {
     let cookie_floor = Floor {
         prf: floor.prf.clone(),
         header,
-        purpose_tail: dataprotection::payload::PurposeTail::new(&long_purposes)
-            .as_bytes()
-            .to_vec(),
+        // The provider's application name comes first, as for `floor`.
+        purpose_tail: dataprotection::payload::PurposeTail::new(
+            &[&["bench"][..], &long_purposes[..]].concat(),
+        )
+        .as_bytes()
+        .to_vec(),
         context_header: context_header(Algorithm::default()),
         random: dataprotection::crypto::OsRandom,
     };
