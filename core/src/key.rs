@@ -1,6 +1,5 @@
 //! Keys and the key ring: what the stored elements say, revocations applied.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
@@ -126,26 +125,41 @@ impl KeySet {
     /// ignoring it could make a revoked key usable again. A duplicated key id
     /// keeps the first element and reports the others.
     pub fn from_elements(elements: &[Element]) -> Result<Self> {
-        Self::read(elements.len(), elements.iter().map(Cow::Borrowed))
+        Self::read(
+            elements.len(),
+            elements
+                .iter()
+                .map(|e| (e.is("revocation"), StoredElement::classify(e))),
+        )
     }
 
     /// As [`KeySet::from_elements`], taking the elements: each key's
-    /// descriptor is moved into its [`Key`] rather than copied.
+    /// descriptor is moved into its [`Key`] rather than copied. A large ring
+    /// is interpreted on a few threads (each element on its own; the
+    /// outcome is the same as on one).
     pub fn from_owned_elements(elements: Vec<Element>) -> Result<Self> {
-        Self::read(elements.len(), elements.into_iter().map(Cow::Owned))
+        /// Elements a thread takes at a time.
+        const ELEMENTS_PER_BLOCK: usize = 256;
+        let count = elements.len();
+        let threads = crate::parallel::threads_for(count);
+        let classified =
+            crate::parallel::map_in_order(elements, threads, ELEMENTS_PER_BLOCK, |e| {
+                (e.is("revocation"), StoredElement::classify_owned(e))
+            });
+        Self::read(count, classified.into_iter())
     }
 
-    fn read<'a>(count: usize, elements: impl Iterator<Item = Cow<'a, Element>>) -> Result<Self> {
+    /// The set of `classified` elements (each with whether it was a
+    /// `<revocation>`), in document order.
+    fn read(
+        count: usize,
+        classified: impl Iterator<Item = (bool, Result<StoredElement>)>,
+    ) -> Result<Self> {
         let mut set = KeySet::default();
         let mut revoked_ids = HashSet::new();
         // Ids seen so far: a set, so that reading a ring is linear in its size.
         let mut key_ids = HashSet::with_capacity(count);
-        for e in elements {
-            let is_revocation = e.is("revocation");
-            let classified = match e {
-                Cow::Borrowed(e) => StoredElement::classify(e),
-                Cow::Owned(e) => StoredElement::classify_owned(e),
-            };
+        for (is_revocation, classified) in classified {
             match classified {
                 Ok(StoredElement::Key(k)) => {
                     if !key_ids.insert(k.id) {
@@ -410,6 +424,64 @@ mod tests {
         let bad_revocation = vec![key(1).to_element(), Element::new("revocation")];
         assert!(KeySet::from_owned_elements(bad_revocation.clone()).is_err());
         assert!(KeySet::from_elements(&bad_revocation).is_err());
+    }
+
+    /// A ring large enough to be interpreted on several threads (where
+    /// there are several cores): the same pattern of keys, duplicates,
+    /// foreign and malformed elements and revocations, 300 times over, reads
+    /// as it does one element at a time.
+    #[test]
+    fn a_large_ring_reads_the_same_on_several_threads() {
+        let key = |n: u128| KeyXml {
+            id: uuid::Uuid::from_u128(n),
+            creation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
+            activation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
+            expiration_date: time::macros::datetime!(2024-04-01 0:00 UTC),
+            descriptor: descriptor_element(Algorithm::default(), &Secret::new(vec![n as u8; 64])),
+        };
+        let mut elements = Vec::new();
+        for r in 0..300u128 {
+            let base = 10 * r;
+            elements.extend([
+                key(base + 1).to_element(),
+                key(base + 2).to_element(),
+                key(base + 1).to_element(),
+                Element::new("foreign"),
+                Element::parse("<key id='not-a-guid'/>").unwrap(),
+                Element::parse(&format!(
+                    "<revocation version='1'><revocationDate>2024-02-01T00:00:00Z\
+                     </revocationDate><key id='{}'/></revocation>",
+                    uuid::Uuid::from_u128(base + 2)
+                ))
+                .unwrap(),
+            ]);
+        }
+        assert!(elements.len() > 4 * 256, "several blocks of elements");
+        let borrowed = KeySet::from_elements(&elements).unwrap();
+        let owned = KeySet::from_owned_elements(elements.clone()).unwrap();
+        assert_eq!(borrowed.keys, owned.keys);
+        assert_eq!(borrowed.revocations, owned.revocations);
+        assert_eq!(borrowed.foreign_elements, 300);
+        assert_eq!(owned.foreign_elements, 300);
+        assert_eq!(
+            format!("{:?}", borrowed.problems),
+            format!("{:?}", owned.problems)
+        );
+        assert_eq!(owned.problems.len(), 600);
+        let ids: Vec<u128> = owned.keys.iter().map(|k| k.id().as_u128()).collect();
+        let expected: Vec<u128> = (0..300).flat_map(|r| [10 * r + 1, 10 * r + 2]).collect();
+        assert_eq!(ids, expected);
+        assert!(
+            owned
+                .keys
+                .iter()
+                .all(|k| k.is_revoked() == (k.id().as_u128() % 10 == 2))
+        );
+
+        // A malformed revocation anywhere fails the whole read.
+        elements.insert(1000, Element::new("revocation"));
+        assert!(KeySet::from_owned_elements(elements.clone()).is_err());
+        assert!(KeySet::from_elements(&elements).is_err());
     }
 
     fn id(n: u8) -> [u8; 16] {

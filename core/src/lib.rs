@@ -9,6 +9,7 @@ mod error;
 mod key;
 mod key_slot;
 mod manager;
+mod parallel;
 pub mod payload;
 pub mod policy;
 mod protector;

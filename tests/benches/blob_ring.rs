@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dataprotection::DataProtectionProvider;
 use dataprotection::crypto::{Algorithm, Secret};
 use dataprotection::repository::{VersionedRepository, WriteCondition, XmlRepository};
@@ -82,7 +82,11 @@ fn benches(c: &mut Criterion) {
     for (n, repository) in &rings {
         group.throughput(Throughput::Elements(*n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), repository, |b, r| {
-            b.iter_with_large_drop(|| runtime.block_on(load(r.clone())))
+            b.iter_batched(
+                || r.clone(),
+                |r| runtime.block_on(load(r)),
+                BatchSize::PerIteration,
+            )
         });
     }
     group.finish();

@@ -6,7 +6,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -320,24 +319,14 @@ fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(String, Element)> {
     })
 }
 
-/// Files per thread below which another thread costs more than it saves
-/// (starting one costs about what reading a dozen key files does).
-const FILES_PER_THREAD: usize = 128;
-/// Threads at most, however many cores there are: beyond a few, the
-/// directory and the allocator are shared and gain little.
-const MAX_THREADS: usize = 4;
 /// Files a thread takes at a time: threads take blocks as they go, so one
 /// that is slowed down (preempted) does not hold back the others.
 const FILES_PER_BLOCK: usize = 32;
 
 /// How many threads read or stat `files` files: one for a small ring, else
-/// up to one per core.
+/// up to one per core (at most four).
 fn working_threads(files: usize) -> usize {
-    let wanted = (files / FILES_PER_THREAD).min(MAX_THREADS);
-    if wanted <= 1 {
-        return 1;
-    }
-    std::thread::available_parallelism().map_or(1, |cores| cores.get().min(wanted))
+    crate::parallel::threads_for(files)
 }
 
 /// `look` applied to every entry, on up to `threads` threads (this one
@@ -349,44 +338,7 @@ fn in_order<T: Send>(
     threads: usize,
     look: impl Fn(&Entry) -> T + Sync,
 ) -> Vec<T> {
-    if threads <= 1 || entries.len() <= FILES_PER_BLOCK {
-        return entries.iter().map(&look).collect();
-    }
-    let next = AtomicUsize::new(0);
-    // Blocks taken by one thread, each with the index of its first entry.
-    let work = || {
-        let mut done = Vec::new();
-        loop {
-            let start = next.fetch_add(FILES_PER_BLOCK, Ordering::Relaxed);
-            let block = entries.get(start..).unwrap_or_default();
-            if block.is_empty() {
-                return done;
-            }
-            let block = block.get(..FILES_PER_BLOCK).unwrap_or(block);
-            done.push((start, block.iter().map(&look).collect::<Vec<T>>()));
-        }
-    };
-    std::thread::scope(|scope| {
-        // A thread that cannot be started leaves its share to the others.
-        let helpers: Vec<_> = (1..threads)
-            .filter_map(|_| {
-                std::thread::Builder::new()
-                    .name("dataprotection-files".into())
-                    .spawn_scoped(scope, work)
-                    .ok()
-            })
-            .collect();
-        let mut blocks = work();
-        for helper in helpers {
-            match helper.join() {
-                Ok(theirs) => blocks.extend(theirs),
-                // A panic is a bug, not an input: resumed here as on one thread.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        blocks.sort_unstable_by_key(|(start, _)| *start);
-        blocks.into_iter().flat_map(|(_, block)| block).collect()
-    })
+    crate::parallel::map_in_order(entries.iter().collect(), threads, FILES_PER_BLOCK, look)
 }
 
 /// Reads every file of `entries`, each child with its file name and text.
