@@ -252,22 +252,23 @@ fn benches(c: &mut Criterion) {
     assert_eq!(protector.unprotect(&check).unwrap(), b"floor");
     assert_eq!(floor.unprotect(&protector.protect(b"lib").unwrap()), b"lib");
 
+    // Each size's floor and library run back to back, so that a drift of the
+    // machine's speed (other tenants, clock frequency) between groups run
+    // minutes apart does not enter their ratio.
     let plaintext = |d: &[u8]| d.to_vec();
-    sized(c, "floor_protect", &SIZES, plaintext, |d| floor.protect(d));
-    sized(
-        c,
-        "floor_unprotect",
-        &SIZES,
-        |d| floor.protect(d),
-        |p| floor.unprotect(p),
-    );
-    sized(c, "protect", &SIZES, plaintext, |d| {
-        protector.protect(d).unwrap()
-    });
+    let floor_protected = |d: &[u8]| floor.protect(d);
     let protected = |d: &[u8]| protector.protect(d).unwrap();
-    sized(c, "unprotect", &SIZES, protected, |p| {
-        protector.unprotect(p).unwrap()
-    });
+    for size in SIZES {
+        let size = &[size];
+        sized(c, "floor_protect", size, plaintext, floor_protected);
+        sized(c, "protect", size, plaintext, protected);
+        sized(c, "floor_unprotect", size, floor_protected, |p| {
+            floor.unprotect(p)
+        });
+        sized(c, "unprotect", size, protected, |p| {
+            protector.unprotect(p).unwrap()
+        });
+    }
     sized(c, "raw", &SIZES, plaintext, |d| raw.seal(d));
     sized(c, "raw_open", &SIZES, |d| raw.seal(d), |p| raw.open(p));
 
@@ -299,21 +300,19 @@ fn benches(c: &mut Criterion) {
     };
     let check = cookie_floor.protect(b"floor");
     assert_eq!(cookie_protector.unprotect(&check).unwrap(), b"floor");
-    let sizes = [64, 1024];
-    sized(c, "cookie_floor_protect", &sizes, plaintext, |d| {
-        cookie_floor.protect(d)
-    });
     let floor_protected = |d: &[u8]| cookie_floor.protect(d);
-    sized(c, "cookie_floor_unprotect", &sizes, floor_protected, |p| {
-        cookie_floor.unprotect(p)
-    });
-    sized(c, "cookie_protect", &sizes, plaintext, |d| {
-        cookie_protector.protect(d).unwrap()
-    });
     let protected = |d: &[u8]| cookie_protector.protect(d).unwrap();
-    sized(c, "cookie_unprotect", &sizes, protected, |p| {
-        cookie_protector.unprotect(p).unwrap()
-    });
+    for size in [64, 1024] {
+        let size = &[size];
+        sized(c, "cookie_floor_protect", size, plaintext, floor_protected);
+        sized(c, "cookie_protect", size, plaintext, protected);
+        sized(c, "cookie_floor_unprotect", size, floor_protected, |p| {
+            cookie_floor.unprotect(p)
+        });
+        sized(c, "cookie_unprotect", size, protected, |p| {
+            cookie_protector.unprotect(p).unwrap()
+        });
+    }
 
     // The encryptor alone, without the ring snapshot and payload framing:
     // compare with protect/64 to see what the key ring lookup costs.
