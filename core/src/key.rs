@@ -290,6 +290,8 @@ pub(crate) struct DefaultKey {
     /// magic header and the key id), so that recognising a payload of the
     /// default key is one comparison.
     pub header: [u8; crate::payload::HEADER_LEN],
+    /// The encryptor bound to the purpose chains protectors use with it.
+    pub bindings: Arc<crate::bindings::Bindings>,
     pub encryptor: Arc<dyn AuthenticatedEncryptor>,
 }
 

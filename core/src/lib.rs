@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod bindings;
 pub mod clock;
 pub mod crypto;
 pub mod diagnosis;

@@ -2,10 +2,7 @@
 //! time-limited protector.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-
-use arc_swap::ArcSwapOption;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -31,45 +28,6 @@ pub struct DataProtector {
     cache: Arc<RingCache>,
     purposes: Arc<Vec<String>>,
     tail: Arc<PurposeTail>,
-    /// The default key's encryptor bound to this protector's AAD, shared by
-    /// clones.
-    bound: Arc<BoundCache>,
-}
-
-/// A protector's [`BoundDefault`], made on its second payload (a protector
-/// made per request and used once never pays for binding) and again after
-/// the default key changes.
-#[derive(Default)]
-struct BoundCache {
-    entry: ArcSwapOption<BoundDefault>,
-    used: AtomicBool,
-}
-
-/// A default key's encryptor bound to a protector's AAD (the key's payload
-/// header and the purposes): [`AuthenticatedEncryptor::bind`] hashes the
-/// part of every payload's key derivation that depends only on them once,
-/// which with ASP.NET Core's long purpose strings saves one of the three
-/// SHA-512 compressions of a small payload.
-struct BoundDefault {
-    /// The encryptor it was bound from, for identity only: never upgraded,
-    /// so it keeps no key alive, and a live encryptor at the same address is
-    /// the same one (the allocation stays reserved while this exists).
-    source: Weak<dyn AuthenticatedEncryptor>,
-    /// `None` when the encryptor does not bind (then the AAD is passed).
-    bound: Option<Box<dyn BoundEncryptor>>,
-}
-
-impl BoundDefault {
-    fn new(default: &DefaultKey, aad: &[&[u8]]) -> Self {
-        BoundDefault {
-            source: Arc::downgrade(&default.encryptor),
-            bound: default.encryptor.bind(aad),
-        }
-    }
-
-    fn is_for(&self, default: &DefaultKey) -> bool {
-        std::ptr::addr_eq(self.source.as_ptr(), Arc::as_ptr(&default.encryptor))
-    }
 }
 
 impl fmt::Debug for DataProtector {
@@ -166,14 +124,13 @@ impl DataProtector {
             cache,
             purposes: Arc::new(purposes),
             tail: Arc::new(tail),
-            bound: Arc::default(),
         }
     }
 
     /// Runs `bound` with the default key's encryptor bound to this
-    /// protector's AAD, or `unbound` with the encryptor and the AAD (on the
-    /// protector's first payload, or when the encryptor does not bind),
-    /// handing either `input`.
+    /// protector's purposes (see `crate::bindings`), or `unbound` with the
+    /// encryptor and the AAD when there is no binding, handing either
+    /// `input`.
     #[inline]
     fn with_default<I, T>(
         &self,
@@ -182,23 +139,11 @@ impl DataProtector {
         bound: impl FnOnce(&dyn BoundEncryptor, I) -> T,
         unbound: impl FnOnce(&dyn AuthenticatedEncryptor, &[&[u8]], I) -> T,
     ) -> T {
-        let aad: &[&[u8]] = &[&default.header, self.tail.as_bytes()];
-        let cached = self.bound.entry.load();
-        let fresh;
-        let entry = match cached.as_deref() {
-            Some(entry) if entry.is_for(default) => entry,
-            _ if !self.bound.used.swap(true, Ordering::Relaxed) => {
-                return unbound(default.encryptor.as_ref(), aad, input);
-            }
-            _ => {
-                fresh = Arc::new(BoundDefault::new(default, aad));
-                self.bound.entry.store(Some(fresh.clone()));
-                &fresh
-            }
-        };
-        match &entry.bound {
-            Some(encryptor) => bound(encryptor.as_ref(), input),
-            None => unbound(default.encryptor.as_ref(), aad, input),
+        let encryptor = default.encryptor.as_ref();
+        let tail = self.tail.as_bytes();
+        match default.bindings.bound(encryptor, &default.header, tail) {
+            Some(encryptor) => bound(encryptor, input),
+            None => unbound(encryptor, &[&default.header, tail], input),
         }
     }
 

@@ -327,6 +327,7 @@ impl KeyRingLoader {
                 Some(DefaultKey {
                     id,
                     header: payload_header(&id),
+                    bindings: Arc::new(crate::bindings::Bindings::new()),
                     encryptor,
                 })
             }

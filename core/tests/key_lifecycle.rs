@@ -624,12 +624,12 @@ async fn decrypt_all_keys_decrypts_concurrently_within_a_bound() {
     assert!(ring.keys().iter().all(|k| k.can_decrypt == Some(true)));
 }
 
-/// A protector (and its clones) keeps its default key's encryptor bound to
-/// its purposes between calls: when the default key changes (here by
-/// revocation) the very same protector must protect with the new key at
-/// once, and still open the old key's payloads only as the ring allows.
-/// Purposes long enough that the bound key derivation holds a whole hashed
-/// block, and short ones.
+/// The default key's encryptor is bound to a protector's purposes and kept
+/// between calls: when the default key changes (here by revocation) the
+/// very same protector (and its clones) must protect with the new key at
+/// once, and open the old key's payloads only as the ring allows. Purposes
+/// long enough that the bound key derivation holds a whole hashed block,
+/// and short ones.
 #[tokio::test]
 async fn one_protector_follows_the_default_key_when_it_changes() {
     let long = "Microsoft.AspNetCore.Authentication.Cookies.CookieAuthenticationMiddleware";
