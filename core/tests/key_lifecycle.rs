@@ -685,3 +685,44 @@ async fn one_protector_follows_the_default_key_when_it_changes() {
         );
     }
 }
+
+/// More purpose chains than the default key keeps bindings for, each used by
+/// protectors made afresh per call: every payload still opens with its own
+/// purposes only, here and in another process reading the same ring.
+#[tokio::test]
+async fn many_purpose_chains_and_protectors_made_per_call() {
+    let repo: Arc<dyn XmlRepository> = Arc::new(InMemoryXmlRepository::new());
+    let c = clock();
+    let p = build(repo.clone(), c.clone()).await.unwrap();
+    let reader = build(repo.clone(), c.clone()).await.unwrap();
+    let purposes: Vec<String> = (0..40)
+        .map(|i| format!("purpose {i} {}", "x".repeat(i * 7)))
+        .collect();
+    let mut payloads = Vec::new();
+    for round in 0..3 {
+        for purpose in &purposes {
+            let payload = p
+                .create_protector(purpose.as_str())
+                .protect(purpose.as_bytes())
+                .unwrap();
+            assert_eq!(
+                p.create_protector(purpose.as_str())
+                    .unprotect(&payload)
+                    .unwrap(),
+                purpose.as_bytes()
+            );
+            if round == 0 {
+                payloads.push(payload);
+            }
+        }
+    }
+    for (i, payload) in payloads.iter().enumerate() {
+        let own = reader.create_protector(purposes[i].as_str());
+        assert_eq!(own.unprotect(payload).unwrap(), purposes[i].as_bytes());
+        let other = reader.create_protector(purposes[(i + 1) % purposes.len()].as_str());
+        assert!(matches!(
+            other.unprotect(payload),
+            Err(Error::DecryptionFailed)
+        ));
+    }
+}
