@@ -383,15 +383,19 @@ mod tests {
     use crate::crypto::{Algorithm, Secret};
     use crate::xml::{Element, KeyXml, descriptor_element};
 
-    #[test]
-    fn a_key_set_read_from_owned_elements_is_the_one_read_from_borrowed_ones() {
-        let key = |n: u128| KeyXml {
+    /// A key with id `n`, its master key derived from `n`.
+    fn key(n: u128) -> KeyXml {
+        KeyXml {
             id: uuid::Uuid::from_u128(n),
             creation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
             activation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
             expiration_date: time::macros::datetime!(2024-04-01 0:00 UTC),
             descriptor: descriptor_element(Algorithm::default(), &Secret::new(vec![n as u8; 64])),
-        };
+        }
+    }
+
+    #[test]
+    fn a_key_set_read_from_owned_elements_is_the_one_read_from_borrowed_ones() {
         let revocation = Element::parse(&format!(
             "<revocation version='1'><revocationDate>2024-02-01T00:00:00Z</revocationDate>\
              <key id='{}'/><reason>test</reason></revocation>",
@@ -434,13 +438,6 @@ mod tests {
     /// as it does one element at a time.
     #[test]
     fn a_large_ring_reads_the_same_on_several_threads() {
-        let key = |n: u128| KeyXml {
-            id: uuid::Uuid::from_u128(n),
-            creation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
-            activation_date: time::macros::datetime!(2024-01-01 0:00 UTC),
-            expiration_date: time::macros::datetime!(2024-04-01 0:00 UTC),
-            descriptor: descriptor_element(Algorithm::default(), &Secret::new(vec![n as u8; 64])),
-        };
         let mut elements = Vec::new();
         for r in 0..300u128 {
             let base = 10 * r;
