@@ -11,9 +11,12 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+#[cfg(not(unix))]
+use super::regular_file::open_for_reading;
+#[cfg(unix)]
+use super::regular_file::open_in_directory;
 use super::regular_file::{
-    MAX_KEY_FILE_LEN, open_for_reading, open_lock_file, read_checked_regular_file,
-    read_opened_regular_file,
+    MAX_KEY_FILE_LEN, open_lock_file, read_checked_regular_file, read_opened,
 };
 use super::versioned::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
@@ -272,29 +275,78 @@ struct FileRead {
     vanished: bool,
 }
 
+/// The directory a read opens the files of its listing in.
+struct Directory<'a> {
+    path: &'a Path,
+    /// A handle of the directory, which files are opened relative to; `None`
+    /// if it does not exist (any file listed in it was deleted since).
+    #[cfg(unix)]
+    handle: Option<File>,
+}
+
+impl<'a> Directory<'a> {
+    fn open(path: &'a Path) -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{Mode, OFlags};
+            // O_DIRECTORY: whatever else was put in its place is refused
+            // without being opened (a FIFO would block).
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let handle = match rustix::fs::open(path, flags, Mode::empty()) {
+                Ok(handle) => Some(File::from(handle)),
+                Err(rustix::io::Errno::NOENT) => None,
+                Err(e) => return Err(io("reading directory", path, e.into())),
+            };
+            Ok(Directory { path, handle })
+        }
+        #[cfg(not(unix))]
+        Ok(Directory { path })
+    }
+
+    /// Opens the file `name` for reading, without blocking on a FIFO.
+    fn open_file(&self, name: &OsStr) -> std::io::Result<File> {
+        #[cfg(unix)]
+        return match &self.handle {
+            Some(handle) => open_in_directory(handle, name),
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        #[cfg(not(unix))]
+        open_for_reading(&self.path.join(name))
+    }
+}
+
 /// Reads and parses the file `entry` names. A file the directory types as
 /// regular is opened at once and checked on the handle; anything else
 /// (a symlink, a FIFO, a device) is looked up by path first and only a
-/// regular file opened, so opening a device never happens.
-fn read_entry(dir: &Path, entry: &Entry) -> FileRead {
-    let path = dir.join(&entry.name);
+/// regular file opened, so opening a device never happens. The file's path
+/// is built only for an error.
+fn read_entry(dir: &Directory<'_>, entry: &Entry) -> FileRead {
     let read = if entry.regular {
-        open_for_reading(&path)
-            .map_err(|e| io("reading", &path, e))
-            .and_then(|file| read_opened_regular_file(&path, &file, MAX_KEY_FILE_LEN))
+        dir.open_file(&entry.name)
+            .map_err(|e| io("reading", &dir.path.join(&entry.name), e))
+            .and_then(|file| {
+                read_opened(&file, MAX_KEY_FILE_LEN)
+                    .map_err(|failure| failure.naming(&dir.path.join(&entry.name)))
+            })
     } else {
+        let path = dir.path.join(&entry.name);
         fs::metadata(&path)
             .map_err(|e| io("reading", &path, e))
             .and_then(|meta| read_checked_regular_file(&path, &meta, MAX_KEY_FILE_LEN))
     };
-    match read.and_then(|(meta, bytes)| parse_file(&path, bytes).map(|parsed| (meta, parsed))) {
+    let parsed = read.and_then(|(meta, bytes)| {
+        parse_file(bytes)
+            .map(|parsed| (meta, parsed))
+            .map_err(|e| naming_file(e, &dir.path.join(&entry.name)))
+    });
+    match parsed {
         Ok((meta, (raw, element))) => FileRead {
             stamp: Stamp::of(&meta),
             child: Ok((entry.name.to_string_lossy().into_owned(), raw, element)),
             vanished: false,
         },
         Err(e) => {
-            let stamp = entry.stamp(dir);
+            let stamp = entry.stamp(dir.path);
             FileRead {
                 stamp: stamp.unwrap_or(Stamp::UNREADABLE),
                 child: Err(e),
@@ -304,19 +356,23 @@ fn read_entry(dir: &Path, entry: &Entry) -> FileRead {
     }
 }
 
-/// The text and element of a key file's `bytes`; a parse error names `path`.
-fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(String, Element)> {
+/// The text and element of a key file's `bytes`.
+fn parse_file(bytes: Vec<u8>) -> Result<(String, Element)> {
     // UTF-8 checked once; the bytes become the stored text uncopied.
-    let parsed = String::from_utf8(bytes)
+    String::from_utf8(bytes)
         .map_err(|_| Error::malformed("document", "the XML is not valid UTF-8"))
-        .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)));
-    parsed.map_err(|e| match e {
+        .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)))
+}
+
+/// A parse error of the file at `path`, naming it.
+fn naming_file(e: Error, path: &Path) -> Error {
+    match e {
         Error::MalformedXml { element, reason } => Error::MalformedXml {
             element,
             reason: format!("{reason} (in {})", path.display()),
         },
         other => other,
-    })
+    }
 }
 
 /// Files a thread takes at a time: threads take blocks as they go, so one
@@ -347,7 +403,7 @@ fn in_order<T: Send>(
 /// stamps, as [`list`] gives them for a directory that did not change. Also
 /// returns whether a listed file vanished before it was read (another
 /// process deleted it): then the listing is stale, not the ring damaged.
-fn read_listed(dir: &Path, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
+fn read_listed(dir: &Directory<'_>, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
     let reads = in_order(entries, threads, |entry| read_entry(dir, entry));
     let version = version_of(
         entries
@@ -391,7 +447,8 @@ fn read_listing(
     let mut listings = 1;
     loop {
         after_listing();
-        let (snapshot, stale) = read_listed(dir, &entries, threads);
+        let directory = Directory::open(dir)?;
+        let (snapshot, stale) = read_listed(&directory, &entries, threads);
         if !stale || listings >= most {
             return Ok(snapshot);
         }
@@ -795,7 +852,12 @@ mod tests {
             bad.extend(["key-05-fifo.xml".to_string(), "key-25-dir.xml".to_string()]);
         }
         bad.sort();
-        let one_thread = read_listed(path, &list_entries(path).unwrap(), 1).0;
+        let one_thread = read_listed(
+            &Directory::open(path).unwrap(),
+            &list_entries(path).unwrap(),
+            1,
+        )
+        .0;
         let expected = numbers(&one_thread);
         assert_eq!(expected.len(), KEYS + usize::from(cfg!(unix)));
         let mut sorted = expected.clone();
@@ -810,7 +872,12 @@ mod tests {
         assert_eq!(one_thread.version, listed);
         const { assert!(KEYS > 3 * FILES_PER_BLOCK, "several blocks per thread") };
         for threads in [2, 3, 7, 64] {
-            let snapshot = read_listed(path, &list_entries(path).unwrap(), threads).0;
+            let snapshot = read_listed(
+                &Directory::open(path).unwrap(),
+                &list_entries(path).unwrap(),
+                threads,
+            )
+            .0;
             assert_eq!(numbers(&snapshot), expected, "{threads} threads");
             assert_eq!(snapshot.version, listed, "{threads} threads");
             let stamps = stamped(path, list_entries(path).unwrap(), threads);
@@ -843,10 +910,14 @@ mod tests {
         let (dir, repo) = directory_of(3).await;
         let path = dir.path();
         let version = || {
-            read_listed(path, &list_entries(path).unwrap(), 2)
-                .0
-                .version
-                .unwrap()
+            read_listed(
+                &Directory::open(path).unwrap(),
+                &list_entries(path).unwrap(),
+                2,
+            )
+            .0
+            .version
+            .unwrap()
         };
         let mut seen = vec![version()];
         let file = path.join("key-1.xml");
