@@ -10,7 +10,7 @@ use super::{
     XmlRepository,
 };
 use crate::error::{Error, Result};
-use crate::xml::{Element, Format, RepositoryDocument};
+use crate::xml::{ClassifiedElement, Element, Format, RepositoryDocument};
 
 /// What one attempt decided, from the document it read.
 enum Decision<T> {
@@ -275,6 +275,12 @@ impl<R: VersionedRepository + ?Sized> XmlRepository for R {
     async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {
         let (document, version) = self.read().await?.into_whole()?;
         Ok((document.into_elements(), version))
+    }
+
+    async fn get_all_classified_versioned(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>)> {
+        Ok(self.read_classified().await?)
     }
 
     async fn changed_since(&self, version: &Version) -> Result<bool> {

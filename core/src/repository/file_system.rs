@@ -22,7 +22,7 @@ use super::versioned::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
 use crate::error::{Error, Result};
-use crate::xml::{Element, Format, RepositoryDocument};
+use crate::xml::{ClassifiedElement, Element, Format, RepositoryDocument};
 
 /// Name of the advisory lock file that serializes conditional writes between
 /// processes sharing the directory (not `*.xml`, so never read as an element).
@@ -262,15 +262,15 @@ fn listing_version(listing: &[(Entry, Stamp)]) -> Version {
 /// vanished file.
 const MAX_LISTINGS: usize = 16;
 
-/// One listed file as read: a stored child, or the error naming the file.
-type ReadChild = Result<(String, String, Element)>;
+/// A stored child as a snapshot keeps it: its file name, text and element.
+type StoredChild = (String, String, Element);
 
-/// One listed file, read.
-struct FileRead {
+/// One listed file, read: what was kept of it, or the error naming it.
+struct FileRead<T> {
     /// Its stamp: from the opened handle when it was read (the file whose
     /// bytes these are), else as a listing sees it.
     stamp: Stamp,
-    child: ReadChild,
+    child: Result<T>,
     /// It was deleted after the directory was read.
     vanished: bool,
 }
@@ -319,8 +319,13 @@ impl<'a> Directory<'a> {
 /// regular is opened at once and checked on the handle; anything else
 /// (a symlink, a FIFO, a device) is looked up by path first and only a
 /// regular file opened, so opening a device never happens. The file's path
-/// is built only for an error.
-fn read_entry(dir: &Directory<'_>, entry: &Entry) -> FileRead {
+/// is built only for an error. What is kept of the file is what `keep`
+/// makes of its name, text and element, on the thread that parsed it.
+fn read_entry<T>(
+    dir: &Directory<'_>,
+    entry: &Entry,
+    keep: &impl Fn(&Entry, String, Element) -> T,
+) -> FileRead<T> {
     let read = if entry.regular {
         dir.open_file(&entry.name)
             .map_err(|e| io("reading", &dir.path.join(&entry.name), e))
@@ -342,7 +347,7 @@ fn read_entry(dir: &Directory<'_>, entry: &Entry) -> FileRead {
     match parsed {
         Ok((meta, (raw, element))) => FileRead {
             stamp: Stamp::of(&meta),
-            child: Ok((entry.name.to_string_lossy().into_owned(), raw, element)),
+            child: Ok(keep(entry, raw, element)),
             vanished: false,
         },
         Err(e) => {
@@ -397,38 +402,77 @@ fn in_order<T: Send>(
     crate::parallel::map_in_order(entries.iter().collect(), threads, FILES_PER_BLOCK, look)
 }
 
-/// Reads every file of `entries`, each child with its file name and text.
-/// A file that cannot be read or parsed is a damaged element, its error
-/// naming the file. The version is the hash of the entries' names and
-/// stamps, as [`list`] gives them for a directory that did not change. Also
-/// returns whether a listed file vanished before it was read (another
-/// process deleted it): then the listing is stale, not the ring damaged.
-fn read_listed(dir: &Directory<'_>, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
-    let reads = in_order(entries, threads, |entry| read_entry(dir, entry));
+/// What reading the files of a listing found.
+struct ListingRead<T> {
+    /// What was kept of each file read, in name order.
+    kept: Vec<T>,
+    /// The errors naming the files that could not be read or parsed.
+    damaged: Vec<Error>,
+    /// The hash of the entries' names and stamps, as [`list`] gives them
+    /// for a directory that did not change.
+    version: Version,
+    /// A listed file vanished before it was read (another process deleted
+    /// it): the listing is stale, not the ring damaged.
+    stale: bool,
+}
+
+/// Reads every file of `entries`, keeping what `keep` makes of each. A file
+/// that cannot be read or parsed is a damaged element, its error naming the
+/// file.
+fn read_files<T: Send>(
+    dir: &Directory<'_>,
+    entries: &[Entry],
+    threads: usize,
+    keep: &(impl Fn(&Entry, String, Element) -> T + Sync),
+) -> ListingRead<T> {
+    let reads = in_order(entries, threads, |entry| read_entry(dir, entry, keep));
     let version = version_of(
         entries
             .iter()
             .zip(&reads)
             .map(|(entry, read)| (&*entry.name, &read.stamp)),
     );
-    let mut children = Vec::with_capacity(entries.len());
+    let mut kept = Vec::with_capacity(entries.len());
     let mut damaged = Vec::new();
     let mut stale = false;
     for read in reads {
         match read.child {
-            Ok(child) => children.push(child),
+            Ok(child) => kept.push(child),
             Err(e) => {
                 stale |= read.vanished;
                 damaged.push(e);
             }
         }
     }
-    let snapshot = Snapshot {
-        document: RepositoryDocument::from_stored(children),
-        version: Some(version),
+    ListingRead {
+        kept,
         damaged,
-    };
-    (snapshot, stale)
+        version,
+        stale,
+    }
+}
+
+/// A stored child as a snapshot keeps it.
+fn stored_child(entry: &Entry, raw: String, element: Element) -> StoredChild {
+    (entry.name.to_string_lossy().into_owned(), raw, element)
+}
+
+/// A snapshot of what was read.
+fn snapshot_of(read: ListingRead<StoredChild>) -> Snapshot {
+    Snapshot {
+        document: RepositoryDocument::from_stored(read.kept),
+        version: Some(read.version),
+        damaged: read.damaged,
+    }
+}
+
+/// Reads every file of `entries` into a snapshot, each child with its file
+/// name and text; also returns whether the listing was stale.
+#[cfg(test)]
+fn read_listed(dir: &Directory<'_>, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
+    let read = read_files(dir, entries, threads, &stored_child);
+    let stale = read.stale;
+    (snapshot_of(read), stale)
 }
 
 /// Reads every file of `entries`, a fresh listing of `dir`. A file deleted
@@ -437,20 +481,21 @@ fn read_listed(dir: &Directory<'_>, entries: &[Entry], threads: usize) -> (Snaps
 /// snapshot is the ring as one listing saw it, rather than a read failure
 /// or a silently shorter ring. `after_listing` runs between each listing and
 /// its reads (tests delete a file at exactly that moment).
-fn read_listing(
+fn read_listing<T: Send>(
     dir: &Path,
     mut entries: Vec<Entry>,
     threads: usize,
     after_listing: &mut dyn FnMut(),
-) -> Result<Snapshot> {
+    keep: &(impl Fn(&Entry, String, Element) -> T + Sync),
+) -> Result<ListingRead<T>> {
     let most = MAX_LISTINGS.saturating_add(entries.len());
     let mut listings = 1;
     loop {
         after_listing();
         let directory = Directory::open(dir)?;
-        let (snapshot, stale) = read_listed(&directory, &entries, threads);
-        if !stale || listings >= most {
-            return Ok(snapshot);
+        let read = read_files(&directory, &entries, threads, keep);
+        if !read.stale || listings >= most {
+            return Ok(read);
         }
         tracing::debug!(
             directory = %dir.display(),
@@ -462,10 +507,20 @@ fn read_listing(
     }
 }
 
-fn read_snapshot(dir: &Path) -> Result<Snapshot> {
+/// Reads the whole directory, keeping what `keep` makes of each file.
+fn read_directory<T: Send>(
+    dir: &Path,
+    keep: &(impl Fn(&Entry, String, Element) -> T + Sync),
+) -> Result<ListingRead<T>> {
     let entries = list_entries(dir)?;
     let threads = working_threads(entries.len());
-    read_listing(dir, entries, threads, &mut || {})
+    read_listing(dir, entries, threads, &mut || {}, keep)
+}
+
+/// What a ring load keeps of a file: its element, classified where it was
+/// parsed (the text is dropped there, and nothing else is allocated).
+fn classified_child(_: &Entry, _: String, element: Element) -> ClassifiedElement {
+    ClassifiedElement::of(element)
 }
 
 /// The file of a child whose location is `name`: only a plain file name in
@@ -645,9 +700,25 @@ fn lock_dir(dir: &Path) -> Result<File> {
 #[async_trait]
 impl VersionedRepository for FileSystemXmlRepository {
     async fn read(&self) -> Result<Snapshot, StorageError> {
-        self.blocking(read_snapshot)
+        self.blocking(|dir| read_directory(dir, &stored_child).map(snapshot_of))
             .await
             .map_err(StorageError::Fatal)
+    }
+
+    /// Classifies each element on the thread that read and parsed its file,
+    /// right after parsing it.
+    async fn read_classified(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
+        let read = self
+            .blocking(|dir| read_directory(dir, &classified_child))
+            .await
+            .map_err(StorageError::Fatal)?;
+        match read.damaged.into_iter().next() {
+            // The first damaged file, as `Snapshot::into_whole` reports it.
+            Some(e) => Err(StorageError::Fatal(e)),
+            None => Ok((read.kept, Some(read.version))),
+        }
     }
 
     /// Lists the directory (names, sizes, modification times) without
@@ -661,7 +732,8 @@ impl VersionedRepository for FileSystemXmlRepository {
             }
             let entries: Vec<Entry> = listing.into_iter().map(|(entry, _)| entry).collect();
             let threads = working_threads(entries.len());
-            read_listing(dir, entries, threads, &mut || {}).map(Some)
+            read_listing(dir, entries, threads, &mut || {}, &stored_child)
+                .map(|read| Some(snapshot_of(read)))
         })
         .await
         .map_err(StorageError::Fatal)
@@ -992,7 +1064,9 @@ mod tests {
                     }
                     listings += 1;
                 },
+                &stored_child,
             )
+            .map(snapshot_of)
             .unwrap();
             assert_eq!(listings, 2, "the directory is listed again");
             let mut expected: Vec<String> = (0..4 * FILES_PER_BLOCK)
@@ -1039,13 +1113,21 @@ mod tests {
         // Every listing is stale by the time it is read: a file is deleted
         // and another added, forever.
         let mut added = 0;
-        let snapshot = read_listing(&path, list_entries(&path).unwrap(), 1, &mut || {
+        let mut churn = || {
             let first = list_entries(&path).unwrap().remove(0).name;
             fs::remove_file(path.join(first)).unwrap();
             added += 1;
             let element = Element::new("key").with_attr("n", (KEYS + added).to_string());
             write_element(&path, &element, &format!("key-{}", KEYS + added)).unwrap();
-        })
+        };
+        let snapshot = read_listing(
+            &path,
+            list_entries(&path).unwrap(),
+            1,
+            &mut churn,
+            &stored_child,
+        )
+        .map(snapshot_of)
         .unwrap();
         assert_eq!(added, MAX_LISTINGS + KEYS, "bounded");
         let err = snapshot.into_whole().unwrap_err();
