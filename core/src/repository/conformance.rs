@@ -84,6 +84,7 @@ where
     lost_responses_never_duplicate(&make().await).await;
     deletion_is_ordered_and_replacement_in_place(&make().await).await;
     classified_reads_agree_with_reads(&make().await).await;
+    the_change_check_sees_every_change(&make().await).await;
 }
 
 /// A `<key>` element whose content does not matter to a repository.
@@ -195,6 +196,66 @@ pub async fn classified_reads_agree_with_reads(target: &dyn ConformanceTarget) {
     }
 }
 
+/// The change check ([`VersionedRepository::has_changed_since`], which a
+/// backend may answer without reading) says "unchanged" for the version
+/// just read, from any handle, and "changed" after an append, a replacement,
+/// a deletion or an element stored by another tool; it agrees with
+/// [`VersionedRepository::read_if_changed`] every time.
+pub async fn the_change_check_sees_every_change(target: &dyn ConformanceTarget) {
+    let repo = xml(target).await;
+    let backend = target.open().await;
+    let version = || async {
+        let snapshot = target.open().await.read().await.expect("read");
+        snapshot.version.expect("a stored document has a version")
+    };
+    let agree = |backend: Arc<dyn VersionedRepository>, known: Version, expected: bool| async move {
+        let changed = backend.has_changed_since(&known).await.expect("check");
+        let read = backend.read_if_changed(&known).await.expect("read");
+        assert_eq!(changed, expected, "has_changed_since");
+        assert_eq!(read.is_some(), expected, "read_if_changed");
+    };
+    // An empty location may have no version yet (nothing stored).
+    let empty = backend.read().await.expect("read").version;
+    let (k1, k2) = (Uuid::new_v4(), Uuid::new_v4());
+    repo.store_element(&key_element(k1), &format!("key-{k1}"))
+        .await
+        .expect("store");
+    if let Some(empty) = empty {
+        agree(backend.clone(), empty, true).await;
+    }
+    let one = version().await;
+    agree(backend.clone(), one.clone(), false).await;
+    assert!(!repo.changed_since(&one).await.expect("check"));
+    repo.store_element(&key_element(k2), &format!("key-{k2}"))
+        .await
+        .expect("store");
+    agree(backend.clone(), one.clone(), true).await;
+    assert!(repo.changed_since(&one).await.expect("check"));
+    let two = version().await;
+    let replaced = repo
+        .replace_elements(&replace_where(|e| {
+            (e.attr("id") == Some(&k1.to_string())).then(|| key_element(k1).with_attr("n", "1"))
+        }))
+        .await
+        .expect("replace");
+    assert_eq!(replaced, 1);
+    agree(backend.clone(), two, true).await;
+    let three = version().await;
+    let deleted = repo
+        .delete_elements(&delete_where(|e| {
+            (e.attr("id") == Some(&k2.to_string())).then_some(DeletionOrder::Key)
+        }))
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 1);
+    agree(backend.clone(), three, true).await;
+    let four = version().await;
+    agree(backend.clone(), four.clone(), false).await;
+    if target.plant("<f:thing xmlns:f=\"urn:foreign\"/>").await {
+        agree(backend, four, true).await;
+    }
+}
+
 /// Shares one backend handle as an [`XmlRepository`] (a trait object of the
 /// primitive, behind the retry loop).
 #[derive(Debug)]
@@ -212,6 +273,9 @@ impl VersionedRepository for Shared {
         &self,
     ) -> Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
         self.0.read_classified().await
+    }
+    async fn has_changed_since(&self, known: &Version) -> Result<bool, StorageError> {
+        self.0.has_changed_since(known).await
     }
     async fn write(
         &self,

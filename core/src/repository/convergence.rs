@@ -284,7 +284,7 @@ impl<R: VersionedRepository + ?Sized> XmlRepository for R {
     }
 
     async fn changed_since(&self, version: &Version) -> Result<bool> {
-        Ok(self.read_if_changed(version).await?.is_some())
+        Ok(self.has_changed_since(version).await?)
     }
 
     async fn store_element(&self, element: &Element, friendly_name: &str) -> Result<()> {

@@ -739,6 +739,15 @@ impl VersionedRepository for FileSystemXmlRepository {
         .map_err(StorageError::Fatal)
     }
 
+    /// Lists the directory (names, sizes, modification times) and reads
+    /// no file.
+    async fn has_changed_since(&self, known: &Version) -> Result<bool, StorageError> {
+        let known = known.clone();
+        self.blocking(move |dir| Ok(listing_version(&list(dir)?) != known))
+            .await
+            .map_err(StorageError::Fatal)
+    }
+
     async fn write(
         &self,
         document: &RepositoryDocument,

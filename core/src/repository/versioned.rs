@@ -179,6 +179,15 @@ pub trait VersionedRepository: fmt::Debug + Send + Sync {
         Ok((snapshot.version.as_ref() != Some(known)).then_some(snapshot))
     }
 
+    /// Whether the stored document is no longer at version `known`: the
+    /// change check behind a refresh and fast revocation. The default asks
+    /// [`VersionedRepository::read_if_changed`]; a backend that can tell
+    /// without reading the document (a directory listing) overrides it, so
+    /// that a refresh after a change reads the ring once, not twice.
+    async fn has_changed_since(&self, known: &Version) -> Result<bool, StorageError> {
+        Ok(self.read_if_changed(known).await?.is_some())
+    }
+
     /// Reads the whole document to load a ring: every element classified
     /// ([`ClassifiedElement::of`]) in document order, with the version. A
     /// damaged element fails the read as it fails [`Snapshot::into_whole`].
