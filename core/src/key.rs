@@ -274,7 +274,9 @@ impl KeyIndex {
     /// Indexes `(payload key id bytes, entry index)` pairs; with a
     /// duplicated id, the first pair wins.
     pub fn new(mut pairs: Vec<([u8; 16], usize)>) -> Self {
-        pairs.sort_by_key(|p| (p.0, p.1));
+        // Pairs are distinct (each index once), so an unstable sort gives
+        // the one order.
+        pairs.sort_unstable_by_key(|p| (p.0, p.1));
         pairs.dedup_by_key(|p| p.0);
         KeyIndex(pairs)
     }
