@@ -15,7 +15,7 @@ use azure_storage_blob::{BlobClient, BlobContainerClient};
 use dataprotection::repository::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
-use dataprotection::xml::RepositoryDocument;
+use dataprotection::xml::{ClassifiedElement, RepositoryDocument};
 use dataprotection::{Error, Result};
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
@@ -376,6 +376,12 @@ impl BlobXmlRepository {
 
     /// Reads the blob into the cache (conditionally on the cached ETag) and returns it.
     async fn refresh(&self, cache: &mut Cache) -> std::result::Result<Snapshot, StorageError> {
+        self.update(cache).await?;
+        Ok(snapshot_of(cache))
+    }
+
+    /// Reads the blob into the cache, conditionally on the cached ETag.
+    async fn update(&self, cache: &mut Cache) -> std::result::Result<(), StorageError> {
         let cached = match &*cache {
             Cache::Present { etag, .. } => Some(etag.clone()),
             _ => None,
@@ -385,7 +391,7 @@ impl BlobXmlRepository {
             Fetched::Absent => *cache = Cache::Absent,
             Fetched::Present { etag, doc } => *cache = Cache::Present { etag, doc },
         }
-        Ok(snapshot_of(cache))
+        Ok(())
     }
 
     /// One conditional upload; when the container is missing and may be created, creates it
@@ -506,6 +512,21 @@ impl VersionedRepository for BlobXmlRepository {
     async fn read(&self) -> std::result::Result<Snapshot, StorageError> {
         let mut cache = self.cache.lock().await;
         self.refresh(&mut cache).await
+    }
+
+    /// Classifies the document the cache holds (after a conditional GET) where it is: nothing
+    /// of it is copied but the keys' descriptors.
+    async fn read_classified(
+        &self,
+    ) -> std::result::Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
+        let mut cache = self.cache.lock().await;
+        self.update(&mut cache).await?;
+        Ok(match &*cache {
+            Cache::Present { etag, doc } => {
+                (doc.classified(), Some(Version::new(etag.to_string())))
+            }
+            _ => (Vec::new(), None),
+        })
     }
 
     /// One conditional GET with `If-None-Match: <known>`: a 304 (nothing changed) costs one

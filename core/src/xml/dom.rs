@@ -21,7 +21,7 @@ const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 /// The namespace bound to the `xml` prefix.
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// Nesting deeper than this is refused (no legitimate key XML comes close).
-const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// A node inside an element.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -586,6 +586,14 @@ impl ClassifiedElement {
         }
     }
 
+    /// Classifies `element` where it stays: a key's descriptor is copied.
+    pub fn of_borrowed(element: &Element) -> Self {
+        ClassifiedElement {
+            is_revocation: element.is("revocation"),
+            classified: StoredElement::classify(element),
+        }
+    }
+
     /// Classifies every element of `elements`, in order: a large ring on a
     /// few threads (each element on its own, so the outcome is the one
     /// thread's).

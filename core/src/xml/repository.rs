@@ -8,7 +8,8 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::dom::{DECLARATION, Element, Format, Scope, parse_with_scope};
+use super::dom::{DECLARATION, Element, Format, MAX_DEPTH, Scope, parse_with_scope};
+use super::key::ClassifiedElement;
 use crate::error::{Error, Result};
 
 /// One top-level element of a repository document.
@@ -112,63 +113,43 @@ impl RepositoryDocument {
                 "more than one byte order mark",
             ));
         }
-        // Validate the whole document (DTD refusal, balance, entities) first.
-        let root = Element::parse(text)?;
-        let mut scope = Scope::from_bindings(root.attributes.iter().filter_map(|a| {
-            if a.name == "xmlns" {
-                Some((String::new(), a.value.clone()))
-            } else {
-                a.name
-                    .strip_prefix("xmlns:")
-                    .map(|p| (p.to_string(), a.value.clone()))
-            }
-        }));
-
-        let mut reader = Reader::from_str(text);
-        let mut depth = 0usize;
-        let mut root_open = None;
-        let mut child_start = 0usize;
-        let mut children = Vec::new();
-        loop {
-            let before = reader.buffer_position() as usize;
-            let event = reader
-                .read_event()
-                .map_err(|e| Error::malformed("repository", e.to_string()))?;
-            let after = reader.buffer_position() as usize;
-            match event {
-                Event::Start(_) => {
-                    if depth == 0 {
-                        root_open = Some(tag_text(&text[before..after]).to_string());
-                    } else if depth == 1 {
-                        child_start = before;
-                    }
-                    depth += 1;
+        // The document is checked as `Element::parse` checks it, without
+        // building it whole: what lies outside the children by one scan,
+        // each child by parsing it (on several threads for a large ring).
+        let outline = outline(text);
+        let scope = outline.root.as_ref().map(|root| {
+            Scope::from_bindings(root.attributes.iter().filter_map(|a| {
+                if a.name == "xmlns" {
+                    Some((String::new(), a.value.clone()))
+                } else {
+                    a.name
+                        .strip_prefix("xmlns:")
+                        .map(|p| (p.to_string(), a.value.clone()))
                 }
-                Event::Empty(_) => {
-                    if depth == 0 {
-                        // `<repository/>`: an empty ring.
-                        let open = tag_text(&text[before..after])
-                            .trim_end_matches("/>")
-                            .trim_end_matches([' ', '\t', '\r', '\n'])
-                            .to_string()
-                            + ">";
-                        root_open = Some(open);
-                    } else if depth == 1 {
-                        children.push(child(tag_text(&text[before..after]), &mut scope)?);
-                    }
-                }
-                Event::End(_) => {
-                    depth = depth.saturating_sub(1);
-                    if depth == 1 {
-                        children.push(child(tag_text(&text[child_start..after]), &mut scope)?);
-                    }
-                }
-                Event::Eof => break,
-                _ => {}
-            }
+            }))
+        });
+        let raw_children: Vec<&str> = outline
+            .children
+            .iter()
+            .filter_map(|range| text.get(range.clone()))
+            .collect();
+        let scope = scope.unwrap_or_default();
+        let threads = crate::parallel::threads_for(raw_children.len());
+        let parsed =
+            crate::parallel::map_in_order(raw_children, threads, CHILDREN_PER_BLOCK, |raw| {
+                child(raw, &mut scope.clone())
+            });
+        // The first error in document order: a child's, or else what the
+        // scan met after the children it found.
+        let children = parsed.into_iter().collect::<Result<Vec<_>>>()?;
+        if let Some(failure) = outline.failure {
+            return Err(failure);
         }
+        let root = outline
+            .root
+            .ok_or_else(|| Error::malformed("document", "no root element"))?;
         Ok(RepositoryDocument {
-            root_open: root_open.unwrap_or_else(|| "<repository>".into()),
+            root_open: outline.root_open,
             root_name: root.name().to_string(),
             children,
             removed: Vec::new(),
@@ -207,6 +188,22 @@ impl RepositoryDocument {
     /// The stored elements, parsed.
     pub fn elements(&self) -> Vec<Element> {
         self.children.iter().map(|c| c.element.clone()).collect()
+    }
+
+    /// The stored elements classified as a ring load reads them
+    /// ([`ClassifiedElement::of_borrowed`]), in document order, on a few
+    /// threads for a large ring, leaving the document as it is (a backend
+    /// that keeps the document it read, to answer a refresh with a
+    /// conditional request, copies nothing of it but the keys' descriptors).
+    pub fn classified(&self) -> Vec<ClassifiedElement> {
+        let elements: Vec<&Element> = self.children.iter().map(|c| &c.element).collect();
+        let threads = crate::parallel::threads_for(elements.len());
+        crate::parallel::map_in_order(
+            elements,
+            threads,
+            CHILDREN_PER_BLOCK,
+            ClassifiedElement::of_borrowed,
+        )
     }
 
     /// The stored elements, parsed, moved out of the document: what a read
@@ -317,6 +314,213 @@ impl RepositoryDocument {
 
 /// The span of an event starting at its `<` (the reader may have skipped
 /// something before it, such as a stray byte order mark).
+/// Children a thread parses at a time.
+const CHILDREN_PER_BLOCK: usize = 64;
+
+/// What one scan of a repository document finds outside its children.
+struct Outline {
+    /// The root's start tag as written (`<repository …>`).
+    root_open: String,
+    /// The root element, without children (its start tag, parsed).
+    root: Option<Element>,
+    /// Where each top-level child's text is, in document order.
+    children: Vec<std::ops::Range<usize>>,
+    /// The first error met, after the children found.
+    failure: Option<Error>,
+}
+
+/// Scans `text`, checking everything but the children's content as
+/// [`Element::parse`] checks it (the same reader settings, the same errors:
+/// a DTD, an encoding other than UTF-8, text or CDATA outside the root, a
+/// second root, an undefined entity between children, mismatched or
+/// missing end tags, nesting past the limit, an invalid root start tag),
+/// and finds the children, whose content their own parse checks.
+fn outline(text: &str) -> Outline {
+    let mut outline = Outline {
+        root_open: "<repository>".into(),
+        root: None,
+        children: Vec::new(),
+        failure: None,
+    };
+    if let Err(e) = scan(text, &mut outline) {
+        outline.failure = Some(e);
+    }
+    outline
+}
+
+fn scan(text: &str, outline: &mut Outline) -> Result<()> {
+    let mut reader = Reader::from_str(text);
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.expand_empty_elements = false;
+    config.trim_text(false);
+    // The local names of the open elements, innermost last (for errors).
+    let mut open: Vec<&[u8]> = Vec::new();
+    let innermost = |open: &[&[u8]]| {
+        open.last().map_or_else(
+            || "document".to_owned(),
+            |n| String::from_utf8_lossy(n).into_owned(),
+        )
+    };
+    let mut child_start = 0usize;
+    loop {
+        let before = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let event = reader.read_event().map_err(|e| {
+            Error::malformed(
+                innermost(&open),
+                format!("{e} at byte {}", reader.error_position()),
+            )
+        })?;
+        let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+        let span = || text.get(before..after).map(tag_text).unwrap_or_default();
+        match event {
+            Event::Decl(decl) => {
+                if let Some(Ok(enc)) = decl.encoding()
+                    && !enc.eq_ignore_ascii_case(b"utf-8")
+                    && !enc.eq_ignore_ascii_case(b"utf8")
+                {
+                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+                    return Err(Error::malformed(
+                        "document",
+                        format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
+                    ));
+                }
+            }
+            Event::DocType(_) => {
+                return Err(Error::malformed(
+                    "document",
+                    "a DTD is not allowed in key XML (entity declarations are refused)",
+                ));
+            }
+            Event::PI(_) | Event::Comment(_) => {}
+            Event::Start(_) => {
+                if open.is_empty() && outline.root.is_some() {
+                    return Err(Error::malformed("document", "more than one root element"));
+                }
+                if open.len() >= MAX_DEPTH {
+                    return Err(Error::malformed("document", "elements nested too deeply"));
+                }
+                match open.len() {
+                    0 => {
+                        let tag = span();
+                        outline.root_open = tag.to_string();
+                        // The start tag alone, closed at once: its names,
+                        // attributes and namespaces checked as a parse of
+                        // the whole document checks them.
+                        let closed = format!("{}/>", tag.strip_suffix('>').unwrap_or(tag));
+                        outline.root = Some(Element::parse(&closed)?);
+                    }
+                    1 => child_start = before,
+                    _ => {}
+                }
+                open.push(local_name(tag_name(span())));
+            }
+            Event::Empty(_) => {
+                if open.is_empty() && outline.root.is_some() {
+                    return Err(Error::malformed("document", "more than one root element"));
+                }
+                match open.len() {
+                    0 => {
+                        // `<repository/>`: an empty ring.
+                        let tag = span();
+                        outline.root = Some(Element::parse(tag)?);
+                        outline.root_open = tag
+                            .trim_end_matches("/>")
+                            .trim_end_matches([' ', '\t', '\r', '\n'])
+                            .to_string()
+                            + ">";
+                    }
+                    1 => outline.children.push(before..after),
+                    _ => {}
+                }
+            }
+            Event::End(_) => {
+                if open.pop().is_none() {
+                    return Err(Error::malformed("document", "unexpected end tag"));
+                }
+                if open.len() == 1 {
+                    outline.children.push(child_start..after);
+                }
+            }
+            // Text and references in a child are its parse's to check.
+            Event::Text(t) if open.len() <= 1 => {
+                let content = t
+                    .xml10_content()
+                    .map_err(|e| Error::malformed("document", e.to_string()))?;
+                outside_children(&open, outline, &content)?;
+            }
+            Event::GeneralRef(r) if open.len() <= 1 => {
+                let resolved = match r
+                    .resolve_char_ref()
+                    .map_err(|e| Error::malformed("document", e.to_string()))?
+                {
+                    Some(ch) => ch.to_string(),
+                    None => {
+                        let name = r
+                            .decode()
+                            .map_err(|e| Error::malformed("document", e.to_string()))?;
+                        match &*name {
+                            "amp" | "lt" | "gt" | "apos" | "quot" => "&".to_owned(),
+                            other => {
+                                return Err(Error::malformed(
+                                    "document",
+                                    format!("undefined entity &{other};"),
+                                ));
+                            }
+                        }
+                    }
+                };
+                outside_children(&open, outline, &resolved)?;
+            }
+            Event::CData(_) if open.is_empty() => {
+                return Err(Error::malformed("document", "CDATA outside the root"));
+            }
+            Event::Text(_) | Event::GeneralRef(_) | Event::CData(_) => {}
+            Event::Eof => break,
+        }
+    }
+    if let Some(name) = open.last() {
+        return Err(Error::malformed(
+            String::from_utf8_lossy(name).into_owned(),
+            "the document ends before this element is closed",
+        ));
+    }
+    Ok(())
+}
+
+/// Text between the root's children is kept out of the document (as
+/// `XElement` would keep it, and drop it on a rewrite); outside the root
+/// only whitespace is allowed.
+fn outside_children(open: &[&[u8]], outline: &Outline, content: &str) -> Result<()> {
+    if !open.is_empty() || content.trim().is_empty() {
+        Ok(())
+    } else if outline.root.is_some() {
+        Err(Error::malformed("document", "text after the root element"))
+    } else {
+        Err(Error::malformed("document", "text before the root element"))
+    }
+}
+
+/// The name in a start tag's text (`<name attr=…>`).
+fn tag_name(tag: &str) -> &[u8] {
+    let bytes = tag.as_bytes();
+    let name = bytes.get(1..).unwrap_or_default();
+    let end = name
+        .iter()
+        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
+        .unwrap_or(name.len());
+    name.get(..end).unwrap_or_default()
+}
+
+/// The local part of a qualified name.
+fn local_name(qualified: &[u8]) -> &[u8] {
+    qualified
+        .iter()
+        .rposition(|b| *b == b':')
+        .and_then(|colon| qualified.get(colon + 1..))
+        .unwrap_or(qualified)
+}
+
 fn tag_text(span: &str) -> &str {
     span.find('<').map_or(span, |i| &span[i..])
 }
@@ -334,6 +538,164 @@ fn child(raw: &str, scope: &mut Scope) -> Result<RepositoryChild> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Documents of many shapes, valid and not (prolog, root, children,
+    /// text between them, epilog, then random damage): deterministic.
+    fn documents() -> Vec<String> {
+        let prologs = [
+            "",
+            "\u{feff}",
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+            "<?xml version=\"1.0\" encoding=\"latin1\"?>",
+            "<!DOCTYPE repository [<!ENTITY x \"y\">]>",
+            "<!-- c --><?pi x?>\n",
+            "text",
+            "&#32;",
+            "&amp;",
+            "<![CDATA[x]]>",
+        ];
+        let roots = [
+            ("<repository>", "</repository>"),
+            ("<repository xmlns:f=\"urn:f\" a='1'>", "</repository>"),
+            ("<r:repository xmlns:r=\"urn:r\">", "</r:repository>"),
+            ("<r:repository>", "</r:repository>"),
+            ("<repository a='1' a='2'>", "</repository>"),
+            ("<repository xmlns=\"urn:d\">", "</repository>"),
+            ("<repository xmlns:f=\"\">", "</repository>"),
+            ("<repository>", "</other>"),
+            ("<repository>", ""),
+            ("<1bad>", "</1bad>"),
+        ];
+        let children = [
+            "<key id=\"1\" version=\"1\"><creationDate>2030-01-01T00:00:00Z</creationDate></key>",
+            "<f:thing a='x'>t&amp;t<!-- c --><f:n/></f:thing>",
+            "<g:thing/>",
+            "<x>&undefined;</x>",
+            "<x>&#x41;<![CDATA[<>]]></x>",
+            "<x a='1' a='2'/>",
+            "<x><y></x>",
+            "<empty/>",
+            "<x xmlns:p='urn:p'><p:y p:a='1'/></x>",
+            "<x>\r\n text \r</x>",
+        ];
+        let between = [
+            "",
+            "\n  ",
+            "text",
+            "&amp;",
+            "&bad;",
+            "&#32;",
+            "<![CDATA[c]]>",
+            "<!-- c -->",
+        ];
+        let epilogs = [
+            "",
+            "\n",
+            "<!-- c -->",
+            "text",
+            "<second/>",
+            "&#32;",
+            "<![CDATA[x]]>",
+        ];
+        let mut docs = Vec::new();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n.max(1) as u64).unwrap_or(0)
+        };
+        // The parts of each list that are well-formed in a root declaring
+        // the prefix f (the first two roots); a document is built from them
+        // alone half of the time.
+        let (good_roots, good_children, good_between) = (2, [0, 1, 4, 7, 8, 9], 7);
+        for i in 0..6000 {
+            let clean = i % 2 == 0;
+            let (open, close) = roots[next(if clean { good_roots } else { roots.len() })];
+            let mut doc = String::new();
+            doc.push_str(if i % 3 == 0 && !clean {
+                prologs[next(prologs.len())]
+            } else {
+                ""
+            });
+            doc.push_str(open);
+            for _ in 0..next(5) {
+                doc.push_str(between[next(if clean { good_between } else { between.len() })]);
+                doc.push_str(if clean {
+                    children[good_children[next(good_children.len())]]
+                } else {
+                    children[next(children.len())]
+                });
+            }
+            doc.push_str(close);
+            if i % 4 == 1 {
+                doc.push_str(epilogs[next(epilogs.len())]);
+            }
+            if i % 5 == 0 {
+                // Nested past the depth limit, or just under it.
+                let depth = 125 + next(5);
+                let nested = "<n>".repeat(depth) + &"</n>".repeat(depth);
+                doc = doc.replacen("</repository>", &(nested + "</repository>"), 1);
+            }
+            if i % 4 == 3 || (clean && i % 8 == 2) {
+                // Random damage: a byte range removed, or a character added.
+                let bytes = doc.as_bytes();
+                let at = next(bytes.len() + 1);
+                if next(2) == 0 {
+                    let end = (at + next(4)).min(bytes.len());
+                    let mut damaged = bytes[..at].to_vec();
+                    damaged.extend_from_slice(&bytes[end..]);
+                    doc = String::from_utf8_lossy(&damaged).into_owned();
+                } else {
+                    let c = [
+                        '<', '>', '&', ';', '/', '=', '"', '\'', ':', 'a', ' ', '!', '?',
+                    ][next(13)];
+                    let at = (0..=at)
+                        .rev()
+                        .find(|i| doc.is_char_boundary(*i))
+                        .unwrap_or(0);
+                    doc.insert(at, c);
+                }
+            }
+            docs.push(doc);
+        }
+        docs
+    }
+
+    /// A repository document parses exactly when the whole document parses
+    /// as one element, to the same root and the same children: checking it
+    /// by one scan and a parse of each child (on several threads) neither
+    /// accepts nor refuses anything that parsing it whole would not.
+    #[test]
+    fn parses_as_the_whole_document_parses() {
+        let (mut parsed, mut refused) = (0, 0);
+        for doc in documents() {
+            if doc.trim_start_matches('\u{feff}').trim().is_empty() {
+                continue;
+            }
+            let whole = Element::parse(&doc);
+            let repository = RepositoryDocument::parse(doc.as_bytes());
+            match (&whole, &repository) {
+                (Ok(root), Ok(repository)) => {
+                    parsed += 1;
+                    assert_eq!(repository.root_name(), root.name(), "{doc}");
+                    let children: Vec<&Element> = repository
+                        .children()
+                        .iter()
+                        .map(RepositoryChild::element)
+                        .collect();
+                    let expected: Vec<&Element> = root.elements().collect();
+                    assert_eq!(children, expected, "{doc}");
+                }
+                (Err(_), Err(_)) => refused += 1,
+                _ => panic!("{doc}\nwhole: {whole:?}\nrepository: {repository:?}"),
+            }
+        }
+        assert!(
+            parsed > 500 && refused > 500,
+            "{parsed} parsed, {refused} refused"
+        );
+    }
 
     #[test]
     fn preserves_children_byte_for_byte() {
