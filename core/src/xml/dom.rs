@@ -994,6 +994,12 @@ fn escape_attr(s: &str, out: &mut String) {
 }
 
 #[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod differential;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
