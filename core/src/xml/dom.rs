@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use quick_xml::events::attributes::{AttrError, Attributes};
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::QName;
 use quick_xml::{Reader, XmlVersion};
 
 use crate::error::{Error, Result};
@@ -277,7 +279,7 @@ impl Element {
     /// assert!(Element::parse("<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Element> {
-        parse_with_scope(text, &mut Scope::default())
+        parse_in_scope(text, None)
     }
 
     /// Parses the UTF-8 bytes of a document (see [`Element::parse`]).
@@ -318,6 +320,8 @@ impl Element {
 
 /// The XML declaration .NET writes.
 pub const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
+/// What quick-xml reads between `<?` and `?>` in [`DECLARATION`].
+const DECLARATION_CONTENT: &[u8] = b"xml version=\"1.0\" encoding=\"utf-8\"";
 /// The UTF-8 byte order mark.
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -362,7 +366,9 @@ fn has_local_name(name: &str, local_name: &str) -> bool {
 }
 
 fn prefix(name: &str) -> Option<&str> {
-    name.split_once(':').map(|(p, _)| p)
+    // A byte loop: names are short, shorter than a `memchr` call is worth.
+    let colon = name.bytes().position(|b| b == b':')?;
+    name.get(..colon)
 }
 
 /// In-scope namespace bindings (`""` is the default namespace). Lookups and
@@ -427,32 +433,33 @@ impl Scope {
 /// Parses with inherited namespace bindings (used for children of a
 /// `<repository>` root that declares prefixes). `inherited` is left as it was.
 pub(crate) fn parse_with_scope(text: &str, inherited: &mut Scope) -> Result<Element> {
-    let mark = inherited.mark();
-    let result = parse_in_scope(text, inherited);
-    inherited.truncate(mark);
-    result
+    // The document's own declarations are kept apart (see `Declarations`),
+    // so `inherited` is only read.
+    parse_in_scope(text, Some(inherited))
 }
 
-fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.starts_with('\u{feff}') {
+fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
+    let document = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if document.starts_with('\u{feff}') {
         return Err(Error::malformed(
             "document",
             "more than one byte order mark",
         ));
     }
-    let mut reader = Reader::from_str(text);
+    let mut reader = Reader::from_str(document);
     let config = reader.config_mut();
     config.check_end_names = true;
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    // The elements open, innermost last.
-    let mut stack: Vec<Open> = Vec::new();
+    let mut scope = Declarations::new(inherited);
+    // The elements open, innermost last (key XML nests five deep: one
+    // allocation for the stack).
+    let mut stack: Vec<Open> = Vec::with_capacity(8);
     let mut root: Option<Element> = None;
     // The text read since the innermost open element's last other child
     // (text and entity references run together into one text node).
-    let mut text = String::new();
+    let mut text = TextRun::default();
 
     loop {
         let event = reader.read_event().map_err(|e| {
@@ -464,6 +471,8 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
             )
         })?;
         match event {
+            // The declaration .NET writes (every key file) names UTF-8.
+            Event::Decl(decl) if *decl == *DECLARATION_CONTENT => {}
             Event::Decl(decl) => {
                 if let Some(Ok(enc)) = decl.encoding()
                     && !enc.eq_ignore_ascii_case(b"utf-8")
@@ -494,7 +503,7 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                     parent.end_text(&mut text, true);
                 }
                 let mark = scope.mark();
-                let element = open_element(&start, scope)?;
+                let element = open_element(document, &start, &mut scope)?;
                 stack.push(Open::new(element, mark));
             }
             Event::Empty(start) => {
@@ -505,7 +514,7 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                     parent.end_text(&mut text, true);
                 }
                 let mark = scope.mark();
-                let element = open_element(&start, scope)?;
+                let element = open_element(document, &start, &mut scope)?;
                 scope.truncate(mark);
                 attach(&mut stack, &mut root, element);
             }
@@ -519,33 +528,45 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
             }
             Event::Text(t) if is_ascii_blank(&t) => {
                 // Formatting (most text in key XML): its line ends are
-                // normalized here, without decoding.
+                // normalized if it is kept, without decoding.
                 if !stack.is_empty() {
-                    push_normalized_blank(&mut text, &t);
+                    text.push_blank(t.into_inner());
                 }
             }
             Event::Text(t) => {
-                let content = t
-                    .xml10_content()
-                    .map_err(|e| Error::malformed("document", e.to_string()))?;
-                push_text(&stack, &root, &mut text, &content)?;
+                let content = match str_in(document, &t) {
+                    // No carriage return: nothing for `xml10_content` to
+                    // normalize, nor UTF-8 to check again.
+                    Some(content) if memchr::memchr(b'\r', content.as_bytes()).is_none() => {
+                        Cow::Borrowed(content)
+                    }
+                    _ => t
+                        .xml10_content()
+                        .map_err(|e| Error::malformed("document", e.to_string()))?,
+                };
+                if stack.is_empty() {
+                    outside_root(&root, &content)?;
+                } else {
+                    text.push_text(content);
+                }
             }
             Event::GeneralRef(r) => {
-                let resolved: Cow<'_, str> = if let Some(ch) = r
+                let mut utf8 = [0; 4];
+                let resolved: &str = if let Some(ch) = r
                     .resolve_char_ref()
                     .map_err(|e| Error::malformed("document", e.to_string()))?
                 {
-                    Cow::Owned(ch.to_string())
+                    ch.encode_utf8(&mut utf8)
                 } else {
                     let name = r
                         .decode()
                         .map_err(|e| Error::malformed("document", e.to_string()))?;
                     match &*name {
-                        "amp" => "&".into(),
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "apos" => "'".into(),
-                        "quot" => "\"".into(),
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "apos" => "'",
+                        "quot" => "\"",
                         other => {
                             return Err(Error::malformed(
                                 "document",
@@ -554,7 +575,11 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                         }
                     }
                 };
-                push_text(&stack, &root, &mut text, &resolved)?;
+                if stack.is_empty() {
+                    outside_root(&root, resolved)?;
+                } else {
+                    text.push_str(resolved);
+                }
             }
             Event::CData(c) => {
                 let content = c
@@ -591,6 +616,202 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
     root.ok_or_else(|| Error::malformed("document", "no root element"))
 }
 
+/// Up to this many declarations in scope are looked up by a scan; past it,
+/// through a map, so that a document with thousands of declarations and
+/// prefixed names is still read in linear time.
+const SCANNED_DECLARATIONS: usize = 8;
+
+/// The namespace declarations in scope while a document is read, over the
+/// bindings inherited from outside it (which are only read).
+///
+/// Most key XML declares one prefix (`xmlns:p4` on `<masterKey>`) or none,
+/// so the common case costs no hashing and at most two allocations per
+/// document: prefixes and URIs are stored end to end in one `String`.
+struct Declarations<'a> {
+    inherited: Option<&'a Scope>,
+    /// Each declaration's prefix then its URI, end to end, in document order.
+    text: String,
+    /// Each declaration in scope, innermost last.
+    declared: Vec<Declared>,
+    /// Prefix to the indexes in `declared` of its declarations in scope,
+    /// made once more than `SCANNED_DECLARATIONS` are in scope.
+    index: Option<HashMap<String, Vec<usize>>>,
+}
+
+/// Where a declaration's prefix and URI are in [`Declarations::text`]:
+/// the prefix is `start..uri`, the URI `uri..end`.
+struct Declared {
+    start: usize,
+    uri: usize,
+    end: usize,
+}
+
+impl<'a> Declarations<'a> {
+    fn new(inherited: Option<&'a Scope>) -> Self {
+        Declarations {
+            inherited,
+            text: String::new(),
+            declared: Vec::new(),
+            index: None,
+        }
+    }
+
+    fn prefix(&self, declared: &Declared) -> &str {
+        self.text.get(declared.start..declared.uri).unwrap_or("")
+    }
+
+    fn uri(&self, declared: &Declared) -> &str {
+        self.text.get(declared.uri..declared.end).unwrap_or("")
+    }
+
+    fn declare(&mut self, prefix: &str, uri: &str) {
+        self.text.reserve(prefix.len() + uri.len());
+        let start = self.text.len();
+        self.text.push_str(prefix);
+        let uri_start = self.text.len();
+        self.text.push_str(uri);
+        self.declared.push(Declared {
+            start,
+            uri: uri_start,
+            end: self.text.len(),
+        });
+        let position = self.declared.len() - 1;
+        match &mut self.index {
+            Some(index) => index.entry(prefix.to_string()).or_default().push(position),
+            None if self.declared.len() > SCANNED_DECLARATIONS => {
+                let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                for (position, declared) in self.declared.iter().enumerate() {
+                    index
+                        .entry(self.prefix(declared).to_string())
+                        .or_default()
+                        .push(position);
+                }
+                self.index = Some(index);
+            }
+            None => {}
+        }
+    }
+
+    /// A point to return to with [`Declarations::truncate`].
+    fn mark(&self) -> usize {
+        self.declared.len()
+    }
+
+    /// Undoes every declaration made after `mark`.
+    fn truncate(&mut self, mark: usize) {
+        // Most elements declare nothing: nothing to undo.
+        if self.declared.len() <= mark {
+            return;
+        }
+        if let Some(index) = &mut self.index {
+            for declared in self.declared.get(mark..).unwrap_or_default() {
+                let prefix = self.text.get(declared.start..declared.uri).unwrap_or("");
+                if let Some(positions) = index.get_mut(prefix) {
+                    positions.pop();
+                }
+            }
+        }
+        if let Some(first) = self.declared.get(mark) {
+            self.text.truncate(first.start);
+        }
+        self.declared.truncate(mark);
+    }
+
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(XML_NS);
+        }
+        let declared = match &self.index {
+            Some(index) => index
+                .get(prefix)
+                .and_then(|positions| positions.last())
+                .and_then(|&position| self.declared.get(position)),
+            None => self
+                .declared
+                .iter()
+                .rev()
+                .find(|declared| self.prefix(declared) == prefix),
+        };
+        match declared {
+            Some(declared) => Some(self.uri(declared)),
+            None => self.inherited.and_then(|scope| scope.lookup(prefix)),
+        }
+    }
+}
+
+/// The text read since the innermost open element's last other child.
+///
+/// Its first piece is held as read, borrowed from the document: a run of
+/// one piece (a date, a Base64 value, the formatting whitespace between
+/// elements) is copied once, into its node, or not at all when it is
+/// formatting to drop. Longer runs are joined in a buffer reused for the
+/// whole document.
+#[derive(Default)]
+struct TextRun<'a> {
+    first: Piece<'a>,
+    /// The run, once it has more than one piece (line ends normalized).
+    joined: String,
+}
+
+#[derive(Default)]
+enum Piece<'a> {
+    #[default]
+    None,
+    /// ASCII whitespace as written (line ends not yet normalized).
+    Blank(Cow<'a, [u8]>),
+    /// Text with its line ends normalized.
+    Text(Cow<'a, str>),
+}
+
+impl<'a> TextRun<'a> {
+    /// Appends ASCII whitespace, line ends as written.
+    fn push_blank(&mut self, blank: Cow<'a, [u8]>) {
+        if blank.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            self.first = Piece::Blank(blank);
+        } else {
+            self.join_first();
+            push_normalized_blank(&mut self.joined, &blank);
+        }
+    }
+
+    /// Appends text whose line ends are normalized.
+    fn push_text(&mut self, text: Cow<'a, str>) {
+        if text.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            self.first = Piece::Text(text);
+        } else {
+            self.join_first();
+            self.joined.push_str(&text);
+        }
+    }
+
+    /// Appends text whose line ends are normalized, borrowed for a moment.
+    fn push_str(&mut self, text: &str) {
+        if !text.is_empty() {
+            self.join_first();
+            self.joined.push_str(text);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self.first, Piece::None) && self.joined.is_empty()
+    }
+
+    /// Moves the first piece into `joined`, for another to follow it.
+    fn join_first(&mut self) {
+        match std::mem::take(&mut self.first) {
+            Piece::None => {}
+            Piece::Blank(blank) => push_normalized_blank(&mut self.joined, &blank),
+            Piece::Text(text) => self.joined.push_str(&text),
+        }
+    }
+}
+
 /// An element being read.
 ///
 /// Whitespace-only text in an element that also has element or comment
@@ -618,23 +839,44 @@ impl Open {
         }
     }
 
-    /// Ends the run of `text` read in this element (leaving `text` empty),
+    /// Ends the run of `text` read in this element (leaving it empty),
     /// before another child or the end tag; `structure_follows` when that
     /// child is an element or a comment.
-    fn end_text(&mut self, text: &mut String, structure_follows: bool) {
-        if !text.is_empty() {
-            let blank = is_blank(text);
-            if blank && (self.structured || structure_follows) {
-                text.clear();
-            } else {
-                self.blank_text |= blank;
-                // A copy of exactly its length; the buffer keeps its
-                // capacity for the next run.
-                self.element.children.push(Node::Text(text.as_str().into()));
-                text.clear();
-            }
-        }
+    fn end_text(&mut self, text: &mut TextRun<'_>, structure_follows: bool) {
+        let formatting = self.structured || structure_follows;
         self.structured |= structure_follows;
+        let run = match std::mem::take(&mut text.first) {
+            Piece::None if text.joined.is_empty() => return,
+            Piece::None => {
+                let blank = is_blank(&text.joined);
+                if !(blank && formatting) {
+                    self.blank_text |= blank;
+                    // A copy of exactly its length; the buffer keeps its
+                    // capacity for the next run.
+                    self.element
+                        .children
+                        .push(Node::Text(text.joined.as_str().into()));
+                }
+                text.joined.clear();
+                return;
+            }
+            Piece::Blank(_) if formatting => return,
+            Piece::Blank(blank) => {
+                self.blank_text = true;
+                let mut run = String::with_capacity(blank.len());
+                push_normalized_blank(&mut run, &blank);
+                run
+            }
+            Piece::Text(run) => {
+                let blank = is_blank(&run);
+                if blank && formatting {
+                    return;
+                }
+                self.blank_text |= blank;
+                run.into_owned()
+            }
+        };
+        self.element.children.push(Node::Text(run));
     }
 
     /// The element, without the formatting whitespace kept before it was
@@ -665,29 +907,21 @@ fn is_ascii_blank(bytes: &[u8]) -> bool {
 /// Appends ASCII whitespace with XML 1.0's line-end normalization (`\r\n`
 /// and a lone `\r` read as `\n`), as `xml10_content` would give it.
 fn push_normalized_blank(text: &mut String, blank: &[u8]) {
-    let mut bytes = blank.iter().peekable();
-    while let Some(&byte) = bytes.next() {
-        if byte == b'\r' {
-            bytes.next_if_eq(&&b'\n');
-            text.push('\n');
-        } else {
-            text.push(char::from(byte));
-        }
+    // Runs between carriage returns are copied whole (ASCII, so valid UTF-8).
+    let mut runs = blank.split(|&b| b == b'\r');
+    if let Some(run) = runs.next() {
+        text.push_str(std::str::from_utf8(run).unwrap_or_default());
+    }
+    for run in runs {
+        // `\r` read as `\n`; a `\n` right after it is the same line end.
+        text.push('\n');
+        let run = run.strip_prefix(b"\n").unwrap_or(run);
+        text.push_str(std::str::from_utf8(run).unwrap_or_default());
     }
 }
 
-/// Adds `content` to the text run of the innermost open element; outside
-/// the root only whitespace is allowed.
-fn push_text(
-    stack: &[Open],
-    root: &Option<Element>,
-    text: &mut String,
-    content: &str,
-) -> Result<()> {
-    if !stack.is_empty() {
-        text.push_str(content);
-        return Ok(());
-    }
+/// Checks text read outside the root element: only whitespace is allowed.
+fn outside_root(root: &Option<Element>, content: &str) -> Result<()> {
     if content.trim().is_empty() {
         Ok(())
     } else if root.is_some() {
@@ -760,9 +994,14 @@ fn is_xml_name_by_chars(name: &str) -> bool {
         && chars.all(name_char)
 }
 
-fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
+/// The element of a start tag (`document` is the text the reader reads).
+fn open_element(
+    document: &str,
+    start: &BytesStart<'_>,
+    scope: &mut Declarations<'_>,
+) -> Result<Element> {
     let qualified = start.name();
-    let name = std::str::from_utf8(qualified.as_ref())
+    let name = str_or_utf8(document, qualified.as_ref())
         .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?;
     if !is_xml_name(name) {
         return Err(Error::malformed(
@@ -771,12 +1010,18 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
         ));
     }
     let name = shared_name(name);
-    let mut attributes: Vec<Attribute> = Vec::new();
+    // Room for the attributes of key XML's elements (at most two) in the
+    // first allocation, made only when there may be attributes.
+    let mut attributes: Vec<Attribute> = if start.attributes_raw().is_empty() {
+        Vec::new()
+    } else {
+        Vec::with_capacity(4)
+    };
     // quick-xml's duplicate check compares each attribute with every earlier
     // one (quadratic); duplicates are found below with a hash set instead.
-    for attr in start.attributes().with_checks(false) {
+    for attr in TagAttributes::new(start) {
         let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
-        let key = std::str::from_utf8(attr.key.as_ref())
+        let key = str_or_utf8(document, attr.key.as_ref())
             .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?;
         if !is_xml_name(key) {
             return Err(Error::malformed(
@@ -784,12 +1029,10 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                 format!("invalid attribute name {key:?}"),
             ));
         }
-        let value = attr
-            .normalized_value(XmlVersion::Explicit1_0)
-            .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?
-            .into_owned();
+        let value = attribute_value(document, &attr)
+            .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?;
         if key == "xmlns" {
-            scope.push(String::new(), value.clone());
+            scope.declare("", &value);
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             if value.is_empty() {
                 return Err(Error::malformed(
@@ -797,14 +1040,14 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                     "a prefix cannot be undeclared",
                 ));
             }
-            scope.push(p.to_string(), value.clone());
+            scope.declare(p, &value);
         }
         // Its namespace is resolved below, once every declaration on this
         // element is in scope.
         attributes.push(Attribute {
             name: key.to_string(),
             namespace: None,
-            value,
+            value: value.into_owned(),
         });
     }
     let namespace = match prefix(&name) {
@@ -867,6 +1110,162 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
         attributes,
         children: Vec::new(),
     })
+}
+
+/// The attribute's value normalized as XML 1.0 has it, exactly as quick-xml's
+/// `normalized_value` gives it; without its work when there is nothing to
+/// normalize (no reference, tab or line end: `AES_256_CBC`, an id, a type name).
+fn attribute_value<'a>(
+    document: &'a str,
+    attr: &quick_xml::events::attributes::Attribute<'a>,
+) -> quick_xml::Result<Cow<'a, str>> {
+    if let Cow::Borrowed(raw) = attr.value
+        && memchr::memchr3(b'&', b'\n', b'\r', raw).is_none()
+        && memchr::memchr(b'\t', raw).is_none()
+        && let Ok(value) = str_or_utf8(document, raw)
+    {
+        return Ok(Cow::Borrowed(value));
+    }
+    attr.normalized_value(XmlVersion::Explicit1_0)
+}
+
+/// `bytes` as the `str` they are in `document` when they are a slice of it
+/// (as the names and values of events read from it are): that needs no
+/// UTF-8 check, which would cost more than the rest of reading a short name.
+/// `None` for bytes from elsewhere, or not on `char` boundaries.
+fn str_in<'a>(document: &'a str, bytes: &[u8]) -> Option<&'a str> {
+    // Same address and length as `bytes`: the very same bytes.
+    let offset = bytes
+        .as_ptr()
+        .addr()
+        .checked_sub(document.as_ptr().addr())?;
+    document.get(offset..offset.checked_add(bytes.len())?)
+}
+
+/// [`str_in`], or else `bytes` checked as UTF-8.
+fn str_or_utf8<'a>(
+    document: &'a str,
+    bytes: &'a [u8],
+) -> std::result::Result<&'a str, std::str::Utf8Error> {
+    match str_in(document, bytes) {
+        Some(text) => Ok(text),
+        None => std::str::from_utf8(bytes),
+    }
+}
+
+/// The attributes of a start tag, exactly as quick-xml's `Attributes`
+/// iterator gives them with its duplicate check off.
+///
+/// That iterator costs about 220 instructions an attribute, a fifth of
+/// reading a key file; the plain form `name="value"` (or `'value'`) after
+/// whitespace, nearly every attribute there is, is read here directly.
+/// Anything else (whitespace around `=`, an unquoted value, a missing
+/// quote, ...) hands over to quick-xml's iterator, from the same attribute
+/// on, so that what it accepts and the errors it gives stay its own.
+struct TagAttributes<'a> {
+    start: &'a BytesStart<'a>,
+    /// Where the next attribute is looked for (read here).
+    position: usize,
+    /// How many attributes were given so far.
+    given: usize,
+    /// quick-xml's iterator, once it took over.
+    quick_xml: Option<Attributes<'a>>,
+}
+
+impl<'a> TagAttributes<'a> {
+    fn new(start: &'a BytesStart<'a>) -> Self {
+        TagAttributes {
+            start,
+            position: start.name().as_ref().len(),
+            given: 0,
+            quick_xml: None,
+        }
+    }
+
+    /// The next attribute if it is in the plain form. Follows quick-xml's
+    /// `IterState::next`.
+    fn next_plain(&mut self) -> Plain<'a> {
+        let tag: &'a [u8] = self.start;
+        let is_whitespace = |b: &u8| matches!(b, b' ' | b'\r' | b'\n' | b'\t');
+        let rest = tag.get(self.position..).unwrap_or_default();
+        let Some(skipped) = rest.iter().position(|b| !is_whitespace(b)) else {
+            return Plain::End;
+        };
+        let key_start = self.position + skipped;
+        // quick-xml takes the key's first byte as it is, then reads up to
+        // `=` or whitespace; a key starting with `=` is left to it.
+        if tag.get(key_start) == Some(&b'=') {
+            return Plain::Other;
+        }
+        let Some(key_length) = tag
+            .get(key_start + 1..)
+            .and_then(|rest| rest.iter().position(|&b| b == b'=' || is_whitespace(&b)))
+        else {
+            return Plain::Other;
+        };
+        let key_end = key_start + 1 + key_length;
+        if tag.get(key_end) != Some(&b'=') {
+            return Plain::Other;
+        }
+        let quote = match tag.get(key_end + 1) {
+            Some(&quote) if quote == b'"' || quote == b'\'' => quote,
+            _ => return Plain::Other,
+        };
+        let value_start = key_end + 2;
+        let Some(value_end) = tag
+            .get(value_start..)
+            .and_then(|rest| memchr::memchr(quote, rest))
+            .map(|length| value_start + length)
+        else {
+            return Plain::Other;
+        };
+        match (tag.get(key_start..key_end), tag.get(value_start..value_end)) {
+            (Some(key), Some(value)) => {
+                self.position = value_end + 1;
+                Plain::Attribute(key, value)
+            }
+            _ => Plain::Other,
+        }
+    }
+}
+
+/// What [`TagAttributes::next_plain`] found.
+enum Plain<'a> {
+    /// An attribute's name and raw value.
+    Attribute(&'a [u8], &'a [u8]),
+    /// Nothing but whitespace to the end of the tag.
+    End,
+    /// Something for quick-xml to read.
+    Other,
+}
+
+impl<'a> Iterator for TagAttributes<'a> {
+    type Item = std::result::Result<quick_xml::events::attributes::Attribute<'a>, AttrError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.quick_xml.is_none() {
+            match self.next_plain() {
+                Plain::Attribute(key, value) => {
+                    self.given += 1;
+                    return Some(Ok(quick_xml::events::attributes::Attribute {
+                        key: QName(key),
+                        value: Cow::Borrowed(value),
+                    }));
+                }
+                Plain::End => return None,
+                Plain::Other => {}
+            }
+            // The end of the tag, or something quick-xml is to judge: its
+            // iterator, moved past the attributes already given.
+            let mut attributes = self.start.attributes();
+            attributes.with_checks(false);
+            for _ in 0..self.given {
+                attributes.next();
+            }
+            self.quick_xml = Some(attributes);
+        }
+        self.quick_xml.as_mut()?.next()
+    }
 }
 
 fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, out: &mut String) {

@@ -459,6 +459,51 @@ fn parser_gives_what_the_reference_parser_gives_on_key_xml_and_hostile_documents
         .collect();
     let closing: String = (0..100).rev().map(|i| format!("</p{}:e>", i % 7)).collect();
     documents.push(format!("{nested}<x p3:a='v'/>{closing}"));
+    // Attribute syntax, plain and not: each alone, after a plain attribute,
+    // and before one.
+    let attribute_syntax = [
+        "a=\"1\"",
+        "a='1'",
+        "a=\"\"",
+        "a = \"1\"",
+        "a= '1'",
+        "a =\"1\"",
+        "a\t=\r\n\"1\"",
+        "a=1",
+        "a=",
+        "a",
+        "a \"1\"",
+        "=\"1\"",
+        "==\"1\"",
+        "a==\"1\"",
+        "a=\"1",
+        "a='1\"",
+        "a=\"1'\"",
+        "a=\"1\"b=\"2\"",
+        "a='1'b='2'",
+        "a=\"x>y\"",
+        "a=\"é\"",
+        "é=\"1\"",
+        "a=\"\t\"",
+        "a=\"&amp;\"",
+        "a=\"1\" a=\"2\"",
+        "xmlns:p=\"urn:p\" p:a=\"1\"",
+        "xmlns:p = 'urn:p' p:a='1'",
+        "xmlns:p='urn:p'p:a='1'",
+        "p:a='1' xmlns:p='urn:p'",
+    ];
+    for syntax in attribute_syntax {
+        for tag in [
+            format!("<e {syntax}/>"),
+            format!("<e {syntax}></e>"),
+            format!("<e b='0' {syntax} />"),
+            format!("<e {syntax} c='0'>t</e>"),
+            format!("<e\n\t{syntax}\r\n/>"),
+            format!("<r><e {syntax}/></r>"),
+        ] {
+            documents.push(tag);
+        }
+    }
     for (index, document) in documents.iter().enumerate() {
         assert_same(document, index as u64, &[]);
         assert_same(document, index as u64, &[("p", "urn:p"), ("", "urn:d")]);
