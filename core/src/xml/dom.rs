@@ -328,11 +328,12 @@ pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// An element's qualified name as written.
 type Name = Cow<'static, str>;
 
-/// `name`, shared rather than allocated when it is one of the names of
-/// ASP.NET Core's key XML: a ring of 10,000 keys holds about 100,000
-/// elements, each otherwise an allocation to make and later to free.
-fn shared_name(name: &str) -> Name {
-    Cow::Borrowed(match name {
+/// `name` as the `'static` name of ASP.NET Core's key XML it is, if it is
+/// one (every one a valid XML name): shared rather than allocated, as a
+/// ring of 10,000 keys holds about 100,000 elements, each otherwise an
+/// allocation to make and later to free.
+fn known_name(name: &str) -> Option<&'static str> {
+    Some(match name {
         "key" => "key",
         "creationDate" => "creationDate",
         "activationDate" => "activationDate",
@@ -347,7 +348,7 @@ fn shared_name(name: &str) -> Name {
         "reason" => "reason",
         "encryptedSecret" => "encryptedSecret",
         "encryptedKey" => "encryptedKey",
-        _ => return Cow::Owned(name.to_string()),
+        _ => return None,
     })
 }
 
@@ -536,8 +537,11 @@ fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
             Event::Text(t) => {
                 let content = match str_in(document, &t) {
                     // No carriage return: nothing for `xml10_content` to
-                    // normalize, nor UTF-8 to check again.
-                    Some(content) if memchr::memchr(b'\r', content.as_bytes()).is_none() => {
+                    // normalize, nor UTF-8 to check again. (A fold, not a
+                    // search that stops early: the compiler vectorizes it.)
+                    Some(content)
+                        if !content.bytes().fold(false, |cr, byte| cr | (byte == b'\r')) =>
+                    {
                         Cow::Borrowed(content)
                     }
                     _ => t
@@ -1003,13 +1007,16 @@ fn open_element(
     let qualified = start.name();
     let name = str_or_utf8(document, qualified.as_ref())
         .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?;
-    if !is_xml_name(name) {
-        return Err(Error::malformed(
-            "document",
-            format!("invalid element name {name:?}"),
-        ));
-    }
-    let name = shared_name(name);
+    let name: Name = match known_name(name) {
+        Some(known) => Cow::Borrowed(known),
+        None if is_xml_name(name) => Cow::Owned(name.to_string()),
+        None => {
+            return Err(Error::malformed(
+                "document",
+                format!("invalid element name {name:?}"),
+            ));
+        }
+    };
     // Room for the attributes of key XML's elements (at most two) in the
     // first allocation, made only when there may be attributes.
     let mut attributes: Vec<Attribute> = if start.attributes_raw().is_empty() {
@@ -1020,7 +1027,7 @@ fn open_element(
     // quick-xml's duplicate check compares each attribute with every earlier
     // one (quadratic); duplicates are found below with a hash set instead.
     for attr in TagAttributes::new(start) {
-        let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
+        let (attr, plain) = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
         let key = str_or_utf8(document, attr.key.as_ref())
             .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?;
         if !is_xml_name(key) {
@@ -1029,7 +1036,7 @@ fn open_element(
                 format!("invalid attribute name {key:?}"),
             ));
         }
-        let value = attribute_value(document, &attr)
+        let value = attribute_value(document, &attr, plain)
             .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?;
         if key == "xmlns" {
             scope.declare("", &value);
@@ -1114,14 +1121,18 @@ fn open_element(
 
 /// The attribute's value normalized as XML 1.0 has it, exactly as quick-xml's
 /// `normalized_value` gives it; without its work when there is nothing to
-/// normalize (no reference, tab or line end: `AES_256_CBC`, an id, a type name).
+/// normalize (no reference, tab or line end: `AES_256_CBC`, an id, a type
+/// name); `plain` when that is already known.
 fn attribute_value<'a>(
     document: &'a str,
     attr: &quick_xml::events::attributes::Attribute<'a>,
+    plain: bool,
 ) -> quick_xml::Result<Cow<'a, str>> {
     if let Cow::Borrowed(raw) = attr.value
-        && memchr::memchr3(b'&', b'\n', b'\r', raw).is_none()
-        && memchr::memchr(b'\t', raw).is_none()
+        && (plain
+            || raw
+                .iter()
+                .all(|&b| BYTE_CLASS[usize::from(b)] & TO_NORMALIZE == 0))
         && let Ok(value) = str_or_utf8(document, raw)
     {
         return Ok(Cow::Borrowed(value));
@@ -1186,9 +1197,9 @@ impl<'a> TagAttributes<'a> {
     /// `IterState::next`.
     fn next_plain(&mut self) -> Plain<'a> {
         let tag: &'a [u8] = self.start;
-        let is_whitespace = |b: &u8| matches!(b, b' ' | b'\r' | b'\n' | b'\t');
+        let class = |b: &u8| BYTE_CLASS[usize::from(*b)];
         let rest = tag.get(self.position..).unwrap_or_default();
-        let Some(skipped) = rest.iter().position(|b| !is_whitespace(b)) else {
+        let Some(skipped) = rest.iter().position(|b| class(b) & WHITESPACE == 0) else {
             return Plain::End;
         };
         let key_start = self.position + skipped;
@@ -1197,42 +1208,118 @@ impl<'a> TagAttributes<'a> {
         if tag.get(key_start) == Some(&b'=') {
             return Plain::Other;
         }
-        let Some(key_length) = tag
-            .get(key_start + 1..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'=' || is_whitespace(&b)))
-        else {
+        let Some(key_length) = tag.get(key_start + 1..).and_then(|rest| {
+            rest.iter()
+                .position(|b| class(b) & (WHITESPACE | EQUALS) != 0)
+        }) else {
             return Plain::Other;
         };
         let key_end = key_start + 1 + key_length;
         if tag.get(key_end) != Some(&b'=') {
             return Plain::Other;
         }
-        let quote = match tag.get(key_end + 1) {
-            Some(&quote) if quote == b'"' || quote == b'\'' => quote,
+        let closing = match tag.get(key_end + 1) {
+            Some(b'"') => DOUBLE_QUOTE,
+            Some(b'\'') => SINGLE_QUOTE,
             _ => return Plain::Other,
         };
         let value_start = key_end + 2;
-        let Some(value_end) = tag
+        let Some((value_length, plain)) = tag
             .get(value_start..)
-            .and_then(|rest| memchr::memchr(quote, rest))
-            .map(|length| value_start + length)
+            .and_then(|rest| scan_value(rest, closing))
         else {
             return Plain::Other;
         };
+        let value_end = value_start + value_length;
         match (tag.get(key_start..key_end), tag.get(value_start..value_end)) {
             (Some(key), Some(value)) => {
                 self.position = value_end + 1;
-                Plain::Attribute(key, value)
+                Plain::Attribute { key, value, plain }
             }
             _ => Plain::Other,
         }
     }
 }
 
+/// The length of an attribute value up to its closing quote (`closing`,
+/// the quote's class), and whether it has nothing to normalize; `None`
+/// when the quote is missing.
+///
+/// Eight bytes at a time, as this runs over every byte of every value (a
+/// type name of 200 bytes in each key), and a byte loop costs a dozen
+/// instructions a byte, `memchr` a hundred a call: every byte it looks for
+/// (quotes, `&`, tab, line ends) is below `(`, and a word with no byte
+/// below `(` is skipped whole. (The test is the classic "has a byte less
+/// than": exact on whether there is one; only the bytes above the first
+/// one found may be misjudged, and those are looked at one by one.)
+fn scan_value(value: &[u8], closing: u8) -> Option<(usize, bool)> {
+    /// `(` in every byte.
+    const BELOW: u64 = 0x2828_2828_2828_2828;
+    /// The high bit of every byte.
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut seen = 0;
+    let mut offset = 0;
+    let mut chunks = value.chunks_exact(8);
+    for chunk in &mut chunks {
+        if let Ok(bytes) = <[u8; 8]>::try_from(chunk) {
+            let word = u64::from_le_bytes(bytes);
+            if word.wrapping_sub(BELOW) & !word & HIGH == 0 {
+                offset += 8;
+                continue;
+            }
+        }
+        for (index, byte) in chunk.iter().enumerate() {
+            let class = BYTE_CLASS[usize::from(*byte)];
+            if class & closing != 0 {
+                return Some((offset + index, seen & TO_NORMALIZE == 0));
+            }
+            seen |= class;
+        }
+        offset += 8;
+    }
+    for (index, byte) in chunks.remainder().iter().enumerate() {
+        let class = BYTE_CLASS[usize::from(*byte)];
+        if class & closing != 0 {
+            return Some((offset + index, seen & TO_NORMALIZE == 0));
+        }
+        seen |= class;
+    }
+    None
+}
+
+/// XML whitespace (to quick-xml): space, tab, line ends.
+const WHITESPACE: u8 = 1;
+/// `=`.
+const EQUALS: u8 = 2;
+/// `"`.
+const DOUBLE_QUOTE: u8 = 4;
+/// `'`.
+const SINGLE_QUOTE: u8 = 8;
+/// What attribute value normalization replaces: references, tab, line ends.
+const TO_NORMALIZE: u8 = 16;
+/// What each byte is to [`TagAttributes`] and [`attribute_value`].
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    table[b' ' as usize] = WHITESPACE;
+    table[b'\t' as usize] = WHITESPACE | TO_NORMALIZE;
+    table[b'\n' as usize] = WHITESPACE | TO_NORMALIZE;
+    table[b'\r' as usize] = WHITESPACE | TO_NORMALIZE;
+    table[b'=' as usize] = EQUALS;
+    table[b'"' as usize] = DOUBLE_QUOTE;
+    table[b'\'' as usize] = SINGLE_QUOTE;
+    table[b'&' as usize] = TO_NORMALIZE;
+    table
+};
+
 /// What [`TagAttributes::next_plain`] found.
 enum Plain<'a> {
-    /// An attribute's name and raw value.
-    Attribute(&'a [u8], &'a [u8]),
+    /// An attribute's name and raw value, and whether that has nothing to
+    /// normalize.
+    Attribute {
+        key: &'a [u8],
+        value: &'a [u8],
+        plain: bool,
+    },
     /// Nothing but whitespace to the end of the tag.
     End,
     /// Something for quick-xml to read.
@@ -1240,17 +1327,21 @@ enum Plain<'a> {
 }
 
 impl<'a> Iterator for TagAttributes<'a> {
-    type Item = std::result::Result<quick_xml::events::attributes::Attribute<'a>, AttrError>;
+    /// An attribute, and whether its value is known to have nothing to
+    /// normalize.
+    type Item =
+        std::result::Result<(quick_xml::events::attributes::Attribute<'a>, bool), AttrError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.quick_xml.is_none() {
             match self.next_plain() {
-                Plain::Attribute(key, value) => {
+                Plain::Attribute { key, value, plain } => {
                     self.given += 1;
-                    return Some(Ok(quick_xml::events::attributes::Attribute {
+                    let attribute = quick_xml::events::attributes::Attribute {
                         key: QName(key),
                         value: Cow::Borrowed(value),
-                    }));
+                    };
+                    return Some(Ok((attribute, plain)));
                 }
                 Plain::End => return None,
                 Plain::Other => {}
@@ -1264,7 +1355,12 @@ impl<'a> Iterator for TagAttributes<'a> {
             }
             self.quick_xml = Some(attributes);
         }
-        self.quick_xml.as_mut()?.next()
+        Some(
+            self.quick_xml
+                .as_mut()?
+                .next()?
+                .map(|attribute| (attribute, false)),
+        )
     }
 }
 
@@ -1528,6 +1624,60 @@ mod tests {
             }
         }
         assert!(!is_xml_name(""));
+    }
+
+    /// The word-at-a-time scan against a byte loop, on values made of the
+    /// bytes it looks for, the bytes next to them, and bytes past ASCII, at
+    /// every position in a word.
+    #[test]
+    fn value_scan_finds_what_a_byte_loop_finds() {
+        let alphabet = [
+            b'a',
+            b' ',
+            b'"',
+            b'\'',
+            b'&',
+            b'\t',
+            b'\n',
+            b'\r',
+            b'(',
+            b'\'' + 1,
+            0,
+            0x7f,
+            0x80,
+            0xa8,
+            0xc3,
+            0xff,
+        ];
+        let by_bytes = |value: &[u8], closing: u8| {
+            let end = value
+                .iter()
+                .position(|b| BYTE_CLASS[usize::from(*b)] & closing != 0)?;
+            let plain = value[..end]
+                .iter()
+                .all(|b| !matches!(b, b'&' | b'\t' | b'\n' | b'\r'));
+            Some((end, plain))
+        };
+        let mut state = 1u64;
+        for length in 0..40 {
+            for _ in 0..300 {
+                let value: Vec<u8> = (0..length)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        // Mostly plain bytes, so that quotes come late too.
+                        let pick = (state >> 33) as usize % (alphabet.len() * 4);
+                        alphabet.get(pick).copied().unwrap_or(b'x')
+                    })
+                    .collect();
+                for closing in [DOUBLE_QUOTE, SINGLE_QUOTE] {
+                    assert_eq!(
+                        scan_value(&value, closing),
+                        by_bytes(&value, closing),
+                        "{value:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
