@@ -629,71 +629,42 @@ const SCANNED_DECLARATIONS: usize = 8;
 /// bindings inherited from outside it (which are only read).
 ///
 /// Most key XML declares one prefix (`xmlns:p4` on `<masterKey>`) or none,
-/// so the common case costs no hashing and at most two allocations per
-/// document: prefixes and URIs are stored end to end in one `String`.
+/// so the common case costs no hashing, no copy and at most one allocation
+/// per document: prefixes and URIs are borrowed from the document (a URI
+/// is owned only when it had references to resolve).
 struct Declarations<'a> {
     inherited: Option<&'a Scope>,
-    /// Each declaration's prefix then its URI, end to end, in document order.
-    text: String,
-    /// Each declaration in scope, innermost last.
-    declared: Vec<Declared>,
+    /// Each declaration in scope, innermost last: prefix, URI.
+    declared: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Prefix to the indexes in `declared` of its declarations in scope,
     /// made once more than `SCANNED_DECLARATIONS` are in scope.
     index: Option<HashMap<String, Vec<usize>>>,
-}
-
-/// Where a declaration's prefix and URI are in [`Declarations::text`]:
-/// the prefix is `start..uri`, the URI `uri..end`.
-struct Declared {
-    start: usize,
-    uri: usize,
-    end: usize,
 }
 
 impl<'a> Declarations<'a> {
     fn new(inherited: Option<&'a Scope>) -> Self {
         Declarations {
             inherited,
-            text: String::new(),
             declared: Vec::new(),
             index: None,
         }
     }
 
-    fn prefix(&self, declared: &Declared) -> &str {
-        self.text.get(declared.start..declared.uri).unwrap_or("")
-    }
-
-    fn uri(&self, declared: &Declared) -> &str {
-        self.text.get(declared.uri..declared.end).unwrap_or("")
-    }
-
-    fn declare(&mut self, prefix: &str, uri: &str) {
-        self.text.reserve(prefix.len() + uri.len());
-        let start = self.text.len();
-        self.text.push_str(prefix);
-        let uri_start = self.text.len();
-        self.text.push_str(uri);
-        self.declared.push(Declared {
-            start,
-            uri: uri_start,
-            end: self.text.len(),
-        });
-        let position = self.declared.len() - 1;
+    fn declare(&mut self, prefix: Cow<'a, str>, uri: Cow<'a, str>) {
+        let position = self.declared.len();
         match &mut self.index {
             Some(index) => index.entry(prefix.to_string()).or_default().push(position),
-            None if self.declared.len() > SCANNED_DECLARATIONS => {
+            None if position >= SCANNED_DECLARATIONS => {
                 let mut index: HashMap<String, Vec<usize>> = HashMap::new();
-                for (position, declared) in self.declared.iter().enumerate() {
-                    index
-                        .entry(self.prefix(declared).to_string())
-                        .or_default()
-                        .push(position);
+                let prefixes = self.declared.iter().map(|(prefix, _)| prefix);
+                for (position, prefix) in prefixes.chain([&prefix]).enumerate() {
+                    index.entry(prefix.to_string()).or_default().push(position);
                 }
                 self.index = Some(index);
             }
             None => {}
         }
+        self.declared.push((prefix, uri));
     }
 
     /// A point to return to with [`Declarations::truncate`].
@@ -702,26 +673,35 @@ impl<'a> Declarations<'a> {
     }
 
     /// Undoes every declaration made after `mark`.
+    #[inline]
     fn truncate(&mut self, mark: usize) {
-        // Most elements declare nothing: nothing to undo.
-        if self.declared.len() <= mark {
-            return;
+        // Most elements declare nothing: nothing to undo (and no call).
+        if self.declared.len() > mark {
+            self.undo(mark);
         }
+    }
+
+    fn undo(&mut self, mark: usize) {
         if let Some(index) = &mut self.index {
-            for declared in self.declared.get(mark..).unwrap_or_default() {
-                let prefix = self.text.get(declared.start..declared.uri).unwrap_or("");
-                if let Some(positions) = index.get_mut(prefix) {
+            for (prefix, _) in self.declared.get(mark..).unwrap_or_default() {
+                if let Some(positions) = index.get_mut(prefix.as_ref()) {
                     positions.pop();
                 }
             }
         }
-        if let Some(first) = self.declared.get(mark) {
-            self.text.truncate(first.start);
-        }
         self.declared.truncate(mark);
     }
 
+    #[inline]
     fn lookup(&self, prefix: &str) -> Option<&str> {
+        if self.declared.is_empty() && self.inherited.is_none() && prefix.is_empty() {
+            // Most elements of key XML: no default namespace anywhere.
+            return None;
+        }
+        self.look_up(prefix)
+    }
+
+    fn look_up(&self, prefix: &str) -> Option<&str> {
         if prefix == "xml" {
             return Some(XML_NS);
         }
@@ -734,12 +714,20 @@ impl<'a> Declarations<'a> {
                 .declared
                 .iter()
                 .rev()
-                .find(|declared| self.prefix(declared) == prefix),
+                .find(|(declared, _)| declared == prefix),
         };
         match declared {
-            Some(declared) => Some(self.uri(declared)),
+            Some((_, uri)) => Some(uri),
             None => self.inherited.and_then(|scope| scope.lookup(prefix)),
         }
+    }
+}
+
+/// `text` borrowed from `document` when it is a slice of it, else a copy.
+fn in_document<'a>(document: &'a str, text: &str) -> Cow<'a, str> {
+    match str_in(document, text.as_bytes()) {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(text.to_string()),
     }
 }
 
@@ -999,10 +987,10 @@ fn is_xml_name_by_chars(name: &str) -> bool {
 }
 
 /// The element of a start tag (`document` is the text the reader reads).
-fn open_element(
-    document: &str,
+fn open_element<'a>(
+    document: &'a str,
     start: &BytesStart<'_>,
-    scope: &mut Declarations<'_>,
+    scope: &mut Declarations<'a>,
 ) -> Result<Element> {
     let qualified = start.name();
     let name = str_or_utf8(document, qualified.as_ref())
@@ -1039,7 +1027,7 @@ fn open_element(
         let value = attribute_value(document, &attr, plain)
             .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?;
         if key == "xmlns" {
-            scope.declare("", &value);
+            scope.declare(Cow::Borrowed(""), in_document(document, &value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             if value.is_empty() {
                 return Err(Error::malformed(
@@ -1047,7 +1035,7 @@ fn open_element(
                     "a prefix cannot be undeclared",
                 ));
             }
-            scope.declare(p, &value);
+            scope.declare(in_document(document, p), in_document(document, &value));
         }
         // Its namespace is resolved below, once every declaration on this
         // element is in scope.
