@@ -6,8 +6,9 @@
 //!   every repository pays after reading).
 //! * `ring_load/file_system/N`: the same from a directory of N key files as
 //!   ASP.NET Core writes them (adds listing, sorting, reading and parsing:
-//!   five system calls per file, and from a few hundred files on, up to
-//!   four threads, no more than the cores, reading and parsing at once).
+//!   four system calls per file, and from a few hundred files on, up to
+//!   four threads, no more than the cores, reading, parsing and classifying
+//!   at once).
 //! * `ring_refresh_unchanged/{memory,file_system}/N`: a refresh of a ring
 //!   that has not changed: the change check (`XmlRepository::changed_since`
 //!   with the version the ring was read at) answering "unchanged", after
@@ -16,6 +17,9 @@
 //!   <= 5 ms at any ring size. A directory cannot answer without a listing
 //!   and a stat per file (its own modification time misses a file changed
 //!   in place), done on several threads for a large one.
+//! * `ring_refresh_changed/file_system/N`: a whole `provider.refresh()`
+//!   after another process changed one key file (its modification time):
+//!   the change check lists the directory, then the ring is read once.
 //! * `ring_refresh_unchanged/provider/N`: a whole `provider.refresh()` of an
 //!   unchanged in-memory ring: the change check, then the policy decided
 //!   again on the keys already held (time may have moved), and a new
@@ -129,6 +133,30 @@ fn benches(c: &mut Criterion) {
             )
         });
         repositories.push((size, memory, files));
+    }
+    group.finish();
+
+    // A refresh after a change: the listing says "changed" without reading
+    // any file, then the ring is read and interpreted once.
+    let mut group = c.benchmark_group("ring_refresh_changed");
+    group.sample_size(10);
+    group.warm_up_time(StdDuration::from_secs(1));
+    for ((size, _, files), dir) in repositories.iter().zip(&dirs) {
+        let provider = runtime.block_on(load(files.clone()));
+        let touched = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "xml"))
+            .unwrap();
+        let file = std::fs::File::options().write(true).open(&touched).unwrap();
+        let mut stamp = std::time::SystemTime::now();
+        group.bench_function(BenchmarkId::new("file_system", size), |b| {
+            b.iter(|| {
+                stamp += StdDuration::from_secs(1);
+                file.set_modified(stamp).unwrap();
+                runtime.block_on(provider.refresh()).unwrap()
+            })
+        });
     }
     group.finish();
 

@@ -12,8 +12,8 @@ use crate::encryption::has_unencrypted_secret;
 use crate::error::{Error, Result};
 use crate::policy::KeyInfo;
 use crate::xml::{
-    Element, KeyXml, RevocationTarget, RevocationXml, StoredElement, contains_encrypted_secret,
-    read_descriptor_algorithm,
+    ClassifiedElement, Element, KeyXml, RevocationTarget, RevocationXml, StoredElement,
+    contains_encrypted_secret, read_descriptor_algorithm,
 };
 
 /// A key as stored: id, dates, revocation state and its descriptor XML.
@@ -138,15 +138,21 @@ impl KeySet {
     /// is interpreted on a few threads (each element on its own; the
     /// outcome is the same as on one).
     pub fn from_owned_elements(elements: Vec<Element>) -> Result<Self> {
-        /// Elements a thread takes at a time.
-        const ELEMENTS_PER_BLOCK: usize = 256;
-        let count = elements.len();
-        let threads = crate::parallel::threads_for(count);
-        let classified =
-            crate::parallel::map_in_order(elements, threads, ELEMENTS_PER_BLOCK, |e| {
-                (e.is("revocation"), StoredElement::classify_owned(e))
-            });
-        Self::read(count, classified.into_iter())
+        Self::from_classified(ClassifiedElement::all(elements))
+    }
+
+    /// As [`KeySet::from_elements`], from elements already classified (as
+    /// [`XmlRepository::get_all_classified_versioned`] reads them, each
+    /// where it was parsed).
+    ///
+    /// [`XmlRepository::get_all_classified_versioned`]: crate::repository::XmlRepository::get_all_classified_versioned
+    pub fn from_classified(elements: Vec<ClassifiedElement>) -> Result<Self> {
+        Self::read(
+            elements.len(),
+            elements
+                .into_iter()
+                .map(|read| (read.is_revocation, read.classified)),
+        )
     }
 
     /// The set of `classified` elements (each with whether it was a
@@ -268,7 +274,9 @@ impl KeyIndex {
     /// Indexes `(payload key id bytes, entry index)` pairs; with a
     /// duplicated id, the first pair wins.
     pub fn new(mut pairs: Vec<([u8; 16], usize)>) -> Self {
-        pairs.sort_by_key(|p| (p.0, p.1));
+        // Pairs are distinct (each index once), so an unstable sort gives
+        // the one order.
+        pairs.sort_unstable_by_key(|p| (p.0, p.1));
         pairs.dedup_by_key(|p| p.0);
         KeyIndex(pairs)
     }

@@ -55,9 +55,8 @@ pub struct Resolution {
 /// Ties are broken by key id, so every instance picks the same key.
 pub(crate) fn preferred_key(keys: &[KeyInfo], now: OffsetDateTime) -> Option<&KeyInfo> {
     let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
-    let activated = keys
-        .iter()
-        .filter(|k| k.activation_date <= now.saturating_add(MAX_SERVER_CLOCK_SKEW));
+    let horizon = now.saturating_add(MAX_SERVER_CLOCK_SKEW);
+    let activated = keys.iter().filter(|k| k.activation_date <= horizon);
     let propagated = activated
         .clone()
         .filter(|k| k.creation_date <= cutoff)
@@ -114,12 +113,13 @@ pub(crate) fn recent_replacements(
     exclude: Option<Uuid>,
 ) -> Vec<&KeyInfo> {
     let cutoff = now.saturating_sub(KEY_PROPAGATION_WINDOW);
+    let horizon = now.saturating_add(MAX_SERVER_CLOCK_SKEW);
     let mut out: Vec<&KeyInfo> = keys
         .iter()
         .filter(|k| {
             Some(k.id) != exclude
                 && k.creation_date > cutoff
-                && k.activation_date <= now.saturating_add(MAX_SERVER_CLOCK_SKEW)
+                && k.activation_date <= horizon
                 && !k.revoked
                 && !k.is_expired(now)
         })

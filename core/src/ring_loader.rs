@@ -150,9 +150,14 @@ impl KeyRingLoader {
 
     /// Reads the repository and interprets what it holds.
     async fn fetch(&self) -> Result<KeyTable> {
-        let (elements, version) = self.manager.repository.get_all_elements_versioned().await?;
-        // Taken, so that each key's descriptor is moved, not copied.
-        let set = KeySet::from_owned_elements(elements)?;
+        // Classified where the repository parsed them (each key's descriptor
+        // moved, not copied).
+        let (elements, version) = self
+            .manager
+            .repository
+            .get_all_classified_versioned()
+            .await?;
+        let set = KeySet::from_classified(elements)?;
         let latest_mass_revocation = set.latest_mass_revocation();
         let infos = set.infos();
         // Slots are kept for the keys still stored (a key decrypted once is

@@ -47,7 +47,11 @@ use uuid::Uuid;
 use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
 use super::{DeletionOrder, XmlRepository, delete_where, replace_where};
 use crate::DataProtectionProvider;
-use crate::xml::{Element, RepositoryDocument};
+use crate::crypto::{Algorithm, Secret};
+use crate::xml::{
+    ClassifiedElement, Element, Format, KeyXml, RepositoryDocument, StoredElement,
+    descriptor_element,
+};
 
 /// A backend under test, holding one empty storage location (a fresh blob,
 /// directory, table...).
@@ -79,6 +83,8 @@ where
     cold_providers_agree_on_one_key(&make().await).await;
     lost_responses_never_duplicate(&make().await).await;
     deletion_is_ordered_and_replacement_in_place(&make().await).await;
+    classified_reads_agree_with_reads(&make().await).await;
+    the_change_check_sees_every_change(&make().await).await;
 }
 
 /// A `<key>` element whose content does not matter to a repository.
@@ -96,6 +102,160 @@ fn revocation_of(id: Uuid) -> Element {
         .with_child(Element::new("key").with_attr("id", id.to_string()))
 }
 
+/// What a classified element says, as text to compare: a key's id, dates
+/// and whole descriptor, a revocation, or the error.
+fn classified_text(read: &ClassifiedElement) -> String {
+    let what = match &read.classified {
+        Ok(StoredElement::Key(k)) => format!(
+            "key {} {} {} {} {}",
+            k.id,
+            k.creation_date,
+            k.activation_date,
+            k.expiration_date,
+            k.descriptor.to_xml(Format::Compact)
+        ),
+        Ok(StoredElement::Revocation(r)) => format!("{r:?}"),
+        Ok(StoredElement::Other) => "other".to_owned(),
+        Err(e) => format!("error {e}"),
+    };
+    format!("{} {what}", read.is_revocation)
+}
+
+/// A complete `<key>` element (dates and a descriptor), as a ring load reads it.
+fn whole_key_element(id: Uuid, days: i64) -> Element {
+    let created = time::macros::datetime!(2030-01-01 0:00 UTC) + time::Duration::days(days);
+    KeyXml {
+        id,
+        creation_date: created,
+        activation_date: created,
+        expiration_date: created + time::Duration::days(90),
+        descriptor: descriptor_element(Algorithm::default(), &Secret::new(vec![7; 64])),
+    }
+    .to_element()
+}
+
+/// A ring load's read ([`VersionedRepository::read_classified`], which a
+/// backend may override to classify where it parses) gives what classifying
+/// a plain read gives, element for element, at the same version; next to a
+/// malformed element it fails as a plain read does.
+pub async fn classified_reads_agree_with_reads(target: &dyn ConformanceTarget) {
+    let repo = xml(target).await;
+    let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        repo.store_element(&whole_key_element(*id, i as i64), &format!("key-{id}"))
+            .await
+            .expect("store");
+    }
+    repo.store_element(&revocation_of(ids[1]), "revocation-1")
+        .await
+        .expect("store");
+    // A key that does not read (no dates): classified as an error.
+    repo.store_element(&key_element(Uuid::new_v4()), "key-undated")
+        .await
+        .expect("store");
+    let planted = target
+        .plant("<f:thing xmlns:f=\"urn:foreign\"><f:n/></f:thing>")
+        .await;
+    let backend = target.open().await;
+    let compare = |backend: Arc<dyn VersionedRepository>| async move {
+        let (document, version) = backend
+            .read()
+            .await
+            .expect("read")
+            .into_whole()
+            .expect("whole");
+        let expected: Vec<String> = document
+            .into_elements()
+            .into_iter()
+            .map(|e| classified_text(&ClassifiedElement::of(e)))
+            .collect();
+        let (classified, classified_version) = backend.read_classified().await.expect("read");
+        let read: Vec<String> = classified.iter().map(classified_text).collect();
+        assert_eq!(read, expected, "classified where parsed, as after a read");
+        assert_eq!(classified_version, version, "at the same version");
+        read
+    };
+    let read = compare(backend.clone()).await;
+    assert_eq!(read.len(), 7 + usize::from(planted));
+    assert_eq!(read.iter().filter(|r| r.contains(" key ")).count(), 5);
+    assert_eq!(
+        read.iter().filter(|r| r.starts_with("false error")).count(),
+        1
+    );
+    // Through the retry loop, as the provider reads it.
+    let (through, _) = repo.get_all_classified_versioned().await.expect("read");
+    assert_eq!(
+        through.iter().map(classified_text).collect::<Vec<_>>(),
+        read
+    );
+    // Next to a malformed element, both fail.
+    if target.plant("<key id='broken'><unclosed></key>").await {
+        assert!(backend.read().await.expect("read").into_whole().is_err());
+        assert!(backend.read_classified().await.is_err(), "malformed read");
+        assert!(repo.get_all_classified_versioned().await.is_err());
+    }
+}
+
+/// The change check ([`VersionedRepository::has_changed_since`], which a
+/// backend may answer without reading) says "unchanged" for the version
+/// just read, from any handle, and "changed" after an append, a replacement,
+/// a deletion or an element stored by another tool; it agrees with
+/// [`VersionedRepository::read_if_changed`] every time.
+pub async fn the_change_check_sees_every_change(target: &dyn ConformanceTarget) {
+    let repo = xml(target).await;
+    let backend = target.open().await;
+    let version = || async {
+        let snapshot = target.open().await.read().await.expect("read");
+        snapshot.version.expect("a stored document has a version")
+    };
+    let agree = |backend: Arc<dyn VersionedRepository>, known: Version, expected: bool| async move {
+        let changed = backend.has_changed_since(&known).await.expect("check");
+        let read = backend.read_if_changed(&known).await.expect("read");
+        assert_eq!(changed, expected, "has_changed_since");
+        assert_eq!(read.is_some(), expected, "read_if_changed");
+    };
+    // An empty location may have no version yet (nothing stored).
+    let empty = backend.read().await.expect("read").version;
+    let (k1, k2) = (Uuid::new_v4(), Uuid::new_v4());
+    repo.store_element(&key_element(k1), &format!("key-{k1}"))
+        .await
+        .expect("store");
+    if let Some(empty) = empty {
+        agree(backend.clone(), empty, true).await;
+    }
+    let one = version().await;
+    agree(backend.clone(), one.clone(), false).await;
+    assert!(!repo.changed_since(&one).await.expect("check"));
+    repo.store_element(&key_element(k2), &format!("key-{k2}"))
+        .await
+        .expect("store");
+    agree(backend.clone(), one.clone(), true).await;
+    assert!(repo.changed_since(&one).await.expect("check"));
+    let two = version().await;
+    let replaced = repo
+        .replace_elements(&replace_where(|e| {
+            (e.attr("id") == Some(&k1.to_string())).then(|| key_element(k1).with_attr("n", "1"))
+        }))
+        .await
+        .expect("replace");
+    assert_eq!(replaced, 1);
+    agree(backend.clone(), two, true).await;
+    let three = version().await;
+    let deleted = repo
+        .delete_elements(&delete_where(|e| {
+            (e.attr("id") == Some(&k2.to_string())).then_some(DeletionOrder::Key)
+        }))
+        .await
+        .expect("delete");
+    assert_eq!(deleted, 1);
+    agree(backend.clone(), three, true).await;
+    let four = version().await;
+    agree(backend.clone(), four.clone(), false).await;
+    if target.plant("<f:thing xmlns:f=\"urn:foreign\"/>").await {
+        agree(backend, four, true).await;
+    }
+}
+
 /// Shares one backend handle as an [`XmlRepository`] (a trait object of the
 /// primitive, behind the retry loop).
 #[derive(Debug)]
@@ -108,6 +268,14 @@ impl VersionedRepository for Shared {
     }
     async fn read_if_changed(&self, known: &Version) -> Result<Option<Snapshot>, StorageError> {
         self.0.read_if_changed(known).await
+    }
+    async fn read_classified(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
+        self.0.read_classified().await
+    }
+    async fn has_changed_since(&self, known: &Version) -> Result<bool, StorageError> {
+        self.0.has_changed_since(known).await
     }
     async fn write(
         &self,

@@ -10,7 +10,7 @@ use super::{
     XmlRepository,
 };
 use crate::error::{Error, Result};
-use crate::xml::{Element, Format, RepositoryDocument};
+use crate::xml::{ClassifiedElement, Element, Format, RepositoryDocument};
 
 /// What one attempt decided, from the document it read.
 enum Decision<T> {
@@ -277,8 +277,14 @@ impl<R: VersionedRepository + ?Sized> XmlRepository for R {
         Ok((document.into_elements(), version))
     }
 
+    async fn get_all_classified_versioned(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>)> {
+        Ok(self.read_classified().await?)
+    }
+
     async fn changed_since(&self, version: &Version) -> Result<bool> {
-        Ok(self.read_if_changed(version).await?.is_some())
+        Ok(self.has_changed_since(version).await?)
     }
 
     async fn store_element(&self, element: &Element, friendly_name: &str) -> Result<()> {

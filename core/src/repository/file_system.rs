@@ -11,15 +11,18 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+#[cfg(not(unix))]
+use super::regular_file::open_for_reading;
+#[cfg(unix)]
+use super::regular_file::open_in_directory;
 use super::regular_file::{
-    MAX_KEY_FILE_LEN, open_for_reading, open_lock_file, read_checked_regular_file,
-    read_opened_regular_file,
+    MAX_KEY_FILE_LEN, open_lock_file, read_checked_regular_file, read_opened,
 };
 use super::versioned::{
     RetryPolicy, Snapshot, StorageError, Version, VersionedRepository, WriteCondition,
 };
 use crate::error::{Error, Result};
-use crate::xml::{Element, Format, RepositoryDocument};
+use crate::xml::{ClassifiedElement, Element, Format, RepositoryDocument};
 
 /// Name of the advisory lock file that serializes conditional writes between
 /// processes sharing the directory (not `*.xml`, so never read as an element).
@@ -259,42 +262,96 @@ fn listing_version(listing: &[(Entry, Stamp)]) -> Version {
 /// vanished file.
 const MAX_LISTINGS: usize = 16;
 
-/// One listed file as read: a stored child, or the error naming the file.
-type ReadChild = Result<(String, String, Element)>;
+/// A stored child as a snapshot keeps it: its file name, text and element.
+type StoredChild = (String, String, Element);
 
-/// One listed file, read.
-struct FileRead {
+/// One listed file, read: what was kept of it, or the error naming it.
+struct FileRead<T> {
     /// Its stamp: from the opened handle when it was read (the file whose
     /// bytes these are), else as a listing sees it.
     stamp: Stamp,
-    child: ReadChild,
+    child: Result<T>,
     /// It was deleted after the directory was read.
     vanished: bool,
+}
+
+/// The directory a read opens the files of its listing in.
+struct Directory<'a> {
+    path: &'a Path,
+    /// A handle of the directory, which files are opened relative to; `None`
+    /// if it does not exist (any file listed in it was deleted since).
+    #[cfg(unix)]
+    handle: Option<File>,
+}
+
+impl<'a> Directory<'a> {
+    fn open(path: &'a Path) -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use rustix::fs::{Mode, OFlags};
+            // O_DIRECTORY: whatever else was put in its place is refused
+            // without being opened (a FIFO would block).
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let handle = match rustix::fs::open(path, flags, Mode::empty()) {
+                Ok(handle) => Some(File::from(handle)),
+                Err(rustix::io::Errno::NOENT) => None,
+                Err(e) => return Err(io("reading directory", path, e.into())),
+            };
+            Ok(Directory { path, handle })
+        }
+        #[cfg(not(unix))]
+        Ok(Directory { path })
+    }
+
+    /// Opens the file `name` for reading, without blocking on a FIFO.
+    fn open_file(&self, name: &OsStr) -> std::io::Result<File> {
+        #[cfg(unix)]
+        return match &self.handle {
+            Some(handle) => open_in_directory(handle, name),
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        #[cfg(not(unix))]
+        open_for_reading(&self.path.join(name))
+    }
 }
 
 /// Reads and parses the file `entry` names. A file the directory types as
 /// regular is opened at once and checked on the handle; anything else
 /// (a symlink, a FIFO, a device) is looked up by path first and only a
-/// regular file opened, so opening a device never happens.
-fn read_entry(dir: &Path, entry: &Entry) -> FileRead {
-    let path = dir.join(&entry.name);
+/// regular file opened, so opening a device never happens. The file's path
+/// is built only for an error. What is kept of the file is what `keep`
+/// makes of its name, text and element, on the thread that parsed it.
+fn read_entry<T>(
+    dir: &Directory<'_>,
+    entry: &Entry,
+    keep: &impl Fn(&Entry, String, Element) -> T,
+) -> FileRead<T> {
     let read = if entry.regular {
-        open_for_reading(&path)
-            .map_err(|e| io("reading", &path, e))
-            .and_then(|file| read_opened_regular_file(&path, &file, MAX_KEY_FILE_LEN))
+        dir.open_file(&entry.name)
+            .map_err(|e| io("reading", &dir.path.join(&entry.name), e))
+            .and_then(|file| {
+                read_opened(&file, MAX_KEY_FILE_LEN)
+                    .map_err(|failure| failure.naming(&dir.path.join(&entry.name)))
+            })
     } else {
+        let path = dir.path.join(&entry.name);
         fs::metadata(&path)
             .map_err(|e| io("reading", &path, e))
             .and_then(|meta| read_checked_regular_file(&path, &meta, MAX_KEY_FILE_LEN))
     };
-    match read.and_then(|(meta, bytes)| parse_file(&path, bytes).map(|parsed| (meta, parsed))) {
+    let parsed = read.and_then(|(meta, bytes)| {
+        parse_file(bytes)
+            .map(|parsed| (meta, parsed))
+            .map_err(|e| naming_file(e, &dir.path.join(&entry.name)))
+    });
+    match parsed {
         Ok((meta, (raw, element))) => FileRead {
             stamp: Stamp::of(&meta),
-            child: Ok((entry.name.to_string_lossy().into_owned(), raw, element)),
+            child: Ok(keep(entry, raw, element)),
             vanished: false,
         },
         Err(e) => {
-            let stamp = entry.stamp(dir);
+            let stamp = entry.stamp(dir.path);
             FileRead {
                 stamp: stamp.unwrap_or(Stamp::UNREADABLE),
                 child: Err(e),
@@ -304,19 +361,23 @@ fn read_entry(dir: &Path, entry: &Entry) -> FileRead {
     }
 }
 
-/// The text and element of a key file's `bytes`; a parse error names `path`.
-fn parse_file(path: &Path, bytes: Vec<u8>) -> Result<(String, Element)> {
+/// The text and element of a key file's `bytes`.
+fn parse_file(bytes: Vec<u8>) -> Result<(String, Element)> {
     // UTF-8 checked once; the bytes become the stored text uncopied.
-    let parsed = String::from_utf8(bytes)
+    String::from_utf8(bytes)
         .map_err(|_| Error::malformed("document", "the XML is not valid UTF-8"))
-        .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)));
-    parsed.map_err(|e| match e {
+        .and_then(|raw| Element::parse(&raw).map(|element| (raw, element)))
+}
+
+/// A parse error of the file at `path`, naming it.
+fn naming_file(e: Error, path: &Path) -> Error {
+    match e {
         Error::MalformedXml { element, reason } => Error::MalformedXml {
             element,
             reason: format!("{reason} (in {})", path.display()),
         },
         other => other,
-    })
+    }
 }
 
 /// Files a thread takes at a time: threads take blocks as they go, so one
@@ -341,38 +402,77 @@ fn in_order<T: Send>(
     crate::parallel::map_in_order(entries.iter().collect(), threads, FILES_PER_BLOCK, look)
 }
 
-/// Reads every file of `entries`, each child with its file name and text.
-/// A file that cannot be read or parsed is a damaged element, its error
-/// naming the file. The version is the hash of the entries' names and
-/// stamps, as [`list`] gives them for a directory that did not change. Also
-/// returns whether a listed file vanished before it was read (another
-/// process deleted it): then the listing is stale, not the ring damaged.
-fn read_listed(dir: &Path, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
-    let reads = in_order(entries, threads, |entry| read_entry(dir, entry));
+/// What reading the files of a listing found.
+struct ListingRead<T> {
+    /// What was kept of each file read, in name order.
+    kept: Vec<T>,
+    /// The errors naming the files that could not be read or parsed.
+    damaged: Vec<Error>,
+    /// The hash of the entries' names and stamps, as [`list`] gives them
+    /// for a directory that did not change.
+    version: Version,
+    /// A listed file vanished before it was read (another process deleted
+    /// it): the listing is stale, not the ring damaged.
+    stale: bool,
+}
+
+/// Reads every file of `entries`, keeping what `keep` makes of each. A file
+/// that cannot be read or parsed is a damaged element, its error naming the
+/// file.
+fn read_files<T: Send>(
+    dir: &Directory<'_>,
+    entries: &[Entry],
+    threads: usize,
+    keep: &(impl Fn(&Entry, String, Element) -> T + Sync),
+) -> ListingRead<T> {
+    let reads = in_order(entries, threads, |entry| read_entry(dir, entry, keep));
     let version = version_of(
         entries
             .iter()
             .zip(&reads)
             .map(|(entry, read)| (&*entry.name, &read.stamp)),
     );
-    let mut children = Vec::with_capacity(entries.len());
+    let mut kept = Vec::with_capacity(entries.len());
     let mut damaged = Vec::new();
     let mut stale = false;
     for read in reads {
         match read.child {
-            Ok(child) => children.push(child),
+            Ok(child) => kept.push(child),
             Err(e) => {
                 stale |= read.vanished;
                 damaged.push(e);
             }
         }
     }
-    let snapshot = Snapshot {
-        document: RepositoryDocument::from_stored(children),
-        version: Some(version),
+    ListingRead {
+        kept,
         damaged,
-    };
-    (snapshot, stale)
+        version,
+        stale,
+    }
+}
+
+/// A stored child as a snapshot keeps it.
+fn stored_child(entry: &Entry, raw: String, element: Element) -> StoredChild {
+    (entry.name.to_string_lossy().into_owned(), raw, element)
+}
+
+/// A snapshot of what was read.
+fn snapshot_of(read: ListingRead<StoredChild>) -> Snapshot {
+    Snapshot {
+        document: RepositoryDocument::from_stored(read.kept),
+        version: Some(read.version),
+        damaged: read.damaged,
+    }
+}
+
+/// Reads every file of `entries` into a snapshot, each child with its file
+/// name and text; also returns whether the listing was stale.
+#[cfg(test)]
+fn read_listed(dir: &Directory<'_>, entries: &[Entry], threads: usize) -> (Snapshot, bool) {
+    let read = read_files(dir, entries, threads, &stored_child);
+    let stale = read.stale;
+    (snapshot_of(read), stale)
 }
 
 /// Reads every file of `entries`, a fresh listing of `dir`. A file deleted
@@ -381,19 +481,21 @@ fn read_listed(dir: &Path, entries: &[Entry], threads: usize) -> (Snapshot, bool
 /// snapshot is the ring as one listing saw it, rather than a read failure
 /// or a silently shorter ring. `after_listing` runs between each listing and
 /// its reads (tests delete a file at exactly that moment).
-fn read_listing(
+fn read_listing<T: Send>(
     dir: &Path,
     mut entries: Vec<Entry>,
     threads: usize,
     after_listing: &mut dyn FnMut(),
-) -> Result<Snapshot> {
+    keep: &(impl Fn(&Entry, String, Element) -> T + Sync),
+) -> Result<ListingRead<T>> {
     let most = MAX_LISTINGS.saturating_add(entries.len());
     let mut listings = 1;
     loop {
         after_listing();
-        let (snapshot, stale) = read_listed(dir, &entries, threads);
-        if !stale || listings >= most {
-            return Ok(snapshot);
+        let directory = Directory::open(dir)?;
+        let read = read_files(&directory, &entries, threads, keep);
+        if !read.stale || listings >= most {
+            return Ok(read);
         }
         tracing::debug!(
             directory = %dir.display(),
@@ -405,10 +507,20 @@ fn read_listing(
     }
 }
 
-fn read_snapshot(dir: &Path) -> Result<Snapshot> {
+/// Reads the whole directory, keeping what `keep` makes of each file.
+fn read_directory<T: Send>(
+    dir: &Path,
+    keep: &(impl Fn(&Entry, String, Element) -> T + Sync),
+) -> Result<ListingRead<T>> {
     let entries = list_entries(dir)?;
     let threads = working_threads(entries.len());
-    read_listing(dir, entries, threads, &mut || {})
+    read_listing(dir, entries, threads, &mut || {}, keep)
+}
+
+/// What a ring load keeps of a file: its element, classified where it was
+/// parsed (the text is dropped there, and nothing else is allocated).
+fn classified_child(_: &Entry, _: String, element: Element) -> ClassifiedElement {
+    ClassifiedElement::of(element)
 }
 
 /// The file of a child whose location is `name`: only a plain file name in
@@ -588,9 +700,25 @@ fn lock_dir(dir: &Path) -> Result<File> {
 #[async_trait]
 impl VersionedRepository for FileSystemXmlRepository {
     async fn read(&self) -> Result<Snapshot, StorageError> {
-        self.blocking(read_snapshot)
+        self.blocking(|dir| read_directory(dir, &stored_child).map(snapshot_of))
             .await
             .map_err(StorageError::Fatal)
+    }
+
+    /// Classifies each element on the thread that read and parsed its file,
+    /// right after parsing it.
+    async fn read_classified(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
+        let read = self
+            .blocking(|dir| read_directory(dir, &classified_child))
+            .await
+            .map_err(StorageError::Fatal)?;
+        match read.damaged.into_iter().next() {
+            // The first damaged file, as `Snapshot::into_whole` reports it.
+            Some(e) => Err(StorageError::Fatal(e)),
+            None => Ok((read.kept, Some(read.version))),
+        }
     }
 
     /// Lists the directory (names, sizes, modification times) without
@@ -604,10 +732,20 @@ impl VersionedRepository for FileSystemXmlRepository {
             }
             let entries: Vec<Entry> = listing.into_iter().map(|(entry, _)| entry).collect();
             let threads = working_threads(entries.len());
-            read_listing(dir, entries, threads, &mut || {}).map(Some)
+            read_listing(dir, entries, threads, &mut || {}, &stored_child)
+                .map(|read| Some(snapshot_of(read)))
         })
         .await
         .map_err(StorageError::Fatal)
+    }
+
+    /// Lists the directory (names, sizes, modification times) and reads
+    /// no file.
+    async fn has_changed_since(&self, known: &Version) -> Result<bool, StorageError> {
+        let known = known.clone();
+        self.blocking(move |dir| Ok(listing_version(&list(dir)?) != known))
+            .await
+            .map_err(StorageError::Fatal)
     }
 
     async fn write(
@@ -795,7 +933,12 @@ mod tests {
             bad.extend(["key-05-fifo.xml".to_string(), "key-25-dir.xml".to_string()]);
         }
         bad.sort();
-        let one_thread = read_listed(path, &list_entries(path).unwrap(), 1).0;
+        let one_thread = read_listed(
+            &Directory::open(path).unwrap(),
+            &list_entries(path).unwrap(),
+            1,
+        )
+        .0;
         let expected = numbers(&one_thread);
         assert_eq!(expected.len(), KEYS + usize::from(cfg!(unix)));
         let mut sorted = expected.clone();
@@ -810,7 +953,12 @@ mod tests {
         assert_eq!(one_thread.version, listed);
         const { assert!(KEYS > 3 * FILES_PER_BLOCK, "several blocks per thread") };
         for threads in [2, 3, 7, 64] {
-            let snapshot = read_listed(path, &list_entries(path).unwrap(), threads).0;
+            let snapshot = read_listed(
+                &Directory::open(path).unwrap(),
+                &list_entries(path).unwrap(),
+                threads,
+            )
+            .0;
             assert_eq!(numbers(&snapshot), expected, "{threads} threads");
             assert_eq!(snapshot.version, listed, "{threads} threads");
             let stamps = stamped(path, list_entries(path).unwrap(), threads);
@@ -843,10 +991,14 @@ mod tests {
         let (dir, repo) = directory_of(3).await;
         let path = dir.path();
         let version = || {
-            read_listed(path, &list_entries(path).unwrap(), 2)
-                .0
-                .version
-                .unwrap()
+            read_listed(
+                &Directory::open(path).unwrap(),
+                &list_entries(path).unwrap(),
+                2,
+            )
+            .0
+            .version
+            .unwrap()
         };
         let mut seen = vec![version()];
         let file = path.join("key-1.xml");
@@ -921,7 +1073,9 @@ mod tests {
                     }
                     listings += 1;
                 },
+                &stored_child,
             )
+            .map(snapshot_of)
             .unwrap();
             assert_eq!(listings, 2, "the directory is listed again");
             let mut expected: Vec<String> = (0..4 * FILES_PER_BLOCK)
@@ -968,13 +1122,21 @@ mod tests {
         // Every listing is stale by the time it is read: a file is deleted
         // and another added, forever.
         let mut added = 0;
-        let snapshot = read_listing(&path, list_entries(&path).unwrap(), 1, &mut || {
+        let mut churn = || {
             let first = list_entries(&path).unwrap().remove(0).name;
             fs::remove_file(path.join(first)).unwrap();
             added += 1;
             let element = Element::new("key").with_attr("n", (KEYS + added).to_string());
             write_element(&path, &element, &format!("key-{}", KEYS + added)).unwrap();
-        })
+        };
+        let snapshot = read_listing(
+            &path,
+            list_entries(&path).unwrap(),
+            1,
+            &mut churn,
+            &stored_child,
+        )
+        .map(snapshot_of)
         .unwrap();
         assert_eq!(added, MAX_LISTINGS + KEYS, "bounded");
         let err = snapshot.into_whole().unwrap_err();

@@ -26,7 +26,7 @@ pub use versioned::{
 };
 
 use crate::error::{Error, Result};
-use crate::xml::Element;
+use crate::xml::{ClassifiedElement, Element};
 
 /// When an element is deleted relative to the others chosen with it: lower
 /// orders first, each order in its own conditional write, stopping at the
@@ -133,6 +133,20 @@ pub trait XmlRepository: Debug + Send + Sync {
     /// is never asked).
     async fn get_all_elements_versioned(&self) -> Result<(Vec<Element>, Option<Version>)> {
         Ok((self.get_all_elements().await?, None))
+    }
+
+    /// Every stored element classified ([`ClassifiedElement::of`]) in
+    /// document order, and the version they were read at: what loading a
+    /// ring needs. The default classifies what
+    /// [`XmlRepository::get_all_elements_versioned`] returns; a backend that
+    /// parses element by element (a directory of files) classifies each
+    /// where it parsed it, while it is still in cache, and keeps nothing
+    /// else of the stored text.
+    async fn get_all_classified_versioned(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>)> {
+        let (elements, version) = self.get_all_elements_versioned().await?;
+        Ok((ClassifiedElement::all(elements), version))
     }
 
     /// Whether the stored elements changed since `version` was read: the

@@ -138,27 +138,95 @@ pub fn open_for_reading(path: &Path) -> io::Result<File> {
     guarded(OpenOptions::new().read(true), false).open(path)
 }
 
+/// Opens `name` in the directory `dir` is a handle of, as
+/// [`open_for_reading`] opens a path: relative to the handle, so a read of
+/// many files neither builds nor walks a path for each, and every file comes
+/// from the directory the handle was opened on even if its path is renamed
+/// meanwhile.
+#[cfg(unix)]
+pub fn open_in_directory(dir: &File, name: &std::ffi::OsStr) -> io::Result<File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    Ok(File::from(openat(dir, name, flags, Mode::empty())?))
+}
+
+/// Why an opened file was not read, before the file's path is attached:
+/// only a failure needs the path, so a read of thousands of files does not
+/// build one for each.
+#[derive(Debug)]
+pub enum ReadFailure {
+    /// The system refused an operation.
+    Io(io::Error),
+    /// The handle is not a regular file, or is too large.
+    Refused(UnsafeFileError),
+}
+
+impl ReadFailure {
+    /// The error naming the file at `path`.
+    pub fn naming(self, path: &Path) -> Error {
+        match self {
+            ReadFailure::Io(e) => io_error(READING, path, e),
+            ReadFailure::Refused(why) => refuse(READING, path, why),
+        }
+    }
+}
+
 /// Reads an opened `file` (named `path` in errors) if the handle is a
 /// regular file of at most `cap` bytes: the type and size are checked on
 /// the handle, and nothing past the cap is read. Returns the handle's
 /// metadata (what a stat of the path would have said) and the bytes.
 pub fn read_opened_regular_file(path: &Path, file: &File, cap: u64) -> Result<(Metadata, Vec<u8>)> {
-    let metadata = ensure_regular(READING, path, file)?;
-    let len = metadata.len();
-    if len > cap {
-        return Err(refuse(READING, path, UnsafeFileError::TooLarge { cap }));
+    read_opened(file, cap).map_err(|failure| failure.naming(path))
+}
+
+/// [`read_opened_regular_file`] without the path.
+///
+/// A file is read with one `read` of the length its handle reported plus a
+/// byte. When that read returns exactly the reported length, those bytes are
+/// the whole file as the handle's metadata (the stamp its version is made
+/// of) describes it, so no second read looks for the end. That does not
+/// assume a short read means the end (a network file system such as SMB may
+/// return fewer bytes than asked before it): any other count, fewer or one
+/// more, reads on to the end, never past the cap. A file changed after its
+/// metadata was taken has a new modification time, so the next change check
+/// reads it again.
+pub fn read_opened(file: &File, cap: u64) -> std::result::Result<(Metadata, Vec<u8>), ReadFailure> {
+    let metadata = file.metadata().map_err(ReadFailure::Io)?;
+    if !metadata.is_file() {
+        return Err(ReadFailure::Refused(UnsafeFileError::NotRegular {
+            kind: kind_of(metadata.file_type()),
+        }));
     }
-    // Sized from the handle's length, so a file that did not change is read
-    // with one read plus the read that finds its end. The file may grow
-    // between the check and the read: never read past the cap.
-    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| io_error(READING, path, e))?;
-    if bytes.len() as u64 > cap {
-        return Err(refuse(READING, path, UnsafeFileError::TooLarge { cap }));
+    let too_large = || ReadFailure::Refused(UnsafeFileError::TooLarge { cap });
+    let len = metadata.len();
+    let reported = usize::try_from(len)
+        .ok()
+        .filter(|_| len <= cap)
+        .ok_or_else(too_large)?;
+    let mut bytes = vec![0; reported.saturating_add(1)];
+    let first = read_some(file, &mut bytes).map_err(ReadFailure::Io)?;
+    bytes.truncate(first);
+    if first != reported {
+        let rest = cap.saturating_add(1).saturating_sub(first as u64);
+        file.take(rest)
+            .read_to_end(&mut bytes)
+            .map_err(ReadFailure::Io)?;
+        if bytes.len() as u64 > cap {
+            return Err(too_large());
+        }
     }
     Ok((metadata, bytes))
+}
+
+/// One `read` into `buf`, retried if a signal interrupted it before any
+/// byte was read.
+fn read_some(mut file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
 }
 
 /// Opens (creating it if missing) a lock file for writing: never through a
@@ -280,6 +348,48 @@ mod tests {
         let file = open_for_reading(&big).unwrap();
         let (metadata, bytes) = read_opened_regular_file(&big, &file, 11).unwrap();
         assert_eq!((metadata.len(), bytes.len()), (11, 11));
+    }
+
+    /// Files of every length are read whole, by the one read of their
+    /// reported length or by reading on past it.
+    #[test]
+    fn files_are_read_whole_whatever_their_length() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [0, 1, 2, 1000, 4096, 65_537] {
+            let path = dir.path().join(format!("{len}.xml"));
+            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &content).unwrap();
+            let file = open_for_reading(&path).unwrap();
+            let (metadata, bytes) = read_opened(&file, MAX_KEY_FILE_LEN).unwrap();
+            assert_eq!(
+                (metadata.len(), bytes),
+                (len as u64, content),
+                "{len} bytes"
+            );
+        }
+    }
+
+    /// A regular file holding more than its handle reports (Linux's /proc
+    /// files report 0 bytes) is read to its end, and still refused past the
+    /// cap: the length taken from the handle only sizes the first read.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_longer_than_its_reported_length_is_read_to_its_end() {
+        let path = Path::new("/proc/self/mountinfo");
+        let file = open_for_reading(path).unwrap();
+        let (metadata, bytes) = read_opened(&file, MAX_KEY_FILE_LEN).unwrap();
+        assert_eq!(metadata.len(), 0);
+        assert!(bytes.len() > 1, "{} bytes", bytes.len());
+        // Its lines are those a plain read finds (the content is the mounts').
+        let plain = std::fs::read(path).unwrap();
+        let first_line = |b: &[u8]| b.split(|c| *c == b'\n').next().map(<[u8]>::to_vec);
+        assert_eq!(first_line(&bytes), first_line(&plain));
+        let file = open_for_reading(path).unwrap();
+        let refused = read_opened(&file, 1).unwrap_err();
+        assert!(matches!(
+            refused,
+            ReadFailure::Refused(UnsafeFileError::TooLarge { cap: 1 })
+        ));
     }
 
     #[test]

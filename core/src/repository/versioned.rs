@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::Error;
-use crate::xml::RepositoryDocument;
+use crate::xml::{ClassifiedElement, RepositoryDocument};
 
 /// An opaque version of a stored document: the blob's ETag, a hash of a
 /// directory listing, a counter. Two reads return equal versions only if the
@@ -177,6 +177,33 @@ pub trait VersionedRepository: fmt::Debug + Send + Sync {
     async fn read_if_changed(&self, known: &Version) -> Result<Option<Snapshot>, StorageError> {
         let snapshot = self.read().await?;
         Ok((snapshot.version.as_ref() != Some(known)).then_some(snapshot))
+    }
+
+    /// Whether the stored document is no longer at version `known`: the
+    /// change check behind a refresh and fast revocation. The default asks
+    /// [`VersionedRepository::read_if_changed`]; a backend that can tell
+    /// without reading the document (a directory listing) overrides it, so
+    /// that a refresh after a change reads the ring once, not twice.
+    async fn has_changed_since(&self, known: &Version) -> Result<bool, StorageError> {
+        Ok(self.read_if_changed(known).await?.is_some())
+    }
+
+    /// Reads the whole document to load a ring: every element classified
+    /// ([`ClassifiedElement::of`]) in document order, with the version. A
+    /// damaged element fails the read as it fails [`Snapshot::into_whole`].
+    /// The default classifies the elements of [`VersionedRepository::read`];
+    /// a backend that parses element by element (a directory of files)
+    /// overrides it to classify each where it parsed it, keeping nothing
+    /// else of the stored text.
+    async fn read_classified(
+        &self,
+    ) -> Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
+        let (document, version) = self
+            .read()
+            .await?
+            .into_whole()
+            .map_err(StorageError::Fatal)?;
+        Ok((ClassifiedElement::all(document.into_elements()), version))
     }
 
     /// Stores `document` if `condition` holds; returns the new version.

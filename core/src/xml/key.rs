@@ -556,6 +556,47 @@ impl StoredElement {
     }
 }
 
+/// A stored top-level element as loading a ring reads it: classified,
+/// with whether it is a `<revocation>` (one that cannot be read fails the
+/// load, since ignoring it could make a revoked key usable again; a `<key>`
+/// that cannot be read is skipped and reported).
+///
+/// ```
+/// use dataprotection::xml::{ClassifiedElement, Element, StoredElement};
+///
+/// let read = ClassifiedElement::of(Element::parse("<revocation version='1'/>").unwrap());
+/// assert!(read.is_revocation && read.classified.is_err());
+/// let read = ClassifiedElement::of(Element::parse("<custom/>").unwrap());
+/// assert!(matches!(read.classified, Ok(StoredElement::Other)));
+/// ```
+#[derive(Debug)]
+pub struct ClassifiedElement {
+    /// It is a `<revocation>` element (whether or not it could be read).
+    pub is_revocation: bool,
+    /// What it was read as, or why it could not be.
+    pub classified: Result<StoredElement>,
+}
+
+impl ClassifiedElement {
+    /// Classifies `element`, moving a key's descriptor out of it.
+    pub fn of(element: Element) -> Self {
+        ClassifiedElement {
+            is_revocation: element.is("revocation"),
+            classified: StoredElement::classify_owned(element),
+        }
+    }
+
+    /// Classifies every element of `elements`, in order: a large ring on a
+    /// few threads (each element on its own, so the outcome is the one
+    /// thread's).
+    pub(crate) fn all(elements: Vec<Element>) -> Vec<Self> {
+        /// Elements a thread takes at a time.
+        const ELEMENTS_PER_BLOCK: usize = 256;
+        let threads = crate::parallel::threads_for(elements.len());
+        crate::parallel::map_in_order(elements, threads, ELEMENTS_PER_BLOCK, Self::of)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
