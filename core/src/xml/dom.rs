@@ -531,7 +531,7 @@ fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
                 // Formatting (most text in key XML): its line ends are
                 // normalized if it is kept, without decoding.
                 if !stack.is_empty() {
-                    text.push_blank(t.into_inner());
+                    text.push(Piece::Blank(t.into_inner()));
                 }
             }
             Event::Text(t) => {
@@ -551,7 +551,7 @@ fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
                 if stack.is_empty() {
                     outside_root(&root, &content)?;
                 } else {
-                    text.push_text(content);
+                    text.push(Piece::Text(content));
                 }
             }
             Event::GeneralRef(r) => {
@@ -756,29 +756,18 @@ enum Piece<'a> {
 }
 
 impl<'a> TextRun<'a> {
-    /// Appends ASCII whitespace, line ends as written.
-    fn push_blank(&mut self, blank: Cow<'a, [u8]>) {
-        if blank.is_empty() {
+    /// Appends a piece of text (inlined: once a text event, in the loop
+    /// that reads every event).
+    #[inline(always)]
+    fn push(&mut self, piece: Piece<'a>) {
+        if piece.is_empty() {
             return;
         }
         if self.is_empty() {
-            self.first = Piece::Blank(blank);
+            self.first = piece;
         } else {
             self.join_first();
-            push_normalized_blank(&mut self.joined, &blank);
-        }
-    }
-
-    /// Appends text whose line ends are normalized.
-    fn push_text(&mut self, text: Cow<'a, str>) {
-        if text.is_empty() {
-            return;
-        }
-        if self.is_empty() {
-            self.first = Piece::Text(text);
-        } else {
-            self.join_first();
-            self.joined.push_str(&text);
+            piece.append_to(&mut self.joined);
         }
     }
 
@@ -796,10 +785,25 @@ impl<'a> TextRun<'a> {
 
     /// Moves the first piece into `joined`, for another to follow it.
     fn join_first(&mut self) {
-        match std::mem::take(&mut self.first) {
+        std::mem::take(&mut self.first).append_to(&mut self.joined);
+    }
+}
+
+impl Piece<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Piece::None => true,
+            Piece::Blank(blank) => blank.is_empty(),
+            Piece::Text(text) => text.is_empty(),
+        }
+    }
+
+    /// Appends the text, its line ends normalized.
+    fn append_to(&self, out: &mut String) {
+        match self {
             Piece::None => {}
-            Piece::Blank(blank) => push_normalized_blank(&mut self.joined, &blank),
-            Piece::Text(text) => self.joined.push_str(&text),
+            Piece::Blank(blank) => push_normalized_blank(out, blank),
+            Piece::Text(text) => out.push_str(text),
         }
     }
 }
@@ -1045,17 +1049,53 @@ fn open_element<'a>(
             value: value.into_owned(),
         });
     }
-    let namespace = match prefix(&name) {
+    let namespace = resolve_namespaces(&name, &mut attributes, scope)?;
+    Ok(Element {
+        name,
+        namespace,
+        attributes,
+        children: Vec::new(),
+    })
+}
+
+/// Where namespace prefixes are looked up while an element is read.
+trait Namespaces {
+    /// The URI bound to `prefix` (`""`: the default namespace), if any.
+    fn namespace_of(&self, prefix: &str) -> Option<&str>;
+}
+
+impl Namespaces for Scope {
+    fn namespace_of(&self, prefix: &str) -> Option<&str> {
+        self.lookup(prefix)
+    }
+}
+
+impl Namespaces for Declarations<'_> {
+    #[inline]
+    fn namespace_of(&self, prefix: &str) -> Option<&str> {
+        self.lookup(prefix)
+    }
+}
+
+/// The namespace of the element `name`, once its `attributes` (every
+/// declaration on it in `scope`) are read; sets each attribute's namespace
+/// and refuses duplicate attributes.
+fn resolve_namespaces(
+    name: &str,
+    attributes: &mut [Attribute],
+    scope: &impl Namespaces,
+) -> Result<Option<String>> {
+    let namespace = match prefix(name) {
         Some(p) => Some(
             scope
-                .lookup(p)
+                .namespace_of(p)
                 .ok_or_else(|| {
-                    Error::malformed(local(&name), format!("undeclared namespace prefix {p:?}"))
+                    Error::malformed(local(name), format!("undeclared namespace prefix {p:?}"))
                 })?
                 .to_string(),
         ),
         None => scope
-            .lookup("")
+            .namespace_of("")
             .filter(|u| !u.is_empty())
             .map(str::to_string),
     };
@@ -1075,10 +1115,10 @@ fn open_element<'a>(
             match prefix(key) {
                 Some(p) => Some(
                     scope
-                        .lookup(p)
+                        .namespace_of(p)
                         .ok_or_else(|| {
                             Error::malformed(
-                                local(&name),
+                                local(name),
                                 format!("undeclared namespace prefix {p:?} on attribute {key:?}"),
                             )
                         })?
@@ -1093,18 +1133,13 @@ fn open_element<'a>(
         };
         if duplicate {
             return Err(Error::malformed(
-                local(&name),
+                local(name),
                 format!("duplicate attribute {key:?}"),
             ));
         }
         attribute.namespace = namespace;
     }
-    Ok(Element {
-        name,
-        namespace,
-        attributes,
-        children: Vec::new(),
-    })
+    Ok(namespace)
 }
 
 /// The attribute's value normalized as XML 1.0 has it, exactly as quick-xml's

@@ -378,7 +378,7 @@ fn assert_same(document: &str, seed: u64, inherited: &[(&str, &str)]) {
             .map(|(p, u)| (p.to_string(), u.to_string()))
     };
     let mut scope = Scope::from_bindings(bindings());
-    let mut reference_scope = reference::Scope::from_bindings(bindings());
+    let mut reference_scope = Scope::from_bindings(bindings());
     let actual = parse_with_scope(document, &mut scope);
     let expected = reference::parse_with_scope(document, &mut reference_scope);
     match (&actual, &expected) {

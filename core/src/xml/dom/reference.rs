@@ -1,22 +1,21 @@
 //! The parser as it was before it was made cheaper (allocations, the
-//! namespace scope), kept verbatim for the differential test in
-//! `dom/differential.rs`: the parser must give exactly what this gives,
-//! `Ok` element for element and `Err` message for message.
+//! namespace scope, attribute reading), kept as it was for the differential
+//! test in `dom/differential.rs`: the parser must give exactly what this
+//! gives, `Ok` element for element and `Err` message for message. What the
+//! change left alone (name rules, blank text, the writer's `Scope`) is
+//! shared with `dom.rs`, not copied.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
-use super::{Attribute, Element, Node};
+// Not copied: what the change left as it was.
+use super::{
+    Attribute, Element, MAX_DEPTH, Name, Node, Scope, is_ascii_blank, is_blank, is_xml_name, local,
+    resolve_namespaces,
+};
 use crate::error::{Error, Result};
-
-const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
-const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
-const MAX_DEPTH: usize = 128;
-
-type Name = Cow<'static, str>;
 
 /// `name`, shared rather than allocated when it is one of the names of
 /// ASP.NET Core's key XML: a ring of 10,000 keys holds about 100,000
@@ -39,74 +38,6 @@ fn shared_name(name: &str) -> Name {
         "encryptedKey" => "encryptedKey",
         _ => return Cow::Owned(name.to_string()),
     })
-}
-
-fn local(name: &str) -> &str {
-    name.rsplit_once(':').map_or(name, |(_, l)| l)
-}
-
-/// `local(name) == local_name`, comparing from the end instead of searching
-fn prefix(name: &str) -> Option<&str> {
-    name.split_once(':').map(|(p, _)| p)
-}
-
-/// In-scope namespace bindings (`""` is the default namespace). Lookups and
-/// declarations are O(1), so an element with many prefixed attributes or
-/// declarations is read in linear time: a map from prefix to its stack of
-/// bindings, and a log of declarations in order, to undo them when an
-/// element closes.
-#[derive(Default, Clone)]
-pub(super) struct Scope {
-    bindings: HashMap<String, Vec<String>>,
-    log: Vec<String>,
-}
-
-impl Scope {
-    /// A scope with `(prefix, uri)` bindings declared in order.
-    pub(crate) fn from_bindings(bindings: impl IntoIterator<Item = (String, String)>) -> Self {
-        let mut scope = Scope::default();
-        for (prefix, uri) in bindings {
-            scope.push(prefix, uri);
-        }
-        scope
-    }
-
-    fn push(&mut self, prefix: String, uri: String) {
-        self.bindings.entry(prefix.clone()).or_default().push(uri);
-        self.log.push(prefix);
-    }
-
-    /// A point to return to with [`Scope::truncate`].
-    fn mark(&self) -> usize {
-        self.log.len()
-    }
-
-    /// Undoes every declaration made after `mark`.
-    fn truncate(&mut self, mark: usize) {
-        while self.log.len() > mark {
-            let Some(prefix) = self.log.pop() else { break };
-            if let Some(uris) = self.bindings.get_mut(&prefix) {
-                uris.pop();
-                if uris.is_empty() {
-                    self.bindings.remove(&prefix);
-                }
-            }
-        }
-    }
-
-    pub(super) fn lookup(&self, prefix: &str) -> Option<&str> {
-        if prefix == "xml" {
-            return Some(XML_NS);
-        }
-        if self.bindings.is_empty() {
-            // Most elements of key XML: nothing declared, nothing to hash.
-            return None;
-        }
-        self.bindings
-            .get(prefix)
-            .and_then(|uris| uris.last())
-            .map(String::as_str)
-    }
 }
 
 /// Parses with inherited namespace bindings (used for children of a
@@ -334,19 +265,6 @@ impl Open {
     }
 }
 
-/// Whitespace only (as `char::is_whitespace` has it).
-fn is_blank(text: &str) -> bool {
-    is_ascii_blank(text.as_bytes()) || text.chars().all(char::is_whitespace)
-}
-
-/// Spaces, tabs and line ends only (XML's whitespace, all of it
-/// `char::is_whitespace`).
-fn is_ascii_blank(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-}
-
 /// Appends ASCII whitespace with XML 1.0's line-end normalization (`\r\n`
 /// and a lone `\r` read as `\n`), as `xml10_content` would give it.
 fn push_normalized_blank(text: &mut String, blank: &[u8]) {
@@ -390,59 +308,6 @@ fn attach(stack: &mut [Open], root: &mut Option<Element>, element: Element) {
         }
         None => *root = Some(element),
     }
-}
-
-/// Whether `name` is a valid (qualified) XML name. quick-xml does not check
-/// names, and a name with control characters would not survive a rewrite.
-fn is_xml_name(name: &str) -> bool {
-    let Some((first, rest)) = name.as_bytes().split_first() else {
-        return false;
-    };
-    // The rules on ASCII, a table look-up per byte (every name in key XML).
-    if NAME_BYTES[usize::from(*first)] == NAME_START
-        && rest.iter().all(|b| NAME_BYTES[usize::from(*b)] != 0)
-    {
-        return true;
-    }
-    !name.is_ascii() && is_xml_name_by_chars(name)
-}
-
-/// A byte that may start a name (and continue one).
-const NAME_START: u8 = 1;
-/// A byte that may continue a name but not start it.
-const NAME_REST: u8 = 2;
-/// [`is_xml_name_by_chars`]'s rules for each ASCII byte (0: not in a name);
-/// every byte past ASCII is 0 here, and such names are judged by `char`.
-const NAME_BYTES: [u8; 256] = {
-    let mut table = [0; 256];
-    let mut byte = 0;
-    while byte < 128 {
-        let b = byte as u8;
-        table[byte] = if b.is_ascii_alphabetic() || b == b'_' {
-            NAME_START
-        } else if b.is_ascii_digit() || b == b'-' || b == b'.' || b == b':' {
-            NAME_REST
-        } else {
-            0
-        };
-        byte += 1;
-    }
-    table
-};
-
-/// [`is_xml_name`]'s rules on `char`s, for any name.
-fn is_xml_name_by_chars(name: &str) -> bool {
-    let mut chars = name.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    let name_char = |c: char| {
-        c.is_alphanumeric()
-            || matches!(c, '_' | '-' | '.' | ':' | '\u{B7}')
-            || (c as u32 >= 0x300 && !c.is_whitespace() && !c.is_control())
-    };
-    (first.is_alphabetic() || first == '_' || (first as u32 >= 0xC0 && name_char(first)))
-        && chars.all(name_char)
 }
 
 fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
@@ -492,60 +357,7 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             value,
         });
     }
-    let namespace = match prefix(&name) {
-        Some(p) => Some(
-            scope
-                .lookup(p)
-                .ok_or_else(|| {
-                    Error::malformed(local(&name), format!("undeclared namespace prefix {p:?}"))
-                })?
-                .to_string(),
-        ),
-        None => scope
-            .lookup("")
-            .filter(|u| !u.is_empty())
-            .map(str::to_string),
-    };
-    // Duplicates: a scan of the attributes so far for the usual handful,
-    // a hash set beyond that (so that many attributes stay linear).
-    let mut seen: Option<HashSet<String>> =
-        (attributes.len() > 8).then(|| HashSet::with_capacity(attributes.len()));
-    for index in 0..attributes.len() {
-        let (earlier, rest) = attributes.split_at_mut(index);
-        let Some(attribute) = rest.first_mut() else {
-            break;
-        };
-        let key = attribute.name.as_str();
-        let namespace = if key == "xmlns" || key.starts_with("xmlns:") {
-            Some(XMLNS_NS.to_string())
-        } else {
-            match prefix(key) {
-                Some(p) => Some(
-                    scope
-                        .lookup(p)
-                        .ok_or_else(|| {
-                            Error::malformed(
-                                local(&name),
-                                format!("undeclared namespace prefix {p:?} on attribute {key:?}"),
-                            )
-                        })?
-                        .to_string(),
-                ),
-                None => None,
-            }
-        };
-        let duplicate = match &mut seen {
-            Some(seen) => !seen.insert(key.to_string()),
-            None => earlier.iter().any(|a| a.name == key),
-        };
-        if duplicate {
-            return Err(Error::malformed(
-                local(&name),
-                format!("duplicate attribute {key:?}"),
-            ));
-        }
-        attribute.namespace = namespace;
-    }
+    let namespace = resolve_namespaces(&name, &mut attributes, scope)?;
     Ok(Element {
         name,
         namespace,
