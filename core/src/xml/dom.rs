@@ -1190,9 +1190,9 @@ fn str_or_utf8<'a>(
 /// The attributes of a start tag, exactly as quick-xml's `Attributes`
 /// iterator gives them with its duplicate check off.
 ///
-/// That iterator costs about 220 instructions an attribute, a fifth of
-/// reading a key file; the plain form `name="value"` (or `'value'`) after
-/// whitespace, nearly every attribute there is, is read here directly.
+/// That iterator costs about 220 instructions an attribute (a tenth of
+/// reading a key file); the plain form `name="value"` (or `'value'`),
+/// nearly every attribute there is, is read here directly.
 /// Anything else (whitespace around `=`, an unquoted value, a missing
 /// quote, ...) hands over to quick-xml's iterator, from the same attribute
 /// on, so that what it accepts and the errors it gives stay its own.
