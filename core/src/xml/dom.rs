@@ -1019,10 +1019,14 @@ fn open_element<'a>(
     // quick-xml's duplicate check compares each attribute with every earlier
     // one (quadratic); duplicates are found below with a hash set instead.
     for attr in TagAttributes::new(start) {
-        let (attr, plain) = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
+        let TagAttribute {
+            attribute: attr,
+            name_checked,
+            plain,
+        } = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
         let key = str_or_utf8(document, attr.key.as_ref())
             .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?;
-        if !is_xml_name(key) {
+        if !(name_checked || is_xml_name(key)) {
             return Err(Error::malformed(
                 local(&name),
                 format!("invalid attribute name {key:?}"),
@@ -1231,11 +1235,27 @@ impl<'a> TagAttributes<'a> {
         if tag.get(key_start) == Some(&b'=') {
             return Plain::Other;
         }
-        let Some(key_length) = tag.get(key_start + 1..).and_then(|rest| {
-            rest.iter()
-                .position(|b| class(b) & (WHITESPACE | EQUALS) != 0)
-        }) else {
-            return Plain::Other;
+        // Name bytes first (ASCII ones, as `is_xml_name` judges them): in
+        // the usual key that is all of it, up to its `=`, and its name
+        // needs no other check.
+        let rest = tag.get(key_start + 1..).unwrap_or_default();
+        let name_length = rest
+            .iter()
+            .position(|b| NAME_BYTES[usize::from(*b)] == 0)
+            .unwrap_or(rest.len());
+        let (key_length, name_checked) = if rest.get(name_length) == Some(&b'=') {
+            let first = tag
+                .get(key_start)
+                .map_or(0, |b| NAME_BYTES[usize::from(*b)]);
+            (name_length, first == NAME_START)
+        } else {
+            let Some(more) = rest.get(name_length..).and_then(|more| {
+                more.iter()
+                    .position(|b| class(b) & (WHITESPACE | EQUALS) != 0)
+            }) else {
+                return Plain::Other;
+            };
+            (name_length + more, false)
         };
         let key_end = key_start + 1 + key_length;
         if tag.get(key_end) != Some(&b'=') {
@@ -1257,7 +1277,12 @@ impl<'a> TagAttributes<'a> {
         match (tag.get(key_start..key_end), tag.get(value_start..value_end)) {
             (Some(key), Some(value)) => {
                 self.position = value_end + 1;
-                Plain::Attribute { key, value, plain }
+                Plain::Attribute {
+                    key,
+                    name_checked,
+                    value,
+                    plain,
+                }
             }
             _ => Plain::Other,
         }
@@ -1340,6 +1365,8 @@ enum Plain<'a> {
     /// normalize.
     Attribute {
         key: &'a [u8],
+        /// The key is known to be a valid XML name.
+        name_checked: bool,
         value: &'a [u8],
         plain: bool,
     },
@@ -1349,22 +1376,37 @@ enum Plain<'a> {
     Other,
 }
 
+/// An attribute as [`TagAttributes`] gives it.
+struct TagAttribute<'a> {
+    attribute: quick_xml::events::attributes::Attribute<'a>,
+    /// Its name is known to be a valid XML name.
+    name_checked: bool,
+    /// Its value is known to have nothing to normalize.
+    plain: bool,
+}
+
 impl<'a> Iterator for TagAttributes<'a> {
-    /// An attribute, and whether its value is known to have nothing to
-    /// normalize.
-    type Item =
-        std::result::Result<(quick_xml::events::attributes::Attribute<'a>, bool), AttrError>;
+    type Item = std::result::Result<TagAttribute<'a>, AttrError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.quick_xml.is_none() {
             match self.next_plain() {
-                Plain::Attribute { key, value, plain } => {
+                Plain::Attribute {
+                    key,
+                    name_checked,
+                    value,
+                    plain,
+                } => {
                     self.given += 1;
                     let attribute = quick_xml::events::attributes::Attribute {
                         key: QName(key),
                         value: Cow::Borrowed(value),
                     };
-                    return Some(Ok((attribute, plain)));
+                    return Some(Ok(TagAttribute {
+                        attribute,
+                        name_checked,
+                        plain,
+                    }));
                 }
                 Plain::End => return None,
                 Plain::Other => {}
@@ -1378,12 +1420,12 @@ impl<'a> Iterator for TagAttributes<'a> {
             }
             self.quick_xml = Some(attributes);
         }
-        Some(
-            self.quick_xml
-                .as_mut()?
-                .next()?
-                .map(|attribute| (attribute, false)),
-        )
+        let next = self.quick_xml.as_mut()?.next()?;
+        Some(next.map(|attribute| TagAttribute {
+            attribute,
+            name_checked: false,
+            plain: false,
+        }))
     }
 }
 
