@@ -11,7 +11,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+use quick_xml::events::attributes::{AttrError, Attributes};
 use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::QName;
 use quick_xml::{Reader, XmlVersion};
 
 use crate::error::{Error, Result};
@@ -277,7 +279,7 @@ impl Element {
     /// assert!(Element::parse("<!DOCTYPE a [<!ENTITY x \"y\">]><a>&x;</a>").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<Element> {
-        parse_with_scope(text, &mut Scope::default())
+        parse_in_scope(text, None)
     }
 
     /// Parses the UTF-8 bytes of a document (see [`Element::parse`]).
@@ -318,17 +320,20 @@ impl Element {
 
 /// The XML declaration .NET writes.
 pub const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>";
+/// What quick-xml reads between `<?` and `?>` in [`DECLARATION`].
+const DECLARATION_CONTENT: &[u8] = b"xml version=\"1.0\" encoding=\"utf-8\"";
 /// The UTF-8 byte order mark.
 pub const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// An element's qualified name as written.
 type Name = Cow<'static, str>;
 
-/// `name`, shared rather than allocated when it is one of the names of
-/// ASP.NET Core's key XML: a ring of 10,000 keys holds about 100,000
-/// elements, each otherwise an allocation to make and later to free.
-fn shared_name(name: &str) -> Name {
-    Cow::Borrowed(match name {
+/// `name` as the `'static` name of ASP.NET Core's key XML it is, if it is
+/// one (every one a valid XML name): shared rather than allocated, as a
+/// ring of 10,000 keys holds about 100,000 elements, each otherwise an
+/// allocation to make and later to free.
+fn known_name(name: &str) -> Option<&'static str> {
+    Some(match name {
         "key" => "key",
         "creationDate" => "creationDate",
         "activationDate" => "activationDate",
@@ -343,7 +348,7 @@ fn shared_name(name: &str) -> Name {
         "reason" => "reason",
         "encryptedSecret" => "encryptedSecret",
         "encryptedKey" => "encryptedKey",
-        _ => return Cow::Owned(name.to_string()),
+        _ => return None,
     })
 }
 
@@ -362,7 +367,9 @@ fn has_local_name(name: &str, local_name: &str) -> bool {
 }
 
 fn prefix(name: &str) -> Option<&str> {
-    name.split_once(':').map(|(p, _)| p)
+    // A byte loop: names are short, shorter than a `memchr` call is worth.
+    let colon = name.bytes().position(|b| b == b':')?;
+    name.get(..colon)
 }
 
 /// In-scope namespace bindings (`""` is the default namespace). Lookups and
@@ -427,32 +434,33 @@ impl Scope {
 /// Parses with inherited namespace bindings (used for children of a
 /// `<repository>` root that declares prefixes). `inherited` is left as it was.
 pub(crate) fn parse_with_scope(text: &str, inherited: &mut Scope) -> Result<Element> {
-    let mark = inherited.mark();
-    let result = parse_in_scope(text, inherited);
-    inherited.truncate(mark);
-    result
+    // The document's own declarations are kept apart (see `Declarations`),
+    // so `inherited` is only read.
+    parse_in_scope(text, Some(inherited))
 }
 
-fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.starts_with('\u{feff}') {
+fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
+    let document = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if document.starts_with('\u{feff}') {
         return Err(Error::malformed(
             "document",
             "more than one byte order mark",
         ));
     }
-    let mut reader = Reader::from_str(text);
+    let mut reader = Reader::from_str(document);
     let config = reader.config_mut();
     config.check_end_names = true;
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    // The elements open, innermost last.
-    let mut stack: Vec<Open> = Vec::new();
+    let mut scope = Declarations::new(inherited);
+    // The elements open, innermost last (key XML nests five deep: one
+    // allocation for the stack).
+    let mut stack: Vec<Open> = Vec::with_capacity(8);
     let mut root: Option<Element> = None;
     // The text read since the innermost open element's last other child
     // (text and entity references run together into one text node).
-    let mut text = String::new();
+    let mut text = TextRun::default();
 
     loop {
         let event = reader.read_event().map_err(|e| {
@@ -464,6 +472,8 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
             )
         })?;
         match event {
+            // The declaration .NET writes (every key file) names UTF-8.
+            Event::Decl(decl) if *decl == *DECLARATION_CONTENT => {}
             Event::Decl(decl) => {
                 if let Some(Ok(enc)) = decl.encoding()
                     && !enc.eq_ignore_ascii_case(b"utf-8")
@@ -494,7 +504,7 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                     parent.end_text(&mut text, true);
                 }
                 let mark = scope.mark();
-                let element = open_element(&start, scope)?;
+                let element = open_element(document, &start, &mut scope)?;
                 stack.push(Open::new(element, mark));
             }
             Event::Empty(start) => {
@@ -505,7 +515,7 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                     parent.end_text(&mut text, true);
                 }
                 let mark = scope.mark();
-                let element = open_element(&start, scope)?;
+                let element = open_element(document, &start, &mut scope)?;
                 scope.truncate(mark);
                 attach(&mut stack, &mut root, element);
             }
@@ -519,33 +529,48 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
             }
             Event::Text(t) if is_ascii_blank(&t) => {
                 // Formatting (most text in key XML): its line ends are
-                // normalized here, without decoding.
+                // normalized if it is kept, without decoding.
                 if !stack.is_empty() {
-                    push_normalized_blank(&mut text, &t);
+                    text.push(Piece::Blank(t.into_inner()));
                 }
             }
             Event::Text(t) => {
-                let content = t
-                    .xml10_content()
-                    .map_err(|e| Error::malformed("document", e.to_string()))?;
-                push_text(&stack, &root, &mut text, &content)?;
+                let content = match str_in(document, &t) {
+                    // No carriage return: nothing for `xml10_content` to
+                    // normalize, nor UTF-8 to check again. (A fold, not a
+                    // search that stops early: the compiler vectorizes it.)
+                    Some(content)
+                        if !content.bytes().fold(false, |cr, byte| cr | (byte == b'\r')) =>
+                    {
+                        Cow::Borrowed(content)
+                    }
+                    _ => t
+                        .xml10_content()
+                        .map_err(|e| Error::malformed("document", e.to_string()))?,
+                };
+                if stack.is_empty() {
+                    outside_root(&root, &content)?;
+                } else {
+                    text.push(Piece::Text(content));
+                }
             }
             Event::GeneralRef(r) => {
-                let resolved: Cow<'_, str> = if let Some(ch) = r
+                let mut utf8 = [0; 4];
+                let resolved: &str = if let Some(ch) = r
                     .resolve_char_ref()
                     .map_err(|e| Error::malformed("document", e.to_string()))?
                 {
-                    Cow::Owned(ch.to_string())
+                    ch.encode_utf8(&mut utf8)
                 } else {
                     let name = r
                         .decode()
                         .map_err(|e| Error::malformed("document", e.to_string()))?;
                     match &*name {
-                        "amp" => "&".into(),
-                        "lt" => "<".into(),
-                        "gt" => ">".into(),
-                        "apos" => "'".into(),
-                        "quot" => "\"".into(),
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "apos" => "'",
+                        "quot" => "\"",
                         other => {
                             return Err(Error::malformed(
                                 "document",
@@ -554,7 +579,11 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
                         }
                     }
                 };
-                push_text(&stack, &root, &mut text, &resolved)?;
+                if stack.is_empty() {
+                    outside_root(&root, resolved)?;
+                } else {
+                    text.push_str(resolved);
+                }
             }
             Event::CData(c) => {
                 let content = c
@@ -591,6 +620,194 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
     root.ok_or_else(|| Error::malformed("document", "no root element"))
 }
 
+/// Up to this many declarations in scope are looked up by a scan; past it,
+/// through a map, so that a document with thousands of declarations and
+/// prefixed names is still read in linear time.
+const SCANNED_DECLARATIONS: usize = 8;
+
+/// The namespace declarations in scope while a document is read, over the
+/// bindings inherited from outside it (which are only read).
+///
+/// Most key XML declares one prefix (`xmlns:p4` on `<masterKey>`) or none,
+/// so the common case costs no hashing, no copy and at most one allocation
+/// per document: prefixes and URIs are borrowed from the document (a URI
+/// is owned only when it had references to resolve).
+struct Declarations<'a> {
+    inherited: Option<&'a Scope>,
+    /// Each declaration in scope, innermost last: prefix, URI.
+    declared: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Prefix to the indexes in `declared` of its declarations in scope,
+    /// made once more than `SCANNED_DECLARATIONS` are in scope.
+    index: Option<HashMap<String, Vec<usize>>>,
+}
+
+impl<'a> Declarations<'a> {
+    fn new(inherited: Option<&'a Scope>) -> Self {
+        Declarations {
+            inherited,
+            declared: Vec::new(),
+            index: None,
+        }
+    }
+
+    fn declare(&mut self, prefix: Cow<'a, str>, uri: Cow<'a, str>) {
+        let position = self.declared.len();
+        match &mut self.index {
+            Some(index) => index.entry(prefix.to_string()).or_default().push(position),
+            None if position >= SCANNED_DECLARATIONS => {
+                let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+                let prefixes = self.declared.iter().map(|(prefix, _)| prefix);
+                for (position, prefix) in prefixes.chain([&prefix]).enumerate() {
+                    index.entry(prefix.to_string()).or_default().push(position);
+                }
+                self.index = Some(index);
+            }
+            None => {}
+        }
+        self.declared.push((prefix, uri));
+    }
+
+    /// A point to return to with [`Declarations::truncate`].
+    fn mark(&self) -> usize {
+        self.declared.len()
+    }
+
+    /// Undoes every declaration made after `mark`.
+    #[inline]
+    fn truncate(&mut self, mark: usize) {
+        // Most elements declare nothing: nothing to undo (and no call).
+        if self.declared.len() > mark {
+            self.undo(mark);
+        }
+    }
+
+    fn undo(&mut self, mark: usize) {
+        if let Some(index) = &mut self.index {
+            for (prefix, _) in self.declared.get(mark..).unwrap_or_default() {
+                if let Some(positions) = index.get_mut(prefix.as_ref()) {
+                    positions.pop();
+                }
+            }
+        }
+        self.declared.truncate(mark);
+    }
+
+    #[inline]
+    fn lookup(&self, prefix: &str) -> Option<&str> {
+        if self.declared.is_empty() && self.inherited.is_none() && prefix.is_empty() {
+            // Most elements of key XML: no default namespace anywhere.
+            return None;
+        }
+        self.look_up(prefix)
+    }
+
+    fn look_up(&self, prefix: &str) -> Option<&str> {
+        if prefix == "xml" {
+            return Some(XML_NS);
+        }
+        let declared = match &self.index {
+            Some(index) => index
+                .get(prefix)
+                .and_then(|positions| positions.last())
+                .and_then(|&position| self.declared.get(position)),
+            None => self
+                .declared
+                .iter()
+                .rev()
+                .find(|(declared, _)| declared == prefix),
+        };
+        match declared {
+            Some((_, uri)) => Some(uri),
+            None => self.inherited.and_then(|scope| scope.lookup(prefix)),
+        }
+    }
+}
+
+/// `text` borrowed from `document` when it is a slice of it, else a copy.
+fn in_document<'a>(document: &'a str, text: &str) -> Cow<'a, str> {
+    match str_in(document, text.as_bytes()) {
+        Some(text) => Cow::Borrowed(text),
+        None => Cow::Owned(text.to_string()),
+    }
+}
+
+/// The text read since the innermost open element's last other child.
+///
+/// Its first piece is held as read, borrowed from the document: a run of
+/// one piece (a date, a Base64 value, the formatting whitespace between
+/// elements) is copied once, into its node, or not at all when it is
+/// formatting to drop. Longer runs are joined in a buffer reused for the
+/// whole document.
+#[derive(Default)]
+struct TextRun<'a> {
+    first: Piece<'a>,
+    /// The run, once it has more than one piece (line ends normalized).
+    joined: String,
+}
+
+#[derive(Default)]
+enum Piece<'a> {
+    #[default]
+    None,
+    /// ASCII whitespace as written (line ends not yet normalized).
+    Blank(Cow<'a, [u8]>),
+    /// Text with its line ends normalized.
+    Text(Cow<'a, str>),
+}
+
+impl<'a> TextRun<'a> {
+    /// Appends a piece of text (inlined: once a text event, in the loop
+    /// that reads every event).
+    #[inline(always)]
+    fn push(&mut self, piece: Piece<'a>) {
+        if piece.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            self.first = piece;
+        } else {
+            self.join_first();
+            piece.append_to(&mut self.joined);
+        }
+    }
+
+    /// Appends text whose line ends are normalized, borrowed for a moment.
+    fn push_str(&mut self, text: &str) {
+        if !text.is_empty() {
+            self.join_first();
+            self.joined.push_str(text);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self.first, Piece::None) && self.joined.is_empty()
+    }
+
+    /// Moves the first piece into `joined`, for another to follow it.
+    fn join_first(&mut self) {
+        std::mem::take(&mut self.first).append_to(&mut self.joined);
+    }
+}
+
+impl Piece<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Piece::None => true,
+            Piece::Blank(blank) => blank.is_empty(),
+            Piece::Text(text) => text.is_empty(),
+        }
+    }
+
+    /// Appends the text, its line ends normalized.
+    fn append_to(&self, out: &mut String) {
+        match self {
+            Piece::None => {}
+            Piece::Blank(blank) => push_normalized_blank(out, blank),
+            Piece::Text(text) => out.push_str(text),
+        }
+    }
+}
+
 /// An element being read.
 ///
 /// Whitespace-only text in an element that also has element or comment
@@ -618,23 +835,44 @@ impl Open {
         }
     }
 
-    /// Ends the run of `text` read in this element (leaving `text` empty),
+    /// Ends the run of `text` read in this element (leaving it empty),
     /// before another child or the end tag; `structure_follows` when that
     /// child is an element or a comment.
-    fn end_text(&mut self, text: &mut String, structure_follows: bool) {
-        if !text.is_empty() {
-            let blank = is_blank(text);
-            if blank && (self.structured || structure_follows) {
-                text.clear();
-            } else {
-                self.blank_text |= blank;
-                // A copy of exactly its length; the buffer keeps its
-                // capacity for the next run.
-                self.element.children.push(Node::Text(text.as_str().into()));
-                text.clear();
-            }
-        }
+    fn end_text(&mut self, text: &mut TextRun<'_>, structure_follows: bool) {
+        let formatting = self.structured || structure_follows;
         self.structured |= structure_follows;
+        let run = match std::mem::take(&mut text.first) {
+            Piece::None if text.joined.is_empty() => return,
+            Piece::None => {
+                let blank = is_blank(&text.joined);
+                if !(blank && formatting) {
+                    self.blank_text |= blank;
+                    // A copy of exactly its length; the buffer keeps its
+                    // capacity for the next run.
+                    self.element
+                        .children
+                        .push(Node::Text(text.joined.as_str().into()));
+                }
+                text.joined.clear();
+                return;
+            }
+            Piece::Blank(_) if formatting => return,
+            Piece::Blank(blank) => {
+                self.blank_text = true;
+                let mut run = String::with_capacity(blank.len());
+                push_normalized_blank(&mut run, &blank);
+                run
+            }
+            Piece::Text(run) => {
+                let blank = is_blank(&run);
+                if blank && formatting {
+                    return;
+                }
+                self.blank_text |= blank;
+                run.into_owned()
+            }
+        };
+        self.element.children.push(Node::Text(run));
     }
 
     /// The element, without the formatting whitespace kept before it was
@@ -665,29 +903,21 @@ fn is_ascii_blank(bytes: &[u8]) -> bool {
 /// Appends ASCII whitespace with XML 1.0's line-end normalization (`\r\n`
 /// and a lone `\r` read as `\n`), as `xml10_content` would give it.
 fn push_normalized_blank(text: &mut String, blank: &[u8]) {
-    let mut bytes = blank.iter().peekable();
-    while let Some(&byte) = bytes.next() {
-        if byte == b'\r' {
-            bytes.next_if_eq(&&b'\n');
-            text.push('\n');
-        } else {
-            text.push(char::from(byte));
-        }
+    // Runs between carriage returns are copied whole (ASCII, so valid UTF-8).
+    let mut runs = blank.split(|&b| b == b'\r');
+    if let Some(run) = runs.next() {
+        text.push_str(std::str::from_utf8(run).unwrap_or_default());
+    }
+    for run in runs {
+        // `\r` read as `\n`; a `\n` right after it is the same line end.
+        text.push('\n');
+        let run = run.strip_prefix(b"\n").unwrap_or(run);
+        text.push_str(std::str::from_utf8(run).unwrap_or_default());
     }
 }
 
-/// Adds `content` to the text run of the innermost open element; outside
-/// the root only whitespace is allowed.
-fn push_text(
-    stack: &[Open],
-    root: &Option<Element>,
-    text: &mut String,
-    content: &str,
-) -> Result<()> {
-    if !stack.is_empty() {
-        text.push_str(content);
-        return Ok(());
-    }
+/// Checks text read outside the root element: only whitespace is allowed.
+fn outside_root(root: &Option<Element>, content: &str) -> Result<()> {
     if content.trim().is_empty() {
         Ok(())
     } else if root.is_some() {
@@ -760,36 +990,52 @@ fn is_xml_name_by_chars(name: &str) -> bool {
         && chars.all(name_char)
 }
 
-fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
+/// The element of a start tag (`document` is the text the reader reads).
+fn open_element<'a>(
+    document: &'a str,
+    start: &BytesStart<'_>,
+    scope: &mut Declarations<'a>,
+) -> Result<Element> {
     let qualified = start.name();
-    let name = std::str::from_utf8(qualified.as_ref())
+    let name = str_or_utf8(document, qualified.as_ref())
         .map_err(|_| Error::malformed("document", "element name is not UTF-8"))?;
-    if !is_xml_name(name) {
-        return Err(Error::malformed(
-            "document",
-            format!("invalid element name {name:?}"),
-        ));
-    }
-    let name = shared_name(name);
-    let mut attributes: Vec<Attribute> = Vec::new();
+    let name: Name = match known_name(name) {
+        Some(known) => Cow::Borrowed(known),
+        None if is_xml_name(name) => Cow::Owned(name.to_string()),
+        None => {
+            return Err(Error::malformed(
+                "document",
+                format!("invalid element name {name:?}"),
+            ));
+        }
+    };
+    // Room for the attributes of key XML's elements (at most two) in the
+    // first allocation, made only when there may be attributes.
+    let mut attributes: Vec<Attribute> = if start.attributes_raw().is_empty() {
+        Vec::new()
+    } else {
+        Vec::with_capacity(4)
+    };
     // quick-xml's duplicate check compares each attribute with every earlier
     // one (quadratic); duplicates are found below with a hash set instead.
-    for attr in start.attributes().with_checks(false) {
-        let attr = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
-        let key = std::str::from_utf8(attr.key.as_ref())
+    for attr in TagAttributes::new(start) {
+        let TagAttribute {
+            attribute: attr,
+            name_checked,
+            plain,
+        } = attr.map_err(|e| Error::malformed(local(&name), e.to_string()))?;
+        let key = str_or_utf8(document, attr.key.as_ref())
             .map_err(|_| Error::malformed(local(&name), "attribute name is not UTF-8"))?;
-        if !is_xml_name(key) {
+        if !(name_checked || is_xml_name(key)) {
             return Err(Error::malformed(
                 local(&name),
                 format!("invalid attribute name {key:?}"),
             ));
         }
-        let value = attr
-            .normalized_value(XmlVersion::Explicit1_0)
-            .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?
-            .into_owned();
+        let value = attribute_value(document, &attr, plain)
+            .map_err(|e| Error::malformed(local(&name), format!("attribute {key:?}: {e}")))?;
         if key == "xmlns" {
-            scope.push(String::new(), value.clone());
+            scope.declare(Cow::Borrowed(""), in_document(document, &value));
         } else if let Some(p) = key.strip_prefix("xmlns:") {
             if value.is_empty() {
                 return Err(Error::malformed(
@@ -797,27 +1043,63 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
                     "a prefix cannot be undeclared",
                 ));
             }
-            scope.push(p.to_string(), value.clone());
+            scope.declare(in_document(document, p), in_document(document, &value));
         }
         // Its namespace is resolved below, once every declaration on this
         // element is in scope.
         attributes.push(Attribute {
             name: key.to_string(),
             namespace: None,
-            value,
+            value: value.into_owned(),
         });
     }
-    let namespace = match prefix(&name) {
+    let namespace = resolve_namespaces(&name, &mut attributes, scope)?;
+    Ok(Element {
+        name,
+        namespace,
+        attributes,
+        children: Vec::new(),
+    })
+}
+
+/// Where namespace prefixes are looked up while an element is read.
+trait Namespaces {
+    /// The URI bound to `prefix` (`""`: the default namespace), if any.
+    fn namespace_of(&self, prefix: &str) -> Option<&str>;
+}
+
+impl Namespaces for Scope {
+    fn namespace_of(&self, prefix: &str) -> Option<&str> {
+        self.lookup(prefix)
+    }
+}
+
+impl Namespaces for Declarations<'_> {
+    #[inline]
+    fn namespace_of(&self, prefix: &str) -> Option<&str> {
+        self.lookup(prefix)
+    }
+}
+
+/// The namespace of the element `name`, once its `attributes` (every
+/// declaration on it in `scope`) are read; sets each attribute's namespace
+/// and refuses duplicate attributes.
+fn resolve_namespaces(
+    name: &str,
+    attributes: &mut [Attribute],
+    scope: &impl Namespaces,
+) -> Result<Option<String>> {
+    let namespace = match prefix(name) {
         Some(p) => Some(
             scope
-                .lookup(p)
+                .namespace_of(p)
                 .ok_or_else(|| {
-                    Error::malformed(local(&name), format!("undeclared namespace prefix {p:?}"))
+                    Error::malformed(local(name), format!("undeclared namespace prefix {p:?}"))
                 })?
                 .to_string(),
         ),
         None => scope
-            .lookup("")
+            .namespace_of("")
             .filter(|u| !u.is_empty())
             .map(str::to_string),
     };
@@ -837,10 +1119,10 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
             match prefix(key) {
                 Some(p) => Some(
                     scope
-                        .lookup(p)
+                        .namespace_of(p)
                         .ok_or_else(|| {
                             Error::malformed(
-                                local(&name),
+                                local(name),
                                 format!("undeclared namespace prefix {p:?} on attribute {key:?}"),
                             )
                         })?
@@ -855,18 +1137,296 @@ fn open_element(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element> {
         };
         if duplicate {
             return Err(Error::malformed(
-                local(&name),
+                local(name),
                 format!("duplicate attribute {key:?}"),
             ));
         }
         attribute.namespace = namespace;
     }
-    Ok(Element {
-        name,
-        namespace,
-        attributes,
-        children: Vec::new(),
-    })
+    Ok(namespace)
+}
+
+/// The attribute's value normalized as XML 1.0 has it, exactly as quick-xml's
+/// `normalized_value` gives it; without its work when there is nothing to
+/// normalize (no reference, tab or line end: `AES_256_CBC`, an id, a type
+/// name); `plain` when that is already known.
+fn attribute_value<'a>(
+    document: &'a str,
+    attr: &quick_xml::events::attributes::Attribute<'a>,
+    plain: bool,
+) -> quick_xml::Result<Cow<'a, str>> {
+    if let Cow::Borrowed(raw) = attr.value
+        && (plain
+            || raw
+                .iter()
+                .all(|&b| BYTE_CLASS[usize::from(b)] & TO_NORMALIZE == 0))
+        && let Ok(value) = str_or_utf8(document, raw)
+    {
+        return Ok(Cow::Borrowed(value));
+    }
+    attr.normalized_value(XmlVersion::Explicit1_0)
+}
+
+/// `bytes` as the `str` they are in `document` when they are a slice of it
+/// (as the names and values of events read from it are): that needs no
+/// UTF-8 check, which would cost more than the rest of reading a short name.
+/// `None` for bytes from elsewhere, or not on `char` boundaries.
+fn str_in<'a>(document: &'a str, bytes: &[u8]) -> Option<&'a str> {
+    // Same address and length as `bytes`: the very same bytes.
+    let offset = bytes
+        .as_ptr()
+        .addr()
+        .checked_sub(document.as_ptr().addr())?;
+    document.get(offset..offset.checked_add(bytes.len())?)
+}
+
+/// [`str_in`], or else `bytes` checked as UTF-8.
+fn str_or_utf8<'a>(
+    document: &'a str,
+    bytes: &'a [u8],
+) -> std::result::Result<&'a str, std::str::Utf8Error> {
+    match str_in(document, bytes) {
+        Some(text) => Ok(text),
+        None => std::str::from_utf8(bytes),
+    }
+}
+
+/// The attributes of a start tag, exactly as quick-xml's `Attributes`
+/// iterator gives them with its duplicate check off.
+///
+/// That iterator costs about 220 instructions an attribute (a tenth of
+/// reading a key file); the plain form `name="value"` (or `'value'`),
+/// nearly every attribute there is, is read here directly.
+/// Anything else (whitespace around `=`, an unquoted value, a missing
+/// quote, ...) hands over to quick-xml's iterator, from the same attribute
+/// on, so that what it accepts and the errors it gives stay its own.
+struct TagAttributes<'a> {
+    start: &'a BytesStart<'a>,
+    /// Where the next attribute is looked for (read here).
+    position: usize,
+    /// How many attributes were given so far.
+    given: usize,
+    /// quick-xml's iterator, once it took over.
+    quick_xml: Option<Attributes<'a>>,
+}
+
+impl<'a> TagAttributes<'a> {
+    fn new(start: &'a BytesStart<'a>) -> Self {
+        TagAttributes {
+            start,
+            position: start.name().as_ref().len(),
+            given: 0,
+            quick_xml: None,
+        }
+    }
+
+    /// The next attribute if it is in the plain form. Follows quick-xml's
+    /// `IterState::next`.
+    fn next_plain(&mut self) -> Plain<'a> {
+        let tag: &'a [u8] = self.start;
+        let class = |b: &u8| BYTE_CLASS[usize::from(*b)];
+        let rest = tag.get(self.position..).unwrap_or_default();
+        let Some(skipped) = rest.iter().position(|b| class(b) & WHITESPACE == 0) else {
+            return Plain::End;
+        };
+        let key_start = self.position + skipped;
+        // quick-xml takes the key's first byte as it is, then reads up to
+        // `=` or whitespace; a key starting with `=` is left to it.
+        if tag.get(key_start) == Some(&b'=') {
+            return Plain::Other;
+        }
+        // Name bytes first (ASCII ones, as `is_xml_name` judges them): in
+        // the usual key that is all of it, up to its `=`, and its name
+        // needs no other check.
+        let rest = tag.get(key_start + 1..).unwrap_or_default();
+        let name_length = rest
+            .iter()
+            .position(|b| NAME_BYTES[usize::from(*b)] == 0)
+            .unwrap_or(rest.len());
+        let (key_length, name_checked) = if rest.get(name_length) == Some(&b'=') {
+            let first = tag
+                .get(key_start)
+                .map_or(0, |b| NAME_BYTES[usize::from(*b)]);
+            (name_length, first == NAME_START)
+        } else {
+            let Some(more) = rest.get(name_length..).and_then(|more| {
+                more.iter()
+                    .position(|b| class(b) & (WHITESPACE | EQUALS) != 0)
+            }) else {
+                return Plain::Other;
+            };
+            (name_length + more, false)
+        };
+        let key_end = key_start + 1 + key_length;
+        if tag.get(key_end) != Some(&b'=') {
+            return Plain::Other;
+        }
+        let closing = match tag.get(key_end + 1) {
+            Some(b'"') => DOUBLE_QUOTE,
+            Some(b'\'') => SINGLE_QUOTE,
+            _ => return Plain::Other,
+        };
+        let value_start = key_end + 2;
+        let Some((value_length, plain)) = tag
+            .get(value_start..)
+            .and_then(|rest| scan_value(rest, closing))
+        else {
+            return Plain::Other;
+        };
+        let value_end = value_start + value_length;
+        match (tag.get(key_start..key_end), tag.get(value_start..value_end)) {
+            (Some(key), Some(value)) => {
+                self.position = value_end + 1;
+                Plain::Attribute {
+                    key,
+                    name_checked,
+                    value,
+                    plain,
+                }
+            }
+            _ => Plain::Other,
+        }
+    }
+}
+
+/// The length of an attribute value up to its closing quote (`closing`,
+/// the quote's class), and whether it has nothing to normalize; `None`
+/// when the quote is missing.
+///
+/// Eight bytes at a time, as this runs over every byte of every value (a
+/// type name of 200 bytes in each key), and a byte loop costs a dozen
+/// instructions a byte, `memchr` a hundred a call: every byte it looks for
+/// (quotes, `&`, tab, line ends) is below `(`, and a word with no byte
+/// below `(` is skipped whole. (The test is the classic "has a byte less
+/// than": exact on whether there is one; only the bytes above the first
+/// one found may be misjudged, and those are looked at one by one.)
+fn scan_value(value: &[u8], closing: u8) -> Option<(usize, bool)> {
+    /// `(` in every byte.
+    const BELOW: u64 = 0x2828_2828_2828_2828;
+    /// The high bit of every byte.
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut seen = 0;
+    let mut offset = 0;
+    let mut chunks = value.chunks_exact(8);
+    for chunk in &mut chunks {
+        if let Ok(bytes) = <[u8; 8]>::try_from(chunk) {
+            let word = u64::from_le_bytes(bytes);
+            if word.wrapping_sub(BELOW) & !word & HIGH == 0 {
+                offset += 8;
+                continue;
+            }
+        }
+        for (index, byte) in chunk.iter().enumerate() {
+            let class = BYTE_CLASS[usize::from(*byte)];
+            if class & closing != 0 {
+                return Some((offset + index, seen & TO_NORMALIZE == 0));
+            }
+            seen |= class;
+        }
+        offset += 8;
+    }
+    for (index, byte) in chunks.remainder().iter().enumerate() {
+        let class = BYTE_CLASS[usize::from(*byte)];
+        if class & closing != 0 {
+            return Some((offset + index, seen & TO_NORMALIZE == 0));
+        }
+        seen |= class;
+    }
+    None
+}
+
+/// XML whitespace (to quick-xml): space, tab, line ends.
+const WHITESPACE: u8 = 1;
+/// `=`.
+const EQUALS: u8 = 2;
+/// `"`.
+const DOUBLE_QUOTE: u8 = 4;
+/// `'`.
+const SINGLE_QUOTE: u8 = 8;
+/// What attribute value normalization replaces: references, tab, line ends.
+const TO_NORMALIZE: u8 = 16;
+/// What each byte is to [`TagAttributes`] and [`attribute_value`].
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    table[b' ' as usize] = WHITESPACE;
+    table[b'\t' as usize] = WHITESPACE | TO_NORMALIZE;
+    table[b'\n' as usize] = WHITESPACE | TO_NORMALIZE;
+    table[b'\r' as usize] = WHITESPACE | TO_NORMALIZE;
+    table[b'=' as usize] = EQUALS;
+    table[b'"' as usize] = DOUBLE_QUOTE;
+    table[b'\'' as usize] = SINGLE_QUOTE;
+    table[b'&' as usize] = TO_NORMALIZE;
+    table
+};
+
+/// What [`TagAttributes::next_plain`] found.
+enum Plain<'a> {
+    /// An attribute's name and raw value, and whether that has nothing to
+    /// normalize.
+    Attribute {
+        key: &'a [u8],
+        /// The key is known to be a valid XML name.
+        name_checked: bool,
+        value: &'a [u8],
+        plain: bool,
+    },
+    /// Nothing but whitespace to the end of the tag.
+    End,
+    /// Something for quick-xml to read.
+    Other,
+}
+
+/// An attribute as [`TagAttributes`] gives it.
+struct TagAttribute<'a> {
+    attribute: quick_xml::events::attributes::Attribute<'a>,
+    /// Its name is known to be a valid XML name.
+    name_checked: bool,
+    /// Its value is known to have nothing to normalize.
+    plain: bool,
+}
+
+impl<'a> Iterator for TagAttributes<'a> {
+    type Item = std::result::Result<TagAttribute<'a>, AttrError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.quick_xml.is_none() {
+            match self.next_plain() {
+                Plain::Attribute {
+                    key,
+                    name_checked,
+                    value,
+                    plain,
+                } => {
+                    self.given += 1;
+                    let attribute = quick_xml::events::attributes::Attribute {
+                        key: QName(key),
+                        value: Cow::Borrowed(value),
+                    };
+                    return Some(Ok(TagAttribute {
+                        attribute,
+                        name_checked,
+                        plain,
+                    }));
+                }
+                Plain::End => return None,
+                Plain::Other => {}
+            }
+            // The end of the tag, or something quick-xml is to judge: its
+            // iterator, moved past the attributes already given.
+            let mut attributes = self.start.attributes();
+            attributes.with_checks(false);
+            for _ in 0..self.given {
+                attributes.next();
+            }
+            self.quick_xml = Some(attributes);
+        }
+        let next = self.quick_xml.as_mut()?.next()?;
+        Some(next.map(|attribute| TagAttribute {
+            attribute,
+            name_checked: false,
+            plain: false,
+        }))
+    }
 }
 
 fn write_element(e: &Element, format: Format, depth: usize, scope: &mut Scope, out: &mut String) {
@@ -992,6 +1552,12 @@ fn escape_attr(s: &str, out: &mut String) {
         }
     }
 }
+
+#[cfg(test)]
+mod reference;
+
+#[cfg(test)]
+mod differential;
 
 #[cfg(test)]
 mod tests {
@@ -1123,6 +1689,60 @@ mod tests {
             }
         }
         assert!(!is_xml_name(""));
+    }
+
+    /// The word-at-a-time scan against a byte loop, on values made of the
+    /// bytes it looks for, the bytes next to them, and bytes past ASCII, at
+    /// every position in a word.
+    #[test]
+    fn value_scan_finds_what_a_byte_loop_finds() {
+        let alphabet = [
+            b'a',
+            b' ',
+            b'"',
+            b'\'',
+            b'&',
+            b'\t',
+            b'\n',
+            b'\r',
+            b'(',
+            b'\'' + 1,
+            0,
+            0x7f,
+            0x80,
+            0xa8,
+            0xc3,
+            0xff,
+        ];
+        let by_bytes = |value: &[u8], closing: u8| {
+            let end = value
+                .iter()
+                .position(|b| BYTE_CLASS[usize::from(*b)] & closing != 0)?;
+            let plain = value[..end]
+                .iter()
+                .all(|b| !matches!(b, b'&' | b'\t' | b'\n' | b'\r'));
+            Some((end, plain))
+        };
+        let mut state = 1u64;
+        for length in 0..40 {
+            for _ in 0..300 {
+                let value: Vec<u8> = (0..length)
+                    .map(|_| {
+                        state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        // Mostly plain bytes, so that quotes come late too.
+                        let pick = (state >> 33) as usize % (alphabet.len() * 4);
+                        alphabet.get(pick).copied().unwrap_or(b'x')
+                    })
+                    .collect();
+                for closing in [DOUBLE_QUOTE, SINGLE_QUOTE] {
+                    assert_eq!(
+                        scan_value(&value, closing),
+                        by_bytes(&value, closing),
+                        "{value:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
