@@ -433,7 +433,7 @@ impl Scope {
 
 /// Parses with inherited namespace bindings (used for children of a
 /// `<repository>` root that declares prefixes). `inherited` is left as it was.
-pub(crate) fn parse_with_scope(text: &str, inherited: &mut Scope) -> Result<Element> {
+pub(crate) fn parse_with_scope(text: &str, inherited: &Scope) -> Result<Element> {
     // The document's own declarations are kept apart (see `Declarations`),
     // so `inherited` is only read.
     parse_in_scope(text, Some(inherited))

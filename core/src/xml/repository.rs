@@ -137,7 +137,7 @@ impl RepositoryDocument {
         let threads = crate::parallel::threads_for(raw_children.len());
         let parsed =
             crate::parallel::map_in_order(raw_children, threads, CHILDREN_PER_BLOCK, |raw| {
-                child(raw, &mut scope.clone())
+                child(raw, &scope)
             });
         // The first error in document order: a child's, or else what the
         // scan met after the children it found.
@@ -525,7 +525,7 @@ fn tag_text(span: &str) -> &str {
     span.find('<').map_or(span, |i| &span[i..])
 }
 
-fn child(raw: &str, scope: &mut Scope) -> Result<RepositoryChild> {
+fn child(raw: &str, scope: &Scope) -> Result<RepositoryChild> {
     Ok(RepositoryChild {
         raw: raw.to_string(),
         element: parse_with_scope(raw, scope)?,

@@ -377,9 +377,9 @@ fn assert_same(document: &str, seed: u64, inherited: &[(&str, &str)]) {
             .iter()
             .map(|(p, u)| (p.to_string(), u.to_string()))
     };
-    let mut scope = Scope::from_bindings(bindings());
+    let scope = Scope::from_bindings(bindings());
     let mut reference_scope = Scope::from_bindings(bindings());
-    let actual = parse_with_scope(document, &mut scope);
+    let actual = parse_with_scope(document, &scope);
     let expected = reference::parse_with_scope(document, &mut reference_scope);
     match (&actual, &expected) {
         (Ok(a), Ok(e)) => assert_eq!(a, e, "seed {seed}: {document:?}"),
