@@ -69,8 +69,12 @@ enum Fetched {
     NotModified,
     /// The blob does not exist (or its container does not, and may be created).
     Absent,
-    /// The blob, parsed.
-    Present { etag: Etag, doc: RepositoryDocument },
+    /// The blob, parsed (and its elements classified, when asked for).
+    Present {
+        etag: Etag,
+        doc: RepositoryDocument,
+        classified: Option<Vec<ClassifiedElement>>,
+    },
 }
 
 /// A [`VersionedRepository`] (and so an
@@ -273,6 +277,7 @@ impl BlobXmlRepository {
     async fn fetch(
         &self,
         if_none_match: Option<Etag>,
+        classify_elements: bool,
     ) -> std::result::Result<Fetched, StorageError> {
         let limit = self.options.max_document_size;
         let options = BlobClientDownloadOptions {
@@ -306,8 +311,12 @@ impl BlobXmlRepository {
                 )));
             }
             Ok(Ok((etag, body))) => {
-                let (etag, doc) = self.parse(etag, &body)?;
-                return Ok(Fetched::Present { etag, doc });
+                let (etag, doc, classified) = self.parse(etag, &body, classify_elements)?;
+                return Ok(Fetched::Present {
+                    etag,
+                    doc,
+                    classified,
+                });
             }
             Err(e) => e,
         };
@@ -327,14 +336,22 @@ impl BlobXmlRepository {
         }
     }
 
-    /// The downloaded blob as a key ring document; anything else is refused, and left
-    /// untouched.
+    /// The downloaded blob as a key ring document (with its elements classified where they
+    /// were parsed, when `classify_elements`); anything else is refused, and left untouched.
     fn parse(
         &self,
         etag: Option<Etag>,
         body: &[u8],
-    ) -> std::result::Result<(Etag, RepositoryDocument), StorageError> {
-        let doc = RepositoryDocument::parse(body).map_err(|err| {
+        classify_elements: bool,
+    ) -> std::result::Result<(Etag, RepositoryDocument, Option<Vec<ClassifiedElement>>), StorageError>
+    {
+        let parsed = if classify_elements {
+            RepositoryDocument::parse_classified(body)
+                .map(|(doc, classified)| (doc, Some(classified)))
+        } else {
+            RepositoryDocument::parse(body).map(|doc| (doc, None))
+        };
+        let (doc, classified) = parsed.map_err(|err| {
             StorageError::Fatal(Error::Repository {
                 message: format!(
                     "{}: the blob is not a well-formed key ring document ({err}); it is left \
@@ -371,7 +388,7 @@ impl BlobXmlRepository {
             elements = doc.children().len(),
             "read the key ring blob"
         );
-        Ok((etag, doc))
+        Ok((etag, doc, classified))
     }
 
     /// Reads the blob into the cache (conditionally on the cached ETag) and returns it.
@@ -386,10 +403,10 @@ impl BlobXmlRepository {
             Cache::Present { etag, .. } => Some(etag.clone()),
             _ => None,
         };
-        match self.fetch(cached).await? {
+        match self.fetch(cached, false).await? {
             Fetched::NotModified => {}
             Fetched::Absent => *cache = Cache::Absent,
-            Fetched::Present { etag, doc } => *cache = Cache::Present { etag, doc },
+            Fetched::Present { etag, doc, .. } => *cache = Cache::Present { etag, doc },
         }
         Ok(())
     }
@@ -514,13 +531,30 @@ impl VersionedRepository for BlobXmlRepository {
         self.refresh(&mut cache).await
     }
 
-    /// Classifies the document the cache holds (after a conditional GET) where it is: nothing
-    /// of it is copied but the keys' descriptors.
+    /// After a conditional GET: a document read now is classified where each element was
+    /// parsed, one still cached where it is; nothing of it is copied but the keys' descriptors.
     async fn read_classified(
         &self,
     ) -> std::result::Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
         let mut cache = self.cache.lock().await;
-        self.update(&mut cache).await?;
+        let cached = match &*cache {
+            Cache::Present { etag, .. } => Some(etag.clone()),
+            _ => None,
+        };
+        match self.fetch(cached, true).await? {
+            Fetched::NotModified => {}
+            Fetched::Absent => *cache = Cache::Absent,
+            Fetched::Present {
+                etag,
+                doc,
+                classified: Some(classified),
+            } => {
+                let version = Version::new(etag.to_string());
+                *cache = Cache::Present { etag, doc };
+                return Ok((classified, Some(version)));
+            }
+            Fetched::Present { etag, doc, .. } => *cache = Cache::Present { etag, doc },
+        }
         Ok(match &*cache {
             Cache::Present { etag, doc } => {
                 (doc.classified(), Some(Version::new(etag.to_string())))
@@ -537,12 +571,12 @@ impl VersionedRepository for BlobXmlRepository {
     ) -> std::result::Result<Option<Snapshot>, StorageError> {
         let mut cache = self.cache.lock().await;
         *cache = match self
-            .fetch(Some(Etag::from(known.as_str().to_owned())))
+            .fetch(Some(Etag::from(known.as_str().to_owned())), false)
             .await?
         {
             Fetched::NotModified => return Ok(None),
             Fetched::Absent => Cache::Absent,
-            Fetched::Present { etag, doc } => Cache::Present { etag, doc },
+            Fetched::Present { etag, doc, .. } => Cache::Present { etag, doc },
         };
         Ok(Some(snapshot_of(&cache)))
     }

@@ -101,9 +101,25 @@ impl RepositoryDocument {
     /// );
     /// ```
     pub fn parse(bytes: &[u8]) -> Result<Self> {
+        Self::parse_then(bytes, |_| ()).map(|(document, _)| document)
+    }
+
+    /// As [`RepositoryDocument::parse`], also classifying each element as a
+    /// ring load reads it ([`ClassifiedElement::of_borrowed`]), on the
+    /// thread that parsed it while it is still in cache: what a backend
+    /// that keeps the document it read (a blob) gives a ring load.
+    pub fn parse_classified(bytes: &[u8]) -> Result<(Self, Vec<ClassifiedElement>)> {
+        Self::parse_then(bytes, ClassifiedElement::of_borrowed)
+    }
+
+    /// Parses, and makes `then` of each element where it was parsed.
+    fn parse_then<T: Send>(
+        bytes: &[u8],
+        then: impl Fn(&Element) -> T + Sync,
+    ) -> Result<(Self, Vec<T>)> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Self::new());
+            return Ok((Self::new(), Vec::new()));
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::malformed("repository", "the document is not valid UTF-8"))?;
@@ -137,23 +153,31 @@ impl RepositoryDocument {
         let threads = crate::parallel::threads_for(raw_children.len());
         let parsed =
             crate::parallel::map_in_order(raw_children, threads, CHILDREN_PER_BLOCK, |raw| {
-                child(raw, &scope)
+                child(raw, &scope).map(|child| {
+                    let made = then(&child.element);
+                    (child, made)
+                })
             });
         // The first error in document order: a child's, or else what the
         // scan met after the children it found.
-        let children = parsed.into_iter().collect::<Result<Vec<_>>>()?;
+        let (children, made): (Vec<_>, Vec<_>) = parsed
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         if let Some(failure) = outline.failure {
             return Err(failure);
         }
         let root = outline
             .root
             .ok_or_else(|| Error::malformed("document", "no root element"))?;
-        Ok(RepositoryDocument {
+        let document = RepositoryDocument {
             root_open: outline.root_open,
             root_name: root.name().to_string(),
             children,
             removed: Vec::new(),
-        })
+        };
+        Ok((document, made))
     }
 
     /// A document assembled from elements stored apart, each with its
@@ -695,6 +719,56 @@ mod tests {
             parsed > 500 && refused > 500,
             "{parsed} parsed, {refused} refused"
         );
+    }
+
+    /// Classifying while parsing gives what classifying the parsed
+    /// document gives, element for element (a large ring, on several
+    /// threads).
+    #[test]
+    fn elements_classified_while_parsed_are_those_of_the_document() {
+        use crate::crypto::{Algorithm, Secret};
+        use crate::xml::{KeyXml, descriptor_element};
+        let created = time::macros::datetime!(2030-01-01 0:00 UTC);
+        let mut doc = RepositoryDocument::new();
+        for i in 0..700u32 {
+            let element = match i % 7 {
+                0 => Element::new("revocation").with_attr("version", "1"),
+                1 => Element::new("key").with_attr("id", "not a guid"),
+                2 => Element::new("foreign").with_text("kept"),
+                _ => KeyXml {
+                    id: uuid::Uuid::from_u128(u128::from(i)),
+                    creation_date: created,
+                    activation_date: created,
+                    expiration_date: created + time::Duration::days(90),
+                    descriptor: descriptor_element(
+                        Algorithm::default(),
+                        &Secret::new(vec![u8::try_from(i % 256).unwrap_or(0); 64]),
+                    ),
+                }
+                .to_element(),
+            };
+            doc.push(&element);
+        }
+        let bytes = doc.to_bytes();
+        let (parsed, classified) = RepositoryDocument::parse_classified(&bytes).unwrap();
+        let expected = RepositoryDocument::parse(&bytes).unwrap();
+        assert_eq!(parsed, expected);
+        let text = |all: &[ClassifiedElement]| -> Vec<String> {
+            all.iter()
+                .map(|c| match &c.classified {
+                    Ok(crate::xml::StoredElement::Key(k)) => {
+                        format!(
+                            "{} {k:?} {}",
+                            c.is_revocation,
+                            k.descriptor.to_xml(Format::Compact)
+                        )
+                    }
+                    other => format!("{} {other:?}", c.is_revocation),
+                })
+                .collect()
+        };
+        assert_eq!(text(&classified), text(&expected.classified()));
+        assert_eq!(classified.len(), 700);
     }
 
     #[test]
