@@ -63,6 +63,16 @@ enum Written {
     Ambiguous(BlobError),
 }
 
+impl Cache {
+    /// The ETag of the document held, to ask for it conditionally.
+    fn etag(&self) -> Option<Etag> {
+        match self {
+            Cache::Present { etag, .. } => Some(etag.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// What a conditional download found.
 enum Fetched {
     /// The blob still has the ETag asked about (304).
@@ -399,11 +409,7 @@ impl BlobXmlRepository {
 
     /// Reads the blob into the cache, conditionally on the cached ETag.
     async fn update(&self, cache: &mut Cache) -> std::result::Result<(), StorageError> {
-        let cached = match &*cache {
-            Cache::Present { etag, .. } => Some(etag.clone()),
-            _ => None,
-        };
-        match self.fetch(cached, false).await? {
+        match self.fetch(cache.etag(), false).await? {
             Fetched::NotModified => {}
             Fetched::Absent => *cache = Cache::Absent,
             Fetched::Present { etag, doc, .. } => *cache = Cache::Present { etag, doc },
@@ -537,11 +543,7 @@ impl VersionedRepository for BlobXmlRepository {
         &self,
     ) -> std::result::Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
         let mut cache = self.cache.lock().await;
-        let cached = match &*cache {
-            Cache::Present { etag, .. } => Some(etag.clone()),
-            _ => None,
-        };
-        match self.fetch(cached, true).await? {
+        match self.fetch(cache.etag(), true).await? {
             Fetched::NotModified => {}
             Fetched::Absent => *cache = Cache::Absent,
             Fetched::Present {

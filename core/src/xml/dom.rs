@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use quick_xml::events::attributes::{AttrError, Attributes};
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::{BytesDecl, BytesStart, Event};
 use quick_xml::name::QName;
 use quick_xml::{Reader, XmlVersion};
 
@@ -474,24 +474,8 @@ fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
         match event {
             // The declaration .NET writes (every key file) names UTF-8.
             Event::Decl(decl) if *decl == *DECLARATION_CONTENT => {}
-            Event::Decl(decl) => {
-                if let Some(Ok(enc)) = decl.encoding()
-                    && !enc.eq_ignore_ascii_case(b"utf-8")
-                    && !enc.eq_ignore_ascii_case(b"utf8")
-                {
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    return Err(Error::malformed(
-                        "document",
-                        format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
-                    ));
-                }
-            }
-            Event::DocType(_) => {
-                return Err(Error::malformed(
-                    "document",
-                    "a DTD is not allowed in key XML (entity declarations are refused)",
-                ));
-            }
+            Event::Decl(decl) => check_declaration(&decl)?,
+            Event::DocType(_) => return Err(dtd_refused()),
             Event::PI(_) => {}
             Event::Start(start) => {
                 if root.is_some() {
@@ -618,6 +602,29 @@ fn parse_in_scope(text: &str, inherited: Option<&Scope>) -> Result<Element> {
         ));
     }
     root.ok_or_else(|| Error::malformed("document", "no root element"))
+}
+
+/// Refuses an XML declaration naming an encoding other than UTF-8.
+pub(crate) fn check_declaration(decl: &BytesDecl<'_>) -> Result<()> {
+    if let Some(Ok(enc)) = decl.encoding()
+        && !enc.eq_ignore_ascii_case(b"utf-8")
+        && !enc.eq_ignore_ascii_case(b"utf8")
+    {
+        let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
+        return Err(Error::malformed(
+            "document",
+            format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a document with a DTD is refused.
+pub(crate) fn dtd_refused() -> Error {
+    Error::malformed(
+        "document",
+        "a DTD is not allowed in key XML (entity declarations are refused)",
+    )
 }
 
 /// Up to this many declarations in scope are looked up by a scan; past it,

@@ -8,7 +8,10 @@
 use quick_xml::Reader;
 use quick_xml::events::Event;
 
-use super::dom::{DECLARATION, Element, Format, MAX_DEPTH, Scope, parse_with_scope};
+use super::dom::{
+    DECLARATION, Element, Format, MAX_DEPTH, Scope, check_declaration, dtd_refused,
+    parse_with_scope,
+};
 use super::key::ClassifiedElement;
 use crate::error::{Error, Result};
 
@@ -398,24 +401,8 @@ fn scan(text: &str, outline: &mut Outline) -> Result<()> {
         let after = usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
         let span = || text.get(before..after).map(tag_text).unwrap_or_default();
         match event {
-            Event::Decl(decl) => {
-                if let Some(Ok(enc)) = decl.encoding()
-                    && !enc.eq_ignore_ascii_case(b"utf-8")
-                    && !enc.eq_ignore_ascii_case(b"utf8")
-                {
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    return Err(Error::malformed(
-                        "document",
-                        format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
-                    ));
-                }
-            }
-            Event::DocType(_) => {
-                return Err(Error::malformed(
-                    "document",
-                    "a DTD is not allowed in key XML (entity declarations are refused)",
-                ));
-            }
+            Event::Decl(decl) => check_declaration(&decl)?,
+            Event::DocType(_) => return Err(dtd_refused()),
             Event::PI(_) | Event::Comment(_) => {}
             Event::Start(_) => {
                 if open.is_empty() && outline.root.is_some() {

@@ -12,8 +12,8 @@ use quick_xml::{Reader, XmlVersion};
 
 // Not copied: what the change left as it was.
 use super::{
-    Attribute, Element, MAX_DEPTH, Name, Node, Scope, is_ascii_blank, is_blank, is_xml_name, local,
-    resolve_namespaces,
+    Attribute, Element, MAX_DEPTH, Name, Node, Scope, check_declaration, dtd_refused,
+    is_ascii_blank, is_blank, is_xml_name, local, resolve_namespaces,
 };
 use crate::error::{Error, Result};
 
@@ -80,24 +80,8 @@ fn parse_in_scope(text: &str, scope: &mut Scope) -> Result<Element> {
             )
         })?;
         match event {
-            Event::Decl(decl) => {
-                if let Some(Ok(enc)) = decl.encoding()
-                    && !enc.eq_ignore_ascii_case(b"utf-8")
-                    && !enc.eq_ignore_ascii_case(b"utf8")
-                {
-                    let enc = String::from_utf8_lossy(&enc).to_ascii_lowercase();
-                    return Err(Error::malformed(
-                        "document",
-                        format!("unsupported encoding {enc:?} (only UTF-8 is read)"),
-                    ));
-                }
-            }
-            Event::DocType(_) => {
-                return Err(Error::malformed(
-                    "document",
-                    "a DTD is not allowed in key XML (entity declarations are refused)",
-                ));
-            }
+            Event::Decl(decl) => check_declaration(&decl)?,
+            Event::DocType(_) => return Err(dtd_refused()),
             Event::PI(_) => {}
             Event::Start(start) => {
                 if root.is_some() {
