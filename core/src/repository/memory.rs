@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::versioned::{Snapshot, StorageError, Version, VersionedRepository, WriteCondition};
-use crate::xml::{ClassifiedElement, RepositoryDocument};
+use crate::xml::RepositoryDocument;
 
 /// Keeps elements in memory only. Every payload protected with its keys
 /// becomes unreadable when the process exits, so creating one logs a warning.
@@ -63,16 +63,6 @@ impl VersionedRepository for InMemoryXmlRepository {
     async fn read_if_changed(&self, known: &Version) -> Result<Option<Snapshot>, StorageError> {
         let stored = self.lock();
         Ok((&stored.version() != known).then(|| stored.snapshot()))
-    }
-
-    /// Classifies the stored elements where they are: nothing of the
-    /// document is copied but the keys' descriptors.
-    async fn read_classified(
-        &self,
-    ) -> Result<(Vec<ClassifiedElement>, Option<Version>), StorageError> {
-        let stored = self.lock();
-        let version = (stored.generation > 0).then(|| stored.version());
-        Ok((stored.document.classified(), version))
     }
 
     async fn write(
