@@ -6,9 +6,9 @@
 //!   every repository pays after reading).
 //! * `ring_load/file_system/N`: the same from a directory of N key files as
 //!   ASP.NET Core writes them (adds listing, sorting, reading and parsing:
-//!   four system calls per file, and from a few hundred files on, up to
-//!   four threads, no more than the cores, reading, parsing and classifying
-//!   at once).
+//!   four system calls per file, and from a few hundred files on, one
+//!   thread per 128 files, up to eight, reading, parsing and classifying at
+//!   once).
 //! * `ring_refresh_unchanged/{memory,file_system}/N`: a refresh of a ring
 //!   that has not changed: the change check (`XmlRepository::changed_since`
 //!   with the version the ring was read at) answering "unchanged", after
