@@ -13,7 +13,7 @@ use quick_xml::{Reader, XmlVersion};
 // Not copied: what the change left as it was.
 use super::{
     Attribute, Element, MAX_DEPTH, Name, Node, Scope, check_declaration, dtd_refused,
-    is_ascii_blank, is_blank, is_xml_name, local, resolve_namespaces,
+    is_ascii_blank, is_blank, is_xml_name, known_name, local, resolve_namespaces,
 };
 use crate::error::{Error, Result};
 
@@ -21,23 +21,7 @@ use crate::error::{Error, Result};
 /// ASP.NET Core's key XML: a ring of 10,000 keys holds about 100,000
 /// elements, each otherwise an allocation to make and later to free.
 fn shared_name(name: &str) -> Name {
-    Cow::Borrowed(match name {
-        "key" => "key",
-        "creationDate" => "creationDate",
-        "activationDate" => "activationDate",
-        "expirationDate" => "expirationDate",
-        "descriptor" => "descriptor",
-        "encryption" => "encryption",
-        "validation" => "validation",
-        "masterKey" => "masterKey",
-        "value" => "value",
-        "revocation" => "revocation",
-        "revocationDate" => "revocationDate",
-        "reason" => "reason",
-        "encryptedSecret" => "encryptedSecret",
-        "encryptedKey" => "encryptedKey",
-        _ => return Cow::Owned(name.to_string()),
-    })
+    known_name(name).map_or_else(|| Cow::Owned(name.to_string()), Cow::Borrowed)
 }
 
 /// Parses with inherited namespace bindings (used for children of a
